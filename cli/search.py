@@ -1,0 +1,95 @@
+"""``stmt search``: top-k semantic search of a corpus file for queries from arguments or stdin."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._common import (
+    UserError,
+    errors_option,
+    load_model,
+    long_option,
+    model_options,
+    report_reading,
+    report_truncation,
+)
+from ._io import emit_records, format_option
+
+
+@click.command()
+@click.argument("queries", nargs=-1)
+@click.option(
+    "--corpus",
+    "corpus_path",
+    required=True,
+    type=click.Path(allow_dash=True),
+    help="File of documents, one a line (or a CSV/TSV/JSONL column with --column).",
+)
+@click.option("--column", help="Column (CSV/TSV) or key (JSONL) of the corpus that holds the text.")
+@click.option(
+    "-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Hits per query."
+)
+@format_option()
+@long_option
+@errors_option
+@model_options
+def search(
+    queries: tuple[str, ...],
+    corpus_path: str,
+    column: str | None,
+    top_k: int,
+    fmt: str,
+    long: str,
+    errors: str,
+    model_name: str | None,
+    device: str | None,
+    batch_size: int,
+) -> None:
+    """Find the lines of the corpus closest in meaning to each QUERY.
+
+    Queries come from the arguments, or one a line from stdin when none are given (or with '-').
+
+    \b
+    Examples:
+      stmt search --corpus examples/b.txt "a pet animal"
+      cat questions.txt | stmt search --corpus faq.txt -k 3 --format jsonl
+    """
+    from st_multitask.backbone import count_over_window, embed
+    from st_multitask.data import ReadReport, iter_texts
+    from st_multitask.similarity import search as semantic_search
+
+    if corpus_path == "-" and (not queries or queries == ("-",)):
+        raise UserError("The corpus and the queries cannot both come from stdin.")
+    if not queries or queries == ("-",):
+        if sys.stdin.isatty() and not queries:
+            raise UserError("Give queries as arguments, or pipe them in one a line.")
+        queries = tuple(text for _, text in iter_texts("-", errors=errors, fmt="lines"))
+    elif "-" in queries:
+        raise UserError("'-' (read queries from stdin) cannot be mixed with queries given as arguments.")
+    blank = [i for i, q in enumerate(queries, 1) if not q.strip()]
+    if blank:
+        raise UserError(f"Query {blank[0]} is blank; give a text to search for.")
+    report = ReadReport()
+    rows = list(iter_texts(corpus_path, column=column, errors=errors, report=report))
+    report_reading(click.format_filename(corpus_path), report)
+    lines = [n for n, _ in rows]
+    corpus = [t for _, t in rows]
+    model = load_model(model_name, device)
+    report_truncation(count_over_window(corpus, model), model, long)
+    corpus_emb = embed(corpus, model=model, batch_size=batch_size, long=long)
+    query_emb = embed(list(queries), model=model, batch_size=batch_size, long=long)
+    results = semantic_search(query_emb, corpus_emb, top_k=top_k)
+    records = [
+        {
+            "query": q,
+            "rank": rank,
+            "score": hit["score"],
+            "line": lines[hit["corpus_id"]],
+            "text": corpus[hit["corpus_id"]],
+        }
+        for q, hits in zip(queries, results)
+        for rank, hit in enumerate(hits, 1)
+    ]
+    emit_records(records, fmt)

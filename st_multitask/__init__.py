@@ -1,0 +1,80 @@
+"""st_multitask: sentence embeddings, similarity and multi-task heads on sentence-transformers.
+
+The packaged all-MiniLM-L6-v2 is the default backbone and loads offline::
+
+    >>> from st_multitask import embed, cosine_similarity
+    >>> vectors = embed(["The dog ran across the grass.", "Why is the sky blue?"])
+    >>> vectors.shape
+    (2, 384)
+
+Names are imported lazily, so ``import st_multitask`` (and ``stmt --help``) does not pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "load_backbone": "backbone",
+    "embed": "backbone",
+    "embed_tokens": "backbone",
+    "count_over_window": "backbone",
+    "TokenEmbeddings": "backbone",
+    "DEFAULT_MODEL_NAME": "backbone",
+    "default_model_path": "backbone",
+    "cosine_similarity": "similarity",
+    "pairwise_similarity": "similarity",
+    "search": "similarity",
+    "paraphrases": "similarity",
+    "StMultitaskError": "errors",
+    "InputError": "errors",
+    "ModelLoadError": "errors",
+}
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "InputError",
+    "ModelLoadError",
+    "StMultitaskError",
+    "TokenEmbeddings",
+    "__version__",
+    "cosine_similarity",
+    "count_over_window",
+    "default_model_path",
+    "embed",
+    "embed_tokens",
+    "load_backbone",
+    "pairwise_similarity",
+    "paraphrases",
+    "search",
+]
+
+if TYPE_CHECKING:
+    from .backbone import (
+        DEFAULT_MODEL_NAME,
+        TokenEmbeddings,
+        count_over_window,
+        default_model_path,
+        embed,
+        embed_tokens,
+        load_backbone,
+    )
+    from .errors import InputError, ModelLoadError, StMultitaskError
+    from .similarity import cosine_similarity, pairwise_similarity, paraphrases, search
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'st_multitask' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

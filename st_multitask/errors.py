@@ -1,0 +1,22 @@
+"""The library's exceptions.
+
+Every error a user can cause derives from :class:`StMultitaskError`, so callers (and the ``stmt``
+CLI, which turns them into one line and exit code 2) can catch them in one place. Messages name the
+problem and the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InputError", "ModelLoadError", "StMultitaskError"]
+
+
+class StMultitaskError(Exception):
+    """Base class of every error raised on purpose by st_multitask."""
+
+
+class InputError(StMultitaskError, ValueError):
+    """Input texts, files or arguments are missing, empty, malformed or inconsistent."""
+
+
+class ModelLoadError(StMultitaskError, OSError):
+    """A model could not be found or loaded (not a model directory, unknown name, offline)."""

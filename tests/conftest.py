@@ -1,0 +1,68 @@
+"""Shared fixtures: the packaged MiniLM loaded once per session, and a tiny random BERT model directory."""
+
+from __future__ import annotations
+
+import os
+
+# Tests never touch the network: set before transformers / huggingface_hub are imported.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def backbone():
+    """The packaged all-MiniLM-L6-v2, shared by every test (the same object `embed(model=None)` uses)."""
+    from st_multitask.backbone import resolve_model
+
+    return resolve_model(None)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny randomly initialised BERT sentence-transformer (MiniLM's vocabulary), saved to disk."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from st_multitask.backbone import default_model_path
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny-model")
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    hf_dir = out / "hf"
+    BertModel(config).save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    transformer = models.Transformer(str(hf_dir), max_seq_length=32)
+    pooling = models.Pooling(32, pooling_mode="mean")
+    model = SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu")
+    model_dir = out / "model"
+    model.save(str(model_dir))
+    return model_dir
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write("name.txt", "content" or b"bytes") -> path in a fresh temporary folder."""
+
+    def _write(name: str, content: str | bytes) -> str:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return str(path)
+
+    return _write
