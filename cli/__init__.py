@@ -19,6 +19,8 @@ COMMANDS = {
     "embed": ("embed", "embed", "Embed texts into vectors (.npy, .parquet, .csv, .jsonl)."),
     "similarity": ("similarity", "similarity", "Compare the lines of two files by cosine similarity."),
     "search": ("search", "search", "Semantic search of a corpus file for queries."),
+    "predict": ("predict", "predict", "Predict every task (labels, entities) of a multi-task model."),
+    "info": ("info", "info", "Describe a multi-task model: backbone, heads, labels."),
 }
 
 

@@ -107,6 +107,20 @@ def load_model(model_name: str | None, device: str | None) -> SentenceTransforme
     return cached_backbone(model_name, device)
 
 
+def load_multitask(model_dir: str | None, device: str | None) -> Any:
+    """The multi-task model in ``model_dir``, or the bundled default one."""
+    import transformers
+
+    from st_multitask.model import MultiTaskModel
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.getLogger("st_multitask").setLevel(logging.ERROR)
+    if model_dir is None:
+        return MultiTaskModel.default(device)
+    return MultiTaskModel.load(model_dir, device)
+
+
 def report_reading(name: str, report: Any) -> None:
     if report.blank:
         note(f"skipped {report.blank} blank line{'s' * (report.blank != 1)} in {name}.")

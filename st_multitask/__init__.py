@@ -31,16 +31,25 @@ _LAZY = {
     "search": "similarity",
     "paraphrases": "similarity",
     "StMultitaskError": "errors",
+    "MultiTaskModel": "model",
+    "Head": "heads",
+    "MLPHead": "heads",
+    "TokenHead": "heads",
+    "register_head": "heads",
     "InputError": "errors",
     "ModelLoadError": "errors",
 }
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
+    "Head",
     "InputError",
+    "MLPHead",
     "ModelLoadError",
+    "MultiTaskModel",
     "StMultitaskError",
     "TokenEmbeddings",
+    "TokenHead",
     "__version__",
     "cosine_similarity",
     "count_over_window",
@@ -50,6 +59,7 @@ __all__ = [
     "load_backbone",
     "pairwise_similarity",
     "paraphrases",
+    "register_head",
     "search",
 ]
 
@@ -64,6 +74,8 @@ if TYPE_CHECKING:
         load_backbone,
     )
     from .errors import InputError, ModelLoadError, StMultitaskError
+    from .heads import Head, MLPHead, TokenHead, register_head
+    from .model import MultiTaskModel
     from .similarity import cosine_similarity, pairwise_similarity, paraphrases, search
 
 

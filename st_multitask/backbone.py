@@ -121,6 +121,8 @@ def load_backbone(
     if path.is_file():
         raise ModelLoadError(f"Model path {name!r} is a file; pass the model's directory instead.")
     if path.is_dir():
+        if _manifest_points_at_packaged(path):  # a st_multitask model saved with backbone="reference"
+            return SentenceTransformer(str(default_model_path()), device=device, local_files_only=True)
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise ModelLoadError(
                 f"{name!r} is not a model directory (no modules.json or config.json in it). "
@@ -141,6 +143,18 @@ def load_backbone(
             f"(st_multitask never downloads models). Leave --model out to use the packaged default "
             f"{DEFAULT_MODEL_NAME}, or pass the path of a saved sentence-transformers model."
         ) from exc
+
+
+def _manifest_points_at_packaged(path: Path) -> bool:
+    import json
+
+    manifest = path / "st_multitask.json"
+    if (path / "modules.json").is_file() or not manifest.is_file():
+        return False
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8"))["backbone"]["type"] == "packaged"
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 @functools.lru_cache(maxsize=4)

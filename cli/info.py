@@ -1,0 +1,50 @@
+"""``stmt info``: what a multi-task model holds: backbone, heads, labels, sizes, stored metrics."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ._common import load_multitask
+
+
+@click.command()
+@click.option(
+    "--model",
+    "model_dir",
+    envvar="STMT_MODEL",
+    show_envvar=True,
+    metavar="DIR",
+    help="A model directory saved by st_multitask [default: the bundled default model].",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def info(model_dir: str | None, fmt: str) -> None:
+    """Describe a multi-task model: its backbone and each head's kind, labels and size.
+
+    \b
+    Example:
+      stmt info --model my-model
+    """
+    model = load_multitask(model_dir, "cpu")
+    summary = model.info()
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    backbone = summary["backbone"]
+    click.echo(
+        f"backbone: {backbone['name']} ({backbone['dimension']}-d, window {backbone['max_seq_length']} "
+        f"tokens, {backbone['parameters']:,} parameters)"
+    )
+    if not summary["heads"]:
+        click.echo("heads: none")
+    for name, head in summary["heads"].items():
+        state = "" if head["trained"] else ", untrained"
+        click.echo(
+            f"head {name}: {head['kind']} ({head['level']} level, {head['parameters']:,} parameters{state})"
+        )
+        click.echo(f"  labels: {', '.join(head['labels'])}")
+        settings = ", ".join(f"{k}={v}" for k, v in head["config"].items())
+        click.echo(f"  settings: {settings}")
+    for task, metrics in summary["metrics"].items():
+        click.echo(f"metrics {task}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))

@@ -1,0 +1,168 @@
+"""``stmt predict``: every head of a multi-task model on texts, in one backbone pass per batch."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ._common import UserError, errors_option, load_multitask, note, report_reading
+from ._io import emit_records, format_table, shorten
+
+
+def inline_entities(text: str, entities: list[dict]) -> str:
+    """``[Apple](ORG) is buying ...``: entities marked in place."""
+    out, position = [], 0
+    for entity in sorted(entities, key=lambda e: e["start"]):
+        out.append(text[position : entity["start"]])
+        out.append(f"[{entity['text']}]({entity['label']})")
+        position = entity["end"]
+    out.append(text[position:])
+    return "".join(out)
+
+
+@click.command()
+@click.argument("texts", nargs=-1)
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    type=click.Path(allow_dash=True),
+    help="File of texts, one a line (or a CSV/TSV/JSONL column with --column); '-' is stdin.",
+)
+@click.option("--column", help="Column (CSV/TSV) or key (JSONL) that holds the text [default: text].")
+@click.option(
+    "--model",
+    "model_dir",
+    envvar="STMT_MODEL",
+    show_envvar=True,
+    metavar="DIR",
+    help="A model directory saved by st_multitask [default: the bundled default model].",
+)
+@click.option("--tasks", help="Comma-separated heads to run [default: all].")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "jsonl", "csv"]),
+    default="table",
+    show_default=True,
+    help="table reads well in a terminal; json, jsonl and csv pipe.",
+)
+@click.option("--device", envvar="STMT_DEVICE", show_envvar=True, help="cpu, cuda, cuda:N, mps.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@errors_option
+def predict(
+    texts: tuple[str, ...],
+    input_path: str | None,
+    column: str | None,
+    model_dir: str | None,
+    tasks: str | None,
+    fmt: str,
+    device: str | None,
+    batch_size: int,
+    errors: str,
+) -> None:
+    """Predict every task of a multi-task model (labels, probabilities, entities) for TEXTS.
+
+    Texts come from the arguments, from --input FILE, or one a line from stdin.
+
+    \b
+    Examples:
+      stmt predict --model my-model "Apple is buying a U.K. startup for $1 billion"
+      stmt predict --model my-model --input reviews.csv --column review --format jsonl
+      cat texts.txt | stmt predict --model my-model --tasks sentiment --format csv
+    """
+    from st_multitask.data import ReadReport, iter_texts
+
+    if texts and input_path:
+        raise UserError("Give texts as arguments or with --input, not both.")
+    if input_path or not texts:
+        source = input_path or "-"
+        if source == "-" and sys.stdin.isatty():
+            raise UserError("Give texts as arguments, with --input FILE, or pipe them in one a line.")
+        report = ReadReport()
+        items = [text for _, text in iter_texts(source, column=column, errors=errors, report=report)]
+        report_reading(click.format_filename(source), report)
+    else:
+        items = list(texts)
+        blank = [i for i, t in enumerate(items, 1) if not t.strip()]
+        if blank:
+            raise UserError(f"Text {blank[0]} is blank; give a text to predict.")
+    model = load_multitask(model_dir, device)
+    selected = model._select(tasks)
+    untrained = [name for name, head in selected.items() if not head.is_trained]
+    if untrained:
+        note(
+            f"head{'s' * (len(untrained) > 1)} {', '.join(untrained)} {'are' if len(untrained) > 1 else 'is'} "
+            "untrained: predictions are random."
+        )
+    over = sum(item.truncated for item in _window_check(model, items))
+    if over:
+        note(
+            f"{over} text{'s were' if over != 1 else ' was'} longer than the model window "
+            f"({model.backbone.max_seq_length} tokens): sentence labels read the start of the text only, "
+            "and no entities are found past the window."
+        )
+    results = model.predict(items, tasks=list(selected), batch_size=batch_size)
+    levels = {name: head.level for name, head in selected.items()}
+    if fmt in ("json", "jsonl"):
+        records = [{"text": text, **result} for text, result in zip(items, results)]
+        if fmt == "json":
+            click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        else:
+            for record in records:
+                click.echo(json.dumps(record, ensure_ascii=False))
+    elif fmt == "csv":
+        records = []
+        for text, result in zip(items, results):
+            record: dict = {"text": text}
+            for name, value in result.items():
+                if levels[name] == "sentence":
+                    record[name] = (
+                        value["label"] if isinstance(value["label"], str) else ";".join(value["label"])
+                    )
+                    record[f"{name}_score"] = (
+                        value["score"]
+                        if isinstance(value["score"], float)
+                        else ";".join(f"{s:.4f}" for s in value["score"])
+                    )
+                else:
+                    record[name] = json.dumps(value, ensure_ascii=False)
+            records.append(record)
+        emit_records(records, "csv")
+    else:
+        click.echo(_table(items, results, levels))
+
+
+def _window_check(model, items):
+    from st_multitask.backbone import TokenEmbeddings, window_size
+
+    window = window_size(model.backbone)
+    lengths = model.backbone.tokenizer(items, add_special_tokens=False, verbose=False)["input_ids"]
+    return [
+        TokenEmbeddings(text, [], [], None, truncated=len(ids) > window) for text, ids in zip(items, lengths)
+    ]
+
+
+def _table(items: list[str], results: list[dict], levels: dict[str, str]) -> str:
+    token_tasks = [name for name, level in levels.items() if level == "token"]
+    sentence_tasks = [name for name, level in levels.items() if level == "sentence"]
+    headers = ["text", *sentence_tasks]
+    rows = []
+    for text, result in zip(items, results):
+        shown = inline_entities(text, result[token_tasks[0]]) if token_tasks else text
+        row = [shorten(shown, 80)]
+        for name in sentence_tasks:
+            value = result[name]
+            if isinstance(value["label"], str):
+                row.append(f"{value['label']} ({value['score']:.2f})")
+            else:
+                row.append(
+                    ", ".join(f"{label} ({s:.2f})" for label, s in zip(value["label"], value["score"])) or "-"
+                )
+        rows.append(row)
+    table = format_table(headers, rows, max_width=80)
+    for name in token_tasks[1:]:
+        table += f"\n\n{name}:\n" + "\n".join(inline_entities(t, r[name]) for t, r in zip(items, results))
+    return table

@@ -1,0 +1,155 @@
+"""Word pieces <-> words <-> character offsets, and IOB2 decoding (with repair) into entity spans.
+
+Raw strings are split into words CoNLL-style (abbreviations such as ``U.K.`` stay whole, other
+punctuation stands alone); pre-split word lists are joined with single spaces. Either way each
+word has a character span in the text, and each word piece maps to the word whose span holds it.
+
+    >>> text, spans = words_to_text(["Apple", "buys", "U.K.", "startup"])
+    >>> text, spans[2]
+    ('Apple buys U.K. startup', (11, 15))
+    >>> decode_bio(["B-ORG", "O", "I-LOC", "O"], [0.9, 0.99, 0.8, 0.97], spans, text)
+    [{'text': 'Apple', 'label': 'ORG', 'start': 0, 'end': 5, 'score': 0.9}, {'text': 'U.K.', 'label': 'LOC', 'start': 11, 'end': 15, 'score': 0.8}]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TypedDict
+
+import torch
+from torch import Tensor
+
+from .errors import InputError
+
+__all__ = [
+    "ALIGNMENTS",
+    "Entity",
+    "decode_bio",
+    "piece_to_word",
+    "pool_words",
+    "repair_bio",
+    "split_words",
+    "words_to_text",
+]
+
+ALIGNMENTS = ("first", "mean")
+
+# abbreviations with dots (U.K., e.g.), words with inner hyphens/apostrophes, numbers with , or .,
+# then any other single non-space character
+_WORD = re.compile(r"(?:\w\.){2,}|\w+(?:[-'’.,]\w+)*|\S", re.UNICODE)
+
+
+class Entity(TypedDict):
+    """One entity: ``text == original[start:end]``."""
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float
+
+
+def split_words(text: str) -> list[tuple[int, int]]:
+    """Character spans of the words of ``text`` (CoNLL-like tokenization)."""
+    return [m.span() for m in _WORD.finditer(text)]
+
+
+def words_to_text(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """Join pre-split words with single spaces; return the text and each word's span in it."""
+    spans, position = [], 0
+    for i, word in enumerate(words):
+        if not isinstance(word, str) or not word or any(c.isspace() for c in word):
+            raise InputError(f"Word {i} ({word!r}) must be a non-empty string without spaces.")
+        spans.append((position, position + len(word)))
+        position += len(word) + 1
+    return " ".join(words), spans
+
+
+def piece_to_word(offsets: Sequence[tuple[int, int]], word_spans: Sequence[tuple[int, int]]) -> list[int]:
+    """For each word piece (by its character span), the index of its word; -1 for special tokens."""
+    result, w = [], 0
+    for start, end in offsets:
+        if start == end:  # special token or padding
+            result.append(-1)
+            continue
+        while w < len(word_spans) and word_spans[w][1] <= start:
+            w += 1
+        result.append(w if w < len(word_spans) and word_spans[w][0] <= start < word_spans[w][1] else -1)
+    return result
+
+
+def pool_words(states: Tensor, piece_word: Tensor, n_words: int, mode: str = "first") -> Tensor:
+    """Word vectors from word-piece vectors.
+
+    Args:
+        states: (batch, seq, dim) word-piece vectors.
+        piece_word: (batch, seq) word index of each piece, -1 for none.
+        n_words: words per row in the output (the longest text's word count).
+        mode: ``first`` piece of each word, or ``mean`` of its pieces.
+
+    Returns:
+        (batch, n_words, dim); words with no piece (past the model window) are zero vectors.
+    """
+    if mode not in ALIGNMENTS:
+        raise InputError(f"Unknown alignment {mode!r}. Valid: {', '.join(ALIGNMENTS)}.")
+    batch, _, dim = states.shape
+    valid = piece_word >= 0  # (batch, seq)
+    index = piece_word.clamp(min=0)
+    if mode == "mean":
+        total = states.new_zeros(batch, n_words, dim)
+        total.scatter_add_(1, index.unsqueeze(-1).expand(-1, -1, dim), states * valid.unsqueeze(-1))
+        count = states.new_zeros(batch, n_words).scatter_add_(1, index, valid.to(states.dtype))
+        return total / count.clamp(min=1).unsqueeze(-1)
+    # first: the piece whose word differs from the previous piece's word
+    previous = torch.cat([piece_word.new_full((batch, 1), -1), piece_word[:, :-1]], dim=1)
+    first = valid & (piece_word != previous)  # (batch, seq)
+    out = states.new_zeros(batch, n_words, dim)
+    rows, cols = first.nonzero(as_tuple=True)
+    out[rows, piece_word[rows, cols]] = states[rows, cols]
+    return out
+
+
+def repair_bio(tags: Sequence[str]) -> list[str]:
+    """Make an IOB2 sequence valid: an ``I-X`` that does not continue an ``X`` entity opens one (``B-X``)."""
+    repaired, previous = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        repaired.append(tag)
+        previous = tag
+    return repaired
+
+
+def decode_bio(
+    tags: Sequence[str], scores: Sequence[float], word_spans: Sequence[tuple[int, int]], text: str
+) -> list[Entity]:
+    """Entities from per-word IOB2 tags (repaired first); the score is the mean of the words' scores."""
+    entities: list[Entity] = []
+    current: dict | None = None
+
+    def close() -> None:
+        if current is not None:
+            start, end = current["start"], current["end"]
+            entities.append(
+                Entity(
+                    text=text[start:end],
+                    label=current["label"],
+                    start=start,
+                    end=end,
+                    score=round(sum(current["scores"]) / len(current["scores"]), 4),
+                )
+            )
+
+    for tag, score, (start, end) in zip(repair_bio(tags), scores, word_spans):
+        if tag.startswith("B-"):
+            close()
+            current = {"label": tag[2:], "start": start, "end": end, "scores": [score]}
+        elif tag.startswith("I-") and current is not None:
+            current["end"] = end
+            current["scores"].append(score)
+        else:
+            close()
+            current = None
+    close()
+    return entities

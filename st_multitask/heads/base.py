@@ -1,0 +1,176 @@
+"""The Head contract: a torch module on top of the backbone that owns its loss and its decoding.
+
+A head reads what it needs from the features of one backbone pass (``sentence_embedding`` for
+sentence heads, word vectors for token heads) and returns logits. It saves as ``config.json`` (its
+constructor arguments, ``config_keys``) plus ``model.safetensors``, and loads without running code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from ..errors import InputError, ModelLoadError
+
+__all__ = ["CONFIG_NAME", "HEAD_LEVELS", "WEIGHTS_NAME", "Head", "activation_from_name", "activation_name"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+HEAD_LEVELS = ("sentence", "token")
+
+
+def activation_name(activation: str | nn.Module | type[nn.Module]) -> str:
+    """The dotted import name of an activation (how configs store it)."""
+    if isinstance(activation, str):
+        return activation
+    cls = activation if isinstance(activation, type) else type(activation)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def activation_from_name(name: str) -> nn.Module:
+    """An activation module from its dotted name; only ``torch.nn`` activations are allowed."""
+    module, _, attr = name.rpartition(".")
+    if module not in ("torch.nn", "torch.nn.modules.activation") or not hasattr(nn, attr):
+        raise InputError(f"Unknown activation {name!r}: use a torch.nn activation such as 'torch.nn.GELU'.")
+    cls = getattr(nn, attr)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise InputError(f"{name!r} is not a torch.nn module.")
+    return cls()
+
+
+class Head(nn.Module):
+    """Base class of every head kind.
+
+    Subclasses set ``kind`` (the registry name), ``level`` and ``config_keys``, take ``in_features``
+    and ``labels`` as their first arguments, and implement :meth:`forward` and :meth:`loss`.
+    """
+
+    kind: ClassVar[str]
+    level: ClassVar[Literal["sentence", "token"]]
+    config_keys: ClassVar[list[str]] = ["in_features", "labels"]
+
+    def __init__(self, in_features: int, labels: Sequence[str]):
+        super().__init__()
+        if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
+            raise InputError(f"in_features must be a positive integer, got {in_features!r}.")
+        labels = list(labels)
+        if len(labels) < 1 or not all(isinstance(label, str) and label for label in labels):
+            raise InputError("labels must be a non-empty list of non-empty strings.")
+        if len(set(labels)) != len(labels):
+            duplicates = sorted({label for label in labels if labels.count(label) > 1})
+            raise InputError(f"labels must be unique; repeated: {', '.join(duplicates)}.")
+        self.in_features = in_features
+        self.labels = labels
+        # set to True by training (or by loading trained weights); predicting with an untrained head warns
+        self.register_buffer("_trained", torch.tensor(False), persistent=True)
+
+    # -- labels ---------------------------------------------------------------------------------
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    @property
+    def is_trained(self) -> bool:
+        return bool(self._trained)
+
+    def mark_trained(self, trained: bool = True) -> None:
+        self._trained.fill_(trained)
+
+    def encode_labels(self, labels: Sequence[str]) -> Tensor:
+        """Label names to ids, naming any label the head does not know."""
+        mapping = self.label2id
+        unknown = sorted({label for label in labels if label not in mapping})
+        if unknown:
+            raise InputError(
+                f"Unknown label{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}. "
+                f"Valid: {', '.join(self.labels)}."
+            )
+        return torch.tensor([mapping[label] for label in labels], dtype=torch.long)
+
+    # -- the contract -------------------------------------------------------------------------
+    def forward(self, features: dict[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- save / load ----------------------------------------------------------------------------
+    def get_config_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.config_keys}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write ``config.json`` (kind + constructor arguments) and ``model.safetensors``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        config = {"kind": self.kind, "level": self.level, "config": self.get_config_dict()}
+        (path / CONFIG_NAME).write_text(
+            json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(path / WEIGHTS_NAME), metadata={"kind": self.kind})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Head:
+        """Rebuild a head from ``config.json`` (by its registered kind) and load its weights.
+
+        Works on the base class (``Head.load(dir)`` picks the kind from the config) and on a
+        subclass (which checks the kind matches).
+        """
+        from . import get_head_class
+
+        path = Path(path)
+        config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
+        for required in (config_path, weights_path):
+            if not required.is_file():
+                raise ModelLoadError(f"{required} is missing: {path} is not a saved head.")
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            kind, kwargs = config["kind"], config["config"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(f"{config_path} is not a valid head config ({exc}).") from None
+        head_cls = get_head_class(kind)
+        if cls is not Head and not issubclass(head_cls, cls):
+            raise ModelLoadError(f"{path} holds a {kind!r} head, not a {cls.kind!r} head.")
+        unknown = sorted(set(kwargs) - set(head_cls.config_keys))
+        if unknown:
+            raise ModelLoadError(f"{config_path}: unknown settings {', '.join(unknown)} for a {kind!r} head.")
+        try:
+            head = head_cls(**kwargs)
+        except (InputError, TypeError, ValueError) as exc:
+            raise ModelLoadError(f"{config_path}: invalid settings ({exc}).") from None
+        try:
+            state = load_file(str(weights_path))
+        except Exception as exc:  # safetensors raises its own error types for truncated/corrupt files
+            raise ModelLoadError(f"{weights_path} is not a readable safetensors file ({exc}).") from None
+        expected = head.state_dict()
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if missing or extra:
+            raise ModelLoadError(
+                f"{weights_path} does not match its config: missing {missing}, unexpected {extra}."
+            )
+        for key, tensor in state.items():
+            if tensor.shape != expected[key].shape:
+                raise ModelLoadError(
+                    f"{weights_path}: {key} has shape {tuple(tensor.shape)}, the config implies "
+                    f"{tuple(expected[key].shape)}."
+                )
+        head.load_state_dict(state)
+        return head
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, labels={self.labels}"

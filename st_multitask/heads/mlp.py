@@ -1,0 +1,113 @@
+"""MLPHead: a sentence-level classifier (topic, sentiment, any label set) on the pooled embedding.
+
+>>> import torch
+>>> head = MLPHead(384, ["negative", "positive"], hidden=[128])
+>>> head({"sentence_embedding": torch.randn(3, 384)}).shape
+torch.Size([3, 2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import InputError
+from .base import Head, activation_from_name, activation_name
+
+__all__ = ["MLPHead", "build_mlp"]
+
+
+def build_mlp(
+    in_features: int, hidden: Sequence[int], out_features: int, activation: str, dropout: float
+) -> nn.Sequential:
+    """Linear → activation → dropout for each hidden size, then Linear to ``out_features``."""
+    if not 0.0 <= dropout < 1.0:
+        raise InputError(f"dropout must be in [0, 1), got {dropout!r}.")
+    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        raise InputError(f"hidden sizes must be positive integers, got {list(hidden)!r}.")
+    layers: list[nn.Module] = []
+    width = in_features
+    for size in hidden:
+        layers += [nn.Linear(width, size), activation_from_name(activation), nn.Dropout(dropout)]
+        width = size
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
+class MLPHead(Head):
+    """Sentence-level head: an MLP over ``features["sentence_embedding"]``.
+
+    Args:
+        in_features: the backbone's embedding width.
+        labels: the label names, in id order.
+        hidden: hidden layer sizes; ``[]`` is a linear probe.
+        activation: a torch.nn activation by dotted name.
+        dropout: dropout after each hidden layer.
+        multi_label: independent sigmoid per label (any number of labels per text) instead of softmax.
+        threshold: the probability at which a label is predicted, in multi-label mode.
+    """
+
+    kind: ClassVar[str] = "mlp"
+    level: ClassVar[Literal["sentence", "token"]] = "sentence"
+    config_keys: ClassVar[list[str]] = [
+        "in_features",
+        "labels",
+        "hidden",
+        "activation",
+        "dropout",
+        "multi_label",
+        "threshold",
+    ]
+
+    def __init__(
+        self,
+        in_features: int,
+        labels: Sequence[str],
+        hidden: Sequence[int] = (256,),
+        activation: str = "torch.nn.GELU",
+        dropout: float = 0.1,
+        multi_label: bool = False,
+        threshold: float = 0.5,
+    ):
+        super().__init__(in_features, labels)
+        if not 0.0 < threshold < 1.0:
+            raise InputError(f"threshold must be between 0 and 1, got {threshold!r}.")
+        self.hidden = list(hidden)
+        self.activation = activation_name(activation)
+        self.dropout = float(dropout)
+        self.multi_label = bool(multi_label)
+        self.threshold = float(threshold)
+        self.mlp = build_mlp(in_features, self.hidden, self.num_labels, self.activation, self.dropout)
+
+    def forward(self, features: dict[str, Tensor]) -> Tensor:
+        return self.mlp(features["sentence_embedding"])  # (batch, labels)
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+
+    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Cross-entropy on label ids (batch,), or BCE on a 0/1 matrix (batch, labels) if multi-label."""
+        if self.multi_label:
+            return nn.functional.binary_cross_entropy_with_logits(logits, targets.float())
+        return nn.functional.cross_entropy(logits, targets)
+
+    def predict_proba(self, embeddings: Tensor) -> Tensor:
+        """Probabilities (batch, labels) from sentence embeddings (batch, dim)."""
+        with torch.inference_mode():
+            return self.probabilities(self({"sentence_embedding": embeddings}))
+
+    def predict(self, embeddings: Tensor) -> list[str] | list[list[str]]:
+        """Label names from sentence embeddings: one per text, or a list per text if multi-label."""
+        return [self.decode(row)["label"] for row in self.predict_proba(embeddings)]
+
+    def decode(self, probabilities: Tensor) -> dict:
+        """One text's ``{"label", "score", "probabilities"}`` from its probability vector."""
+        probs = {label: float(p) for label, p in zip(self.labels, probabilities.tolist())}
+        if self.multi_label:
+            chosen = [label for label, p in probs.items() if p >= self.threshold]
+            return {"label": chosen, "score": [probs[label] for label in chosen], "probabilities": probs}
+        best = int(torch.argmax(probabilities))
+        return {"label": self.labels[best], "score": float(probabilities[best]), "probabilities": probs}

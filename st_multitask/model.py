@@ -1,0 +1,470 @@
+"""MultiTaskModel: one SentenceTransformer backbone plus named heads, served by one backbone pass.
+
+>>> from st_multitask import MultiTaskModel
+>>> from st_multitask.heads import MLPHead, TokenHead
+>>> model = MultiTaskModel()                      # the packaged all-MiniLM-L6-v2
+>>> model.add_head("sentiment", MLPHead(model.dim, ["negative", "positive"]))
+>>> model.add_head("ner", TokenHead(model.dim, ["O", "B-ORG", "I-ORG"]))
+>>> sorted(model.predict(["Apple is great."])[0])
+['ner', 'sentiment']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .alignment import decode_bio, piece_to_word, split_words, words_to_text
+from .backbone import (
+    DEFAULT_MODEL_NAME,
+    default_model_path,
+    embed,
+    embedding_dim,
+    forward_batch,
+    load_backbone,
+)
+from .errors import InputError, ModelLoadError
+from .heads import Head
+from .heads.base import CONFIG_NAME, WEIGHTS_NAME
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "MultiTaskModel"]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "st_multitask.json"
+FORMAT_VERSION = 1
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _refuse_pickles(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.suffix.lower() in _PICKLE_SUFFIXES and path.is_file():
+            raise ModelLoadError(
+                f"Refusing to load {path}: pickle-based weight files can run code. "
+                "st_multitask models hold safetensors and JSON only."
+            )
+
+
+class MultiTaskModel(torch.nn.Module):
+    """A backbone and named heads.
+
+    Args:
+        backbone: a loaded SentenceTransformer, a model path or name, or ``None`` for the packaged
+            all-MiniLM-L6-v2 (loaded offline).
+        heads: optional ``{name: head}`` to add at once.
+        device: where to run; ``None`` picks cuda when available.
+    """
+
+    def __init__(
+        self,
+        backbone: SentenceTransformer | str | os.PathLike[str] | None = None,
+        heads: dict[str, Head] | None = None,
+        device: str | None = None,
+    ):
+        super().__init__()
+        if backbone is None or isinstance(backbone, (str, os.PathLike)):
+            self._backbone_source = None if backbone is None else os.fspath(backbone)
+            backbone = load_backbone(backbone, device)
+        else:
+            self._backbone_source = "a SentenceTransformer object"
+        self.backbone = backbone
+        self._heads = torch.nn.ModuleDict()
+        self.eval()  # inference by default, as from_pretrained models are; training calls .train()
+        for name, head in (heads or {}).items():
+            self.add_head(name, head)
+
+    # -- heads ----------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """Width of the backbone's embeddings (what heads take as ``in_features``)."""
+        return embedding_dim(self.backbone)
+
+    @property
+    def heads(self) -> dict[str, Head]:
+        """The heads by name (a copy: use add_head / remove_head to change them)."""
+        return dict(self._heads.items())
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.device
+
+    def add_head(self, name: str, head: Head) -> MultiTaskModel:
+        """Attach ``head`` as task ``name``."""
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+            raise InputError(f"Head name {name!r} must be letters, digits, '-' or '_' (it names a folder).")
+        if name in self._heads:
+            raise InputError(f"A head named {name!r} exists already; remove_head({name!r}) first.")
+        if not isinstance(head, Head):
+            raise InputError(f"{type(head).__name__} is not a st_multitask Head.")
+        if head.in_features != self.dim:
+            raise InputError(
+                f"Head {name!r} takes {head.in_features}-d input; the backbone gives {self.dim}-d."
+            )
+        self._heads[name] = head.to(self.device).train(self.training)
+        return self
+
+    def remove_head(self, name: str) -> Head:
+        """Detach and return the head ``name``."""
+        if name not in self._heads:
+            raise InputError(f"No head named {name!r}. Heads: {', '.join(self._heads) or 'none'}.")
+        head = self._heads[name]
+        del self._heads[name]
+        return head
+
+    def _select(self, tasks: Sequence[str] | str | None) -> dict[str, Head]:
+        if tasks is None:
+            if not self._heads:
+                raise InputError("This model has no heads; add one with add_head() or load a trained model.")
+            return self.heads
+        if isinstance(tasks, str):
+            tasks = [t for t in tasks.split(",") if t]
+        unknown = [t for t in tasks if t not in self._heads]
+        if unknown:
+            raise InputError(
+                f"Unknown task {unknown[0]!r}. Valid: {', '.join(self._heads) or 'none (no heads)'}."
+            )
+        return {t: self._heads[t] for t in tasks}
+
+    # -- inference ------------------------------------------------------------------------------
+    def encode(
+        self, texts: str | Sequence[str], batch_size: int = 64, normalize: bool = True, **kwargs: Any
+    ) -> np.ndarray:
+        """Sentence embeddings: the same vectors as :func:`st_multitask.embed` with this backbone."""
+        return embed(texts, model=self.backbone, batch_size=batch_size, normalize=normalize, **kwargs)
+
+    @contextlib.contextmanager
+    def _hidden_states(self, needed: bool) -> Iterator[None]:
+        config = self.backbone[0].auto_model.config
+        before = getattr(config, "output_hidden_states", False)
+        config.output_hidden_states = bool(needed) or before
+        try:
+            yield
+        finally:
+            config.output_hidden_states = before
+
+    def features(
+        self, items: Sequence[str | Sequence[str]]
+    ) -> tuple[dict[str, Tensor], list[str], list[list[tuple[int, int]]]]:
+        """One backbone pass over a batch: the features every head reads.
+
+        ``items`` are raw strings or pre-split word lists. Returns the features (with
+        ``piece_word`` (batch, seq) mapping word pieces to words), the texts, and each text's word
+        spans.
+        """
+        texts, spans = [], []
+        for i, item in enumerate(items):
+            if isinstance(item, str):
+                texts.append(item)
+                spans.append(split_words(item))
+            elif isinstance(item, Sequence) and all(isinstance(w, str) for w in item):
+                text, word_spans = words_to_text(list(item))
+                texts.append(text)
+                spans.append(word_spans)
+            else:
+                raise InputError(f"Item {i} must be a string or a list of words, got {type(item).__name__}.")
+        with self._hidden_states(any(getattr(h, "needs_hidden_states", False) for h in self._heads.values())):
+            out = forward_batch(self.backbone, texts)
+        offsets = out["offset_mapping"].tolist()
+        special = out["special_tokens_mask"].bool() | ~out["attention_mask"].bool().cpu()
+        piece_word = []
+        for row, word_spans in enumerate(spans):
+            row_offsets = [(0, 0) if special[row, j] else tuple(o) for j, o in enumerate(offsets[row])]
+            piece_word.append(piece_to_word(row_offsets, word_spans))
+        out["piece_word"] = torch.tensor(piece_word, dtype=torch.long, device=self.device)
+        out["n_words"] = max((len(s) for s in spans), default=0)
+        return out, texts, spans
+
+    def _batches(self, items: list, batch_size: int) -> Iterator[list[int]]:
+        """Indices in batches of similar length (less padding), in a fixed order."""
+        lengths = [len(x) if isinstance(x, str) else sum(len(w) + 1 for w in x) for x in items]
+        order = sorted(range(len(items)), key=lambda i: -lengths[i])
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
+
+    def _check_items(self, texts: str | Sequence[str | Sequence[str]]) -> list:
+        if isinstance(texts, str):
+            return [texts]
+        items = list(texts)
+        if not items:
+            raise InputError("No texts to predict: pass at least one string.")
+        for i, item in enumerate(items):
+            if isinstance(item, str) and not item.strip():
+                raise InputError(f"Text {i} is blank.")
+        return items
+
+    def predict_proba(
+        self,
+        texts: str | Sequence[str | Sequence[str]],
+        tasks: Sequence[str] | str | None = None,
+        batch_size: int = 32,
+    ) -> list[dict[str, np.ndarray]]:
+        """Per text, ``{task: probabilities}``: (labels,) for sentence heads, (words, labels) for token heads."""
+        return [
+            {task: result["_proba"] for task, result in row.items()}
+            for row in self._run(texts, tasks, batch_size, keep_proba=True)
+        ]
+
+    def predict(
+        self,
+        texts: str | Sequence[str | Sequence[str]],
+        tasks: Sequence[str] | str | None = None,
+        batch_size: int = 32,
+    ) -> list[dict[str, Any]]:
+        """Per text, ``{task: {"label", "score", "probabilities"}}`` for sentence heads and
+        ``{task: [entity, ...]}`` for token heads (entities carry ``text``, ``label``, ``start``,
+        ``end``, ``score``, with ``text == original[start:end]``). One backbone pass per batch
+        feeds every head. Texts may be raw strings or pre-split word lists.
+        """
+        return self._run(texts, tasks, batch_size, keep_proba=False)
+
+    def _run(self, texts: Any, tasks: Any, batch_size: int, keep_proba: bool) -> list[dict[str, Any]]:
+        heads = self._select(tasks)
+        items = self._check_items(texts)
+        untrained = [name for name, head in heads.items() if not head.is_trained]
+        if untrained:
+            logger.warning(
+                "Head%s %s %s not been trained: predictions are random.",
+                "s" * (len(untrained) > 1),
+                ", ".join(untrained),
+                "have" if len(untrained) > 1 else "has",
+            )
+        was_training = self.training
+        self.eval()
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        try:
+            with torch.inference_mode():
+                for batch in self._batches(items, batch_size):
+                    features, batch_texts, spans = self.features([items[i] for i in batch])
+                    outputs = {
+                        name: head.probabilities(head(features)).float().cpu() for name, head in heads.items()
+                    }
+                    for row, index in enumerate(batch):
+                        results[index] = {
+                            name: self._decode(
+                                head,
+                                outputs[name][row],
+                                features,
+                                row,
+                                batch_texts[row],
+                                spans[row],
+                                keep_proba,
+                            )
+                            for name, head in heads.items()
+                        }
+        finally:
+            self.train(was_training)
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _decode(
+        head: Head, proba: Tensor, features: dict, row: int, text: str, spans: list, keep_proba: bool
+    ) -> Any:
+        if head.level == "sentence":
+            return {"_proba": proba.numpy()} if keep_proba else head.decode(proba)
+        n_words = len(spans)
+        seen = torch.zeros(n_words, dtype=torch.bool)
+        piece_word = features["piece_word"][row].cpu()
+        seen[piece_word[piece_word >= 0]] = True  # words past the model window were not read
+        proba = proba[:n_words]
+        if keep_proba:
+            return {"_proba": proba.numpy()}
+        scores, ids = proba.max(dim=-1)
+        tags = [head.labels[i] if seen[w] else "O" for w, i in enumerate(ids.tolist())]
+        return decode_bio(tags, scores.tolist(), spans, text)
+
+    # -- save / load ----------------------------------------------------------------------------
+    def _is_packaged_default(self) -> bool:
+        """True when the backbone's weights are exactly those of the packaged all-MiniLM-L6-v2."""
+        from safetensors.torch import load_file
+
+        reference = default_model_path() / "model.safetensors"
+        if self.backbone.max_seq_length != 256 or embedding_dim(self.backbone) != 384:
+            return False
+        packaged = load_file(str(reference))
+        mine = self.backbone[0].auto_model.state_dict()
+        for key, value in mine.items():
+            if key not in packaged or not torch.equal(value.detach().cpu(), packaged[key]):
+                return False
+        return True
+
+    def save(self, path: str | os.PathLike[str], overwrite: bool = False, backbone: str = "copy") -> Path:
+        """Save to a directory, atomically.
+
+        The directory is a normal sentence-transformers model (``SentenceTransformer(path)`` loads
+        the embedding model alone), plus ``heads/<name>/{config.json, model.safetensors}`` and the
+        manifest ``st_multitask.json`` (format version, heads, labels, file hashes, backbone).
+
+        Args:
+            path: the directory to write.
+            overwrite: replace an existing directory (otherwise that is an error).
+            backbone: ``"copy"`` the backbone into the directory, or ``"reference"`` the packaged
+                all-MiniLM-L6-v2 (only when its weights are unchanged; a few MB instead of 90).
+        """
+        path = Path(path)
+        if backbone not in ("copy", "reference"):
+            raise InputError(f"Unknown backbone mode {backbone!r}. Valid: copy, reference.")
+        if path.exists() and not overwrite:
+            raise InputError(f"{path} exists already; pass overwrite=True (--overwrite) to replace it.")
+        if path.exists() and path.is_file():
+            raise InputError(f"{path} is a file; give a directory name.")
+        if backbone == "reference" and not self._is_packaged_default():
+            raise InputError(
+                "backbone='reference' needs the unchanged packaged all-MiniLM-L6-v2; use 'copy'."
+            )
+        parent = path.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+        try:
+            manifest: dict[str, Any] = {"format_version": FORMAT_VERSION, "dimension": self.dim}
+            if backbone == "copy":
+                self.backbone.save(str(tmp), safe_serialization=True)
+                manifest["backbone"] = {"type": "directory"}
+            else:
+                manifest["backbone"] = {"type": "packaged", "name": DEFAULT_MODEL_NAME}
+            manifest["heads"] = {}
+            for name, head in self._heads.items():
+                head_dir = tmp / "heads" / name
+                head.save(head_dir)
+                manifest["heads"][name] = {
+                    "kind": head.kind,
+                    "level": head.level,
+                    "labels": head.labels,
+                    "files": {f: _sha256(head_dir / f) for f in (CONFIG_NAME, WEIGHTS_NAME)},
+                }
+            (tmp / MANIFEST_NAME).write_text(
+                json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
+                os.replace(path, old / "model")
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | None = None) -> MultiTaskModel:
+        """Load a directory written by :meth:`save`. Never unpickles, never runs code from it.
+
+        Checks the manifest, every head file's hash, the heads' shapes and labels, and that the
+        heads' width matches the backbone; a missing, truncated or altered file is named.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise ModelLoadError(
+                f"{path} is not a directory; pass the folder written by MultiTaskModel.save()."
+            )
+        manifest_path = path / MANIFEST_NAME
+        if not manifest_path.is_file():
+            hint = (
+                " (it looks like a plain sentence-transformers model: use --model for embeddings)"
+                if (path / "modules.json").is_file()
+                else ""
+            )
+            raise ModelLoadError(f"{path} is not a st_multitask model: {MANIFEST_NAME} is missing{hint}.")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            version, heads_info, backbone_info = (
+                manifest["format_version"],
+                manifest["heads"],
+                manifest["backbone"],
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(f"{manifest_path} is not a valid manifest ({exc}).") from None
+        if version != FORMAT_VERSION:
+            raise ModelLoadError(
+                f"{manifest_path} has format version {version}; this st_multitask reads {FORMAT_VERSION}."
+            )
+        _refuse_pickles(path)
+        if backbone_info.get("type") == "packaged":
+            backbone = load_backbone(None, device)
+        elif backbone_info.get("type") == "directory":
+            backbone = load_backbone(path, device)
+        else:
+            raise ModelLoadError(f"{manifest_path}: unknown backbone type {backbone_info.get('type')!r}.")
+        model = cls(backbone)
+        model._backbone_source = str(path) if backbone_info["type"] == "directory" else DEFAULT_MODEL_NAME
+        for name, info in heads_info.items():
+            head_dir = path / "heads" / name
+            for filename, expected in info.get("files", {}).items():
+                file = head_dir / filename
+                if not file.is_file():
+                    raise ModelLoadError(f"{file} is missing (listed in {MANIFEST_NAME}).")
+                if _sha256(file) != expected:
+                    raise ModelLoadError(
+                        f"{file} does not match the hash in {MANIFEST_NAME}: truncated or altered."
+                    )
+            head = Head.load(head_dir)
+            if head.kind != info.get("kind") or head.labels != info.get("labels"):
+                raise ModelLoadError(f"{head_dir}: kind or labels differ from {MANIFEST_NAME}.")
+            if head.in_features != model.dim:
+                raise ModelLoadError(
+                    f"{head_dir}: head takes {head.in_features}-d input, the backbone gives {model.dim}-d."
+                )
+            model.add_head(name, head)
+        model._manifest = manifest
+        return model
+
+    @classmethod
+    def default(cls, device: str | None = None) -> MultiTaskModel:
+        """The bundled default model (topic, sentiment and NER heads on the packaged MiniLM)."""
+        bundled = Path(__file__).resolve().parent / "default_model"
+        if not (bundled / MANIFEST_NAME).is_file():
+            raise ModelLoadError(
+                "No bundled default model ships with this version of st_multitask yet. Train one with "
+                "MultiTaskModel.add_head(...) and save(), then pass its directory (--model DIR or STMT_MODEL)."
+            )
+        return cls.load(bundled, device)
+
+    def info(self) -> dict[str, Any]:
+        """A summary: backbone, heads with kinds, labels and sizes."""
+        return {
+            "backbone": {
+                "name": getattr(self, "_manifest", {}).get("backbone", {}).get("name")
+                or self._backbone_source
+                or DEFAULT_MODEL_NAME,
+                "dimension": self.dim,
+                "max_seq_length": self.backbone.max_seq_length,
+                "parameters": sum(p.numel() for p in self.backbone.parameters()),
+            },
+            "heads": {
+                name: {
+                    "kind": head.kind,
+                    "level": head.level,
+                    "labels": head.labels,
+                    "parameters": sum(p.numel() for p in head.parameters()),
+                    "trained": head.is_trained,
+                    "config": {
+                        k: v for k, v in head.get_config_dict().items() if k not in ("labels", "in_features")
+                    },
+                }
+                for name, head in self._heads.items()
+            },
+            "metrics": getattr(self, "_manifest", {}).get("metrics", {}),
+        }

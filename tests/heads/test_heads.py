@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from typing import ClassVar, Literal
+
+import pytest
+import torch
+from torch import nn
+
+from st_multitask.errors import InputError, ModelLoadError
+from st_multitask.heads import Head, MLPHead, TokenHead, get_head_class, head_kinds, register_head
+
+
+def _roundtrip(head: Head, tmp_path) -> Head:
+    head.save(tmp_path / "head")
+    return Head.load(tmp_path / "head")
+
+
+def test_mlp_head_shapes_and_config():
+    head = MLPHead(16, ["a", "b", "c"], hidden=[8, 4])
+    assert head({"sentence_embedding": torch.randn(5, 16)}).shape == (5, 3)
+    assert head.id2label == {0: "a", 1: "b", 2: "c"} and head.label2id["c"] == 2
+    assert head.get_config_dict()["hidden"] == [8, 4]
+    probe = MLPHead(16, ["a", "b"], hidden=[])
+    assert len([m for m in probe.mlp if isinstance(m, nn.Linear)]) == 1  # linear probe
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        MLPHead(16, ["neg", "pos"], hidden=[8], activation="torch.nn.ReLU", dropout=0.0),
+        MLPHead(16, ["x", "y", "z"], hidden=[], multi_label=True, threshold=0.3),
+        TokenHead(16, ["O", "B-PER", "I-PER"], hidden=[8], alignment="mean"),
+        TokenHead(16, ["O", "B-LOC", "I-LOC"], layers=[0, 2]),
+    ],
+)
+def test_save_load_roundtrip(head, tmp_path):
+    torch.manual_seed(0)
+    head.eval()
+    loaded = _roundtrip(head, tmp_path).eval()
+    assert type(loaded) is type(head) and loaded.get_config_dict() == head.get_config_dict()
+    if head.level == "sentence":
+        features = {"sentence_embedding": torch.randn(3, 16)}
+    else:
+        hidden = tuple(torch.randn(2, 5, 16) for _ in range(3))
+        features = {
+            "token_embeddings": hidden[-1],
+            "all_layer_embeddings": hidden,
+            "piece_word": torch.tensor([[-1, 0, 0, 1, -1], [-1, 0, 1, 2, -1]]),
+        }
+    assert torch.allclose(head(features), loaded(features))
+    config = json.loads((tmp_path / "head" / "config.json").read_text())
+    assert config["kind"] == head.kind and config["config"]["labels"] == head.labels
+
+
+def test_multi_label_decoding():
+    head = MLPHead(4, ["a", "b", "c"], multi_label=True, threshold=0.5)
+    decoded = head.decode(torch.tensor([0.9, 0.2, 0.6]))
+    assert decoded["label"] == ["a", "c"] and decoded["score"] == pytest.approx([0.9, 0.6])
+    loss = head.loss(torch.zeros(2, 3), torch.tensor([[1, 0, 1], [0, 0, 0]]))
+    assert loss.item() == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)
+
+
+def test_single_label_predict_and_loss():
+    head = MLPHead(4, ["a", "b"], hidden=[])
+    with torch.no_grad():
+        head.mlp[0].weight.zero_()
+        head.mlp[0].bias.copy_(torch.tensor([0.0, 2.0]))
+    assert head.predict(torch.randn(3, 4)) == ["b", "b", "b"]
+    assert head.encode_labels(["b", "a"]).tolist() == [1, 0]
+    with pytest.raises(InputError, match="Unknown label 'c'. Valid: a, b."):
+        head.encode_labels(["c"])
+
+
+def test_token_head_loss_ignores_padding():
+    head = TokenHead(4, ["O", "B-PER", "I-PER"])
+    logits = torch.randn(1, 3, 3)
+    full = head.loss(logits[:, :2], torch.tensor([[0, 1]]))
+    padded = head.loss(logits, torch.tensor([[0, 1, -100]]))
+    assert torch.allclose(full, padded)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: MLPHead(16, []), "non-empty list"),
+        (lambda: MLPHead(16, ["a", "a"]), "repeated: a"),
+        (lambda: MLPHead(0, ["a"]), "in_features"),
+        (lambda: MLPHead(16, ["a"], dropout=1.5), "dropout"),
+        (lambda: MLPHead(16, ["a"], activation="os.system"), "Unknown activation 'os.system'"),
+        (lambda: TokenHead(16, ["O", "PER"]), "IOB2"),
+        (lambda: TokenHead(16, ["O", "B-X"], alignment="last"), "Valid: first, mean"),
+    ],
+)
+def test_bad_head_settings(build, message):
+    with pytest.raises(InputError, match=message):
+        build()
+
+
+def test_load_rejects_bad_directories(tmp_path):
+    head = MLPHead(8, ["a", "b"])
+    head.save(tmp_path / "h")
+    weights = tmp_path / "h" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    with pytest.raises(ModelLoadError, match="not a readable safetensors file"):
+        Head.load(tmp_path / "h")
+    with pytest.raises(ModelLoadError, match="config.json is missing"):
+        Head.load(tmp_path)
+    head.save(tmp_path / "h2")
+    config = json.loads((tmp_path / "h2" / "config.json").read_text())
+    config["config"]["hidden"] = [128]  # config no longer matches the weights
+    (tmp_path / "h2" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="has shape"):
+        Head.load(tmp_path / "h2")
+    config["kind"] = "nope"
+    (tmp_path / "h2" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="Unknown head kind 'nope'. Valid: mlp, token"):
+        Head.load(tmp_path / "h2")
+    with pytest.raises(ModelLoadError, match="not a 'token' head"):
+        head.save(tmp_path / "h3") or TokenHead.load(tmp_path / "h3")
+
+
+class CosineHead(Head):
+    """A custom kind: scores labels by cosine similarity with learned prototypes."""
+
+    kind: ClassVar[str] = "test-cosine"
+    level: ClassVar[Literal["sentence", "token"]] = "sentence"
+    config_keys: ClassVar[list[str]] = ["in_features", "labels", "scale"]
+
+    def __init__(self, in_features, labels, scale=10.0):
+        super().__init__(in_features, labels)
+        self.scale = scale
+        self.prototypes = nn.Parameter(torch.randn(len(labels), in_features))
+
+    def forward(self, features):
+        x = nn.functional.normalize(features["sentence_embedding"], dim=-1)
+        return self.scale * x @ nn.functional.normalize(self.prototypes, dim=-1).T
+
+    def probabilities(self, logits):
+        return torch.softmax(logits, -1)
+
+    def loss(self, logits, targets):
+        return nn.functional.cross_entropy(logits, targets)
+
+    def decode(self, probabilities):
+        best = int(probabilities.argmax())
+        return {"label": self.labels[best], "score": float(probabilities[best]), "probabilities": {}}
+
+
+def test_custom_head_kind_via_register(tmp_path):
+    register_head(CosineHead)
+    assert "test-cosine" in head_kinds() and get_head_class("test-cosine") is CosineHead
+    head = CosineHead(8, ["a", "b"], scale=5.0)
+    loaded = _roundtrip(head, tmp_path)
+    assert isinstance(loaded, CosineHead) and loaded.scale == 5.0
+    with pytest.raises(InputError, match="already registered"):
+        register_head(type("Other", (CosineHead,), {}))
+
+
+def test_custom_head_kind_via_entry_point(tmp_path, monkeypatch):
+    """A third-party package declares a kind in the `st_multitask.heads` entry point group."""
+    package = tmp_path / "plugin"
+    (package / "my_heads").mkdir(parents=True)
+    (package / "my_heads" / "__init__.py").write_text(
+        textwrap.dedent("""
+        from st_multitask.heads.mlp import MLPHead
+
+        class WideHead(MLPHead):
+            kind = "wide"
+    """)
+    )
+    dist = package / "my_heads-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-heads\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[st_multitask.heads]\nwide = my_heads:WideHead\n")
+    monkeypatch.syspath_prepend(str(package))
+    import st_multitask.heads as heads
+
+    monkeypatch.setattr(heads, "_entry_points_loaded", False)
+    cls = get_head_class("wide")
+    assert cls.__name__ == "WideHead" and cls.kind == "wide"
+    loaded = _roundtrip(cls(8, ["a", "b"]), tmp_path)
+    assert type(loaded).__name__ == "WideHead"
+    heads._REGISTRY.pop("wide")
+    sys.modules.pop("my_heads", None)
