@@ -3,8 +3,8 @@
 >>> from st_multitask import MultiTaskModel
 >>> from st_multitask.heads import MLPHead, TokenHead
 >>> model = MultiTaskModel()                      # the packaged all-MiniLM-L6-v2
->>> model.add_head("sentiment", MLPHead(model.dim, ["negative", "positive"]))
->>> model.add_head("ner", TokenHead(model.dim, ["O", "B-ORG", "I-ORG"]))
+>>> model = model.add_head("sentiment", MLPHead(model.dim, ["negative", "positive"]))
+>>> model = model.add_head("ner", TokenHead(model.dim, ["O", "B-ORG", "I-ORG"]))
 >>> sorted(model.predict(["Apple is great."])[0])
 ['ner', 'sentiment']
 """
