@@ -222,10 +222,7 @@ class MultiTaskModel(torch.nn.Module):
         batch_size: int = 32,
     ) -> list[dict[str, np.ndarray]]:
         """Per text, ``{task: probabilities}``: (labels,) for sentence heads, (words, labels) for token heads."""
-        return [
-            {task: result["_proba"] for task, result in row.items()}
-            for row in self._run(texts, tasks, batch_size, keep_proba=True)
-        ]
+        return self._run(texts, tasks, batch_size, keep_proba=True)
 
     def predict(
         self,
@@ -253,47 +250,44 @@ class MultiTaskModel(torch.nn.Module):
             )
         was_training = self.training
         self.eval()
-        results: list[dict[str, Any] | None] = [None] * len(items)
+        results: list[dict[str, Any]] = [{} for _ in items]
         try:
             with torch.inference_mode():
                 for batch in self._batches(items, batch_size):
                     features, batch_texts, spans = self.features([items[i] for i in batch])
-                    outputs = {
-                        name: head.probabilities(head(features)).float().cpu() for name, head in heads.items()
-                    }
-                    for row, index in enumerate(batch):
-                        results[index] = {
-                            name: self._decode(
-                                head,
-                                outputs[name][row],
-                                features,
-                                row,
-                                batch_texts[row],
-                                spans[row],
-                                keep_proba,
-                            )
-                            for name, head in heads.items()
-                        }
+                    # words a token head may tag: those with a piece inside the model window
+                    read = torch.zeros(len(batch), features["n_words"] + 1, dtype=torch.bool)
+                    piece_word = features["piece_word"].cpu()
+                    rows = torch.arange(len(batch)).unsqueeze(1).expand_as(piece_word)
+                    read[rows[piece_word >= 0], piece_word[piece_word >= 0]] = True
+                    for name, head in heads.items():
+                        proba = (
+                            head.probabilities(head(features)).float().cpu()
+                        )  # one op per batch, not per text
+                        if keep_proba:
+                            for row, index in enumerate(batch):
+                                value = (
+                                    proba[row] if head.level == "sentence" else proba[row, : len(spans[row])]
+                                )
+                                results[index][name] = value.numpy()
+                        elif head.level == "sentence":
+                            for row, index in enumerate(batch):
+                                results[index][name] = head.decode(proba[row])
+                        else:
+                            scores, ids = proba.max(dim=-1)
+                            scores, ids, seen = scores.tolist(), ids.tolist(), read.tolist()
+                            for row, index in enumerate(batch):
+                                n = len(spans[row])
+                                tags = [
+                                    head.labels[i] if seen[row][w] else "O"
+                                    for w, i in enumerate(ids[row][:n])
+                                ]
+                                results[index][name] = decode_bio(
+                                    tags, scores[row][:n], spans[row], batch_texts[row]
+                                )
         finally:
             self.train(was_training)
-        return results  # type: ignore[return-value]
-
-    @staticmethod
-    def _decode(
-        head: Head, proba: Tensor, features: dict, row: int, text: str, spans: list, keep_proba: bool
-    ) -> Any:
-        if head.level == "sentence":
-            return {"_proba": proba.numpy()} if keep_proba else head.decode(proba)
-        n_words = len(spans)
-        seen = torch.zeros(n_words, dtype=torch.bool)
-        piece_word = features["piece_word"][row].cpu()
-        seen[piece_word[piece_word >= 0]] = True  # words past the model window were not read
-        proba = proba[:n_words]
-        if keep_proba:
-            return {"_proba": proba.numpy()}
-        scores, ids = proba.max(dim=-1)
-        tags = [head.labels[i] if seen[w] else "O" for w, i in enumerate(ids.tolist())]
-        return decode_bio(tags, scores.tolist(), spans, text)
+        return results
 
     # -- save / load ----------------------------------------------------------------------------
     def _is_packaged_default(self) -> bool:

@@ -105,9 +105,10 @@ class MLPHead(Head):
 
     def decode(self, probabilities: Tensor) -> dict:
         """One text's ``{"label", "score", "probabilities"}`` from its probability vector."""
-        probs = {label: float(p) for label, p in zip(self.labels, probabilities.tolist())}
+        values = probabilities.tolist()
+        probs = dict(zip(self.labels, values))
         if self.multi_label:
             chosen = [label for label, p in probs.items() if p >= self.threshold]
             return {"label": chosen, "score": [probs[label] for label in chosen], "probabilities": probs}
-        best = int(torch.argmax(probabilities))
-        return {"label": self.labels[best], "score": float(probabilities[best]), "probabilities": probs}
+        best = max(range(len(values)), key=values.__getitem__)
+        return {"label": self.labels[best], "score": values[best], "probabilities": probs}
