@@ -31,6 +31,9 @@ _LAZY = {
     "search": "similarity",
     "paraphrases": "similarity",
     "StMultitaskError": "errors",
+    "Trainer": "training",
+    "TrainingConfig": "training",
+    "TaskData": "training",
     "MultiTaskModel": "model",
     "Head": "heads",
     "MLPHead": "heads",
@@ -48,8 +51,11 @@ __all__ = [
     "ModelLoadError",
     "MultiTaskModel",
     "StMultitaskError",
+    "TaskData",
     "TokenEmbeddings",
     "TokenHead",
+    "Trainer",
+    "TrainingConfig",
     "__version__",
     "cosine_similarity",
     "count_over_window",
@@ -77,6 +83,7 @@ if TYPE_CHECKING:
     from .heads import Head, MLPHead, TokenHead, register_head
     from .model import MultiTaskModel
     from .similarity import cosine_similarity, pairwise_similarity, paraphrases, search
+    from .training import TaskData, Trainer, TrainingConfig
 
 
 def __getattr__(name: str) -> Any:

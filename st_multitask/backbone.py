@@ -296,13 +296,18 @@ def embed(
     return out
 
 
-def forward_batch(model: SentenceTransformer, texts: list[str]) -> dict[str, torch.Tensor]:
+def forward_batch(
+    model: SentenceTransformer, texts: list[str], grad: bool = False
+) -> dict[str, torch.Tensor]:
     """One backbone pass over ``texts``: the features every head reads.
 
     Returns the sentence-transformers features dict (``token_embeddings`` (batch, seq, dim),
     ``attention_mask``, ``sentence_embedding`` (batch, dim), ...) plus ``offset_mapping``
     (batch, seq, 2) with character offsets of each word piece and ``special_tokens_mask``.
+    With ``grad=True`` the pass records gradients (training); otherwise it runs under no_grad.
     """
+    import contextlib
+
     import torch
 
     preprocess = getattr(model, "preprocess", None) or model.tokenize
@@ -322,7 +327,7 @@ def forward_batch(model: SentenceTransformer, texts: list[str]) -> dict[str, tor
         )
     device = model.device
     features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
-    with torch.inference_mode():
+    with contextlib.nullcontext() if grad else torch.no_grad():
         out = model(features)
     out["offset_mapping"] = extra["offset_mapping"]
     out["special_tokens_mask"] = extra["special_tokens_mask"]

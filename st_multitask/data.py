@@ -16,21 +16,30 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BLANK_MODES",
     "DECODE_ERRORS",
     "TEXT_FORMATS",
     "ReadReport",
+    "SentenceExamples",
+    "TokenExamples",
+    "check_labels_known",
     "detect_format",
     "iter_texts",
+    "read_sentence_examples",
     "read_texts",
+    "read_token_examples",
 ]
 
 TEXT_FORMATS = ("lines", "csv", "tsv", "jsonl")
@@ -108,13 +117,10 @@ def _decoded_lines(stream: BinaryIO, name: str, errors: str, report: ReadReport)
         raise InputError(f"{name} is empty; expected one text a line.")
 
 
-def _from_lines(lines: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
-    yield from lines
-
-
-def _from_delimited(
-    lines: Iterator[tuple[int, str]], name: str, column: str | None, delimiter: str
-) -> Iterator[tuple[int, str]]:
+def _delimited_records(
+    lines: Iterator[tuple[int, str]], name: str, delimiter: str, required: Sequence[str]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line where the row starts, {column: value}) for each row of a CSV/TSV file."""
     numbers: list[int] = []  # physical line numbers fed to the csv reader so far
 
     def feed() -> Iterator[str]:
@@ -129,12 +135,12 @@ def _from_delimited(
         return
     except csv.Error as exc:
         raise InputError(f"{name} line {numbers[-1]}: malformed header ({exc}).") from None
-    wanted = column or "text"
-    if wanted not in header:
-        found = ", ".join(repr(h) for h in header)
-        hint = f" Pass --column {header[0]}?" if column is None and header else ""
-        raise InputError(f"Expected a column {wanted!r} in {name}; found {found}.{hint}")
-    index = header.index(wanted)
+    for wanted in required:
+        if wanted not in header:
+            found = ", ".join(repr(h) for h in header)
+            others = [h for h in header if h not in required]
+            hint = f" Pass --{_flag(wanted, required)} {others[0]}?" if others else ""
+            raise InputError(f"Expected a column {wanted!r} in {name}; found {found}.{hint}")
     while True:
         seen = len(numbers)
         try:
@@ -145,20 +151,26 @@ def _from_delimited(
             raise InputError(f"{name} line {numbers[-1]}: malformed row ({exc}).") from None
         first = numbers[seen] if seen < len(numbers) else numbers[-1]  # a quoted field may span lines
         if not row:
-            yield first, ""
+            yield first, {}
         elif len(row) != len(header):
             raise InputError(
                 f"{name} line {first}: expected {len(header)} fields as in the header, found {len(row)}."
             )
         else:
-            yield first, row[index]
+            yield first, dict(zip(header, row))
 
 
-def _from_jsonl(lines: Iterator[tuple[int, str]], name: str, column: str | None) -> Iterator[tuple[int, str]]:
-    key = column or "text"
+def _flag(wanted: str, required: Sequence[str]) -> str:
+    """The CLI flag that names a column: --column for texts, --text-column / --label-column for data."""
+    if len(required) == 1:
+        return "column"
+    return "text-column" if wanted == required[0] else "label-column"
+
+
+def _jsonl_records(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in lines:
         if not line.strip():
-            yield number, ""
+            yield number, {}
             continue
         try:
             record = json.loads(line)
@@ -166,13 +178,38 @@ def _from_jsonl(lines: Iterator[tuple[int, str]], name: str, column: str | None)
             raise InputError(f"{name} line {number} is not valid JSON ({exc.msg}).") from None
         if not isinstance(record, dict):
             raise InputError(f"{name} line {number}: expected a JSON object, found {type(record).__name__}.")
-        if key not in record:
-            found = ", ".join(repr(k) for k in record)
-            raise InputError(f"{name} line {number} has no key {key!r} (found {found}); pass --column NAME.")
-        value = record[key]
-        if not isinstance(value, str):
-            raise InputError(f"{name} line {number}: {key!r} is a {type(value).__name__}, not a string.")
-        yield number, value
+        yield number, record
+
+
+def _records(
+    source: str | os.PathLike[str] | BinaryIO,
+    fmt: str,
+    errors: str,
+    report: ReadReport,
+    required: Sequence[str],
+) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Rows of a source: strings for ``lines``, dicts for csv/tsv/jsonl."""
+    name = _name(source)
+    stream, owned = _open(source)
+    try:
+        lines = _decoded_lines(stream, name, errors, report)
+        if fmt == "lines":
+            yield from lines
+        elif fmt == "jsonl":
+            for number, record in _jsonl_records(lines, name):
+                missing = [key for key in required if key not in record]
+                if record and missing:
+                    found = ", ".join(repr(k) for k in record)
+                    raise InputError(
+                        f"{name} line {number} has no key {missing[0]!r} (found {found}); "
+                        f"pass --{_flag(missing[0], required)} NAME."
+                    )
+                yield number, record
+        else:
+            yield from _delimited_records(lines, name, "," if fmt == "csv" else "\t", required)
+    finally:
+        if owned:
+            stream.close()
 
 
 def iter_texts(
@@ -210,29 +247,24 @@ def iter_texts(
     if column is not None and fmt == "lines":
         raise InputError(f"--column applies to CSV, TSV and JSONL input; {name} is read as one text a line.")
     report = report if report is not None else ReadReport()
-    stream, owned = _open(source)
-    try:
-        lines = _decoded_lines(stream, name, errors, report)
-        if fmt == "lines":
-            rows = _from_lines(lines)
-        elif fmt == "jsonl":
-            rows = _from_jsonl(lines, name, column)
+    key = column or "text"
+    for number, row in _records(source, fmt, errors, report, [] if fmt == "lines" else [key]):
+        if isinstance(row, dict):
+            text = row.get(key, "")
+            if not isinstance(text, str):
+                raise InputError(f"{name} line {number}: {key!r} is a {type(text).__name__}, not a string.")
         else:
-            rows = _from_delimited(lines, name, column, "," if fmt == "csv" else "\t")
-        for number, text in rows:
-            if not text.strip():
-                if blank == "error":
-                    raise InputError(
-                        f"{name} line {number} is blank; in this mode every line must hold a text "
-                        "(a skipped line would shift the pairing)."
-                    )
-                report.blank += 1
-                continue
-            report.texts += 1
-            yield number, text
-    finally:
-        if owned:
-            stream.close()
+            text = row
+        if not text.strip():
+            if blank == "error":
+                raise InputError(
+                    f"{name} line {number} is blank; in this mode every line must hold a text "
+                    "(a skipped line would shift the pairing)."
+                )
+            report.blank += 1
+            continue
+        report.texts += 1
+        yield number, text
     if report.texts == 0:
         raise InputError(
             f"{name} has no text: only blank lines" + (" or empty cells." if fmt != "lines" else ".")
@@ -242,3 +274,186 @@ def iter_texts(
 def read_texts(source: str | os.PathLike[str] | BinaryIO | io.BufferedIOBase, **kwargs) -> list[str]:
     """All texts of a source as a list (see :func:`iter_texts` for the options)."""
     return [text for _, text in iter_texts(source, **kwargs)]
+
+
+# ---------------------------------------------------------------------------------------------
+# labelled examples for training and evaluation
+
+DATA_FORMATS = ("csv", "tsv", "jsonl", "conll")
+IOB2 = re.compile(r"^(O|[BI]-\S+)$")
+
+
+@dataclass
+class SentenceExamples:
+    """Texts with one label each (or a list of labels each, for multi-label tasks)."""
+
+    texts: list[str]
+    labels: list[Any]
+    source: str = "<data>"
+    lines: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def label_set(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for label in self.labels:
+            for item in label if isinstance(label, list) else [label]:
+                seen.setdefault(item, None)
+        return sorted(seen)
+
+
+@dataclass
+class TokenExamples:
+    """Pre-split sentences with one IOB2 tag a word."""
+
+    words: list[list[str]]
+    tags: list[list[str]]
+    source: str = "<data>"
+    lines: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def label_set(self) -> list[str]:
+        """Every tag seen, with B-/I- completed for each entity type, ``O`` first."""
+        types = sorted({tag[2:] for row in self.tags for tag in row if tag != "O"})
+        return ["O", *[f"{prefix}-{t}" for t in types for prefix in "BI"]]
+
+
+def read_sentence_examples(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    text_column: str = "text",
+    label_column: str = "label",
+    multi_label_separator: str | None = None,
+    fmt: str | None = None,
+) -> SentenceExamples:
+    """Labelled sentences from CSV, TSV, JSONL or a pandas DataFrame.
+
+    Every problem names the file and line: a missing column (with the columns that exist), an
+    empty text or label, an empty file. ``multi_label_separator`` (e.g. ``";"``) splits a label
+    cell into several labels; in JSONL a list of labels works as it is.
+
+    >>> import pandas as pd
+    >>> data = read_sentence_examples(pd.DataFrame({"text": ["good", "bad"], "label": ["pos", "neg"]}))
+    >>> data.label_set()
+    ['neg', 'pos']
+    """
+    import pandas as pd
+
+    required = [text_column, label_column]
+    if isinstance(source, pd.DataFrame):
+        name = "DataFrame"
+        missing = [c for c in required if c not in source.columns]
+        if missing:
+            found = ", ".join(repr(c) for c in source.columns)
+            raise InputError(f"Expected a column {missing[0]!r} in the DataFrame; found {found}.")
+        rows: Iterator[tuple[int, Any]] = (
+            (i + 1, {text_column: t, label_column: lab})
+            for i, (t, lab) in enumerate(zip(source[text_column], source[label_column]))
+        )
+    else:
+        name = _name(source)
+        fmt = fmt or detect_format(source)
+        if fmt not in ("csv", "tsv", "jsonl"):
+            raise InputError(
+                f"{name}: sentence data must be .csv, .tsv or .jsonl (got {fmt!r}); pass the right extension."
+            )
+        rows = _records(source, fmt, "strict", ReadReport(), required)
+    examples = SentenceExamples([], [], name, [])
+    for number, row in rows:
+        if not row:  # blank line
+            continue
+        text, label = row[text_column], row[label_column]
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{name} line {number}: the text is empty.")
+        if isinstance(label, list):
+            labels = [str(x) for x in label]
+        elif label is None or (isinstance(label, float) and label != label) or not str(label).strip():
+            raise InputError(f"{name} line {number}: the label is empty.")
+        elif multi_label_separator:
+            labels = [x.strip() for x in str(label).split(multi_label_separator) if x.strip()]
+        else:
+            labels = str(label).strip()
+        examples.texts.append(text)
+        examples.labels.append(labels)
+        examples.lines.append(number)
+    if not examples.texts:
+        raise InputError(f"{name} holds no examples.")
+    return examples
+
+
+def read_token_examples(source: str | os.PathLike[str], fmt: str | None = None) -> TokenExamples:
+    """Tagged sentences from CoNLL (token first column, tag last, blank line between sentences,
+    ``-DOCSTART-`` skipped) or JSONL (``{"tokens": [...], "tags": [...]}``). Tags are IOB2.
+    """
+    name = _name(source)
+    fmt = fmt or ("jsonl" if detect_format(source) == "jsonl" else "conll")
+    examples = TokenExamples([], [], name, [])
+
+    def check_tag(tag: str, number: int) -> None:
+        if not IOB2.match(tag):
+            raise InputError(f"{name} line {number}: tag {tag!r} is not IOB2 (O, B-TYPE or I-TYPE).")
+
+    if fmt == "jsonl":
+        for number, record in _records(source, "jsonl", "strict", ReadReport(), ["tokens", "tags"]):
+            if not record:
+                continue
+            words, tags = record["tokens"], record["tags"]
+            if not isinstance(words, list) or not isinstance(tags, list):
+                raise InputError(f"{name} line {number}: 'tokens' and 'tags' must be lists.")
+            if len(words) != len(tags):
+                raise InputError(f"{name} line {number}: {len(words)} tokens but {len(tags)} tags.")
+            if not words:
+                continue
+            for tag in tags:
+                check_tag(tag, number)
+            examples.words.append([str(w) for w in words])
+            examples.tags.append(list(tags))
+            examples.lines.append(number)
+    elif fmt == "conll":
+        words: list[str] = []
+        tags: list[str] = []
+        start = 0
+        for number, line in _records(source, "lines", "strict", ReadReport(), []):
+            fields = line.split()
+            if not fields or fields[0] == "-DOCSTART-":
+                if words:
+                    examples.words.append(words)
+                    examples.tags.append(tags)
+                    examples.lines.append(start)
+                words, tags = [], []
+                continue
+            if len(fields) < 2:
+                raise InputError(
+                    f"{name} line {number}: expected a token and a tag separated by spaces, found {line!r}."
+                )
+            check_tag(fields[-1], number)
+            if not words:
+                start = number
+            words.append(fields[0])
+            tags.append(fields[-1])
+        if words:
+            examples.words.append(words)
+            examples.tags.append(tags)
+            examples.lines.append(start)
+    else:
+        raise InputError(f"Unknown token data format {fmt!r}. Valid: conll, jsonl.")
+    if not examples.words:
+        raise InputError(f"{name} holds no tagged sentences.")
+    return examples
+
+
+def check_labels_known(
+    examples: SentenceExamples | TokenExamples, known: Sequence[str], train_source: str
+) -> None:
+    """Fail on the first label of a dev/test split that the training split never had."""
+    known_set = set(known)
+    rows = examples.labels if isinstance(examples, SentenceExamples) else examples.tags
+    for number, label in zip(examples.lines or range(1, len(rows) + 1), rows):
+        for item in label if isinstance(label, list) else [label]:
+            if item not in known_set:
+                raise InputError(
+                    f"{examples.source} line {number}: label {item!r} never appears in the training data "
+                    f"({train_source}). Known: {', '.join(sorted(known_set))}."
+                )

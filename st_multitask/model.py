@@ -166,7 +166,7 @@ class MultiTaskModel(torch.nn.Module):
             config.output_hidden_states = before
 
     def features(
-        self, items: Sequence[str | Sequence[str]]
+        self, items: Sequence[str | Sequence[str]], grad: bool = False
     ) -> tuple[dict[str, Tensor], list[str], list[list[tuple[int, int]]]]:
         """One backbone pass over a batch: the features every head reads.
 
@@ -186,7 +186,7 @@ class MultiTaskModel(torch.nn.Module):
             else:
                 raise InputError(f"Item {i} must be a string or a list of words, got {type(item).__name__}.")
         with self._hidden_states(any(getattr(h, "needs_hidden_states", False) for h in self._heads.values())):
-            out = forward_batch(self.backbone, texts)
+            out = forward_batch(self.backbone, texts, grad=grad)
         offsets = out["offset_mapping"].tolist()
         special = out["special_tokens_mask"].bool() | ~out["attention_mask"].bool().cpu()
         piece_word = []

@@ -83,31 +83,47 @@ class TokenHead(Head):
     def needs_hidden_states(self) -> bool:
         return self.layers is not None
 
-    def piece_states(self, features: dict[str, Tensor]) -> Tensor:
-        """(batch, seq, dim): the last layer, or the learned mix of the configured layers."""
-        if self.layers is None:
-            return features["token_embeddings"]
-        hidden = features.get("all_layer_embeddings")
-        if hidden is None:
-            raise InputError(
-                "This token head mixes hidden layers; run the backbone with output_hidden_states."
-            )
-        if max(self.layers) >= len(hidden) or min(self.layers) < -len(hidden):
-            raise InputError(
-                f"layers {self.layers} out of range: the backbone has {len(hidden)} hidden states."
-            )
-        stacked = torch.stack([hidden[i] for i in self.layers])  # (layers, batch, seq, dim)
-        weights = torch.softmax(self.layer_weights, dim=0).to(stacked.dtype)
-        return torch.einsum("l,lbsd->bsd", weights, stacked)
+    def word_inputs(self, features: dict[str, Tensor]) -> Tensor:
+        """(batch, words, layers, dim): each word's vector in every mixed layer, before the mix.
 
-    def forward(self, features: dict[str, Tensor]) -> Tensor:
+        Pooling (first piece or mean) and the layer mix are both linear, so pooling each layer and
+        then mixing equals mixing then pooling; this split lets training cache ``word_inputs`` once
+        when the backbone is frozen.
+        """
         piece_word = features["piece_word"]  # (batch, seq)
         n_words = int(piece_word.max().item()) + 1 if piece_word.numel() else 0
         n_words = max(n_words, int(features.get("n_words", 0)))
-        words = pool_words(
-            self.piece_states(features), piece_word, n_words, self.alignment
-        )  # (batch, words, dim)
-        return self.mlp(words)  # (batch, words, labels)
+        if self.layers is None:
+            states = [features["token_embeddings"]]
+        else:
+            hidden = features.get("all_layer_embeddings")
+            if hidden is None:
+                raise InputError(
+                    "This token head mixes hidden layers; run the backbone with output_hidden_states."
+                )
+            if max(self.layers) >= len(hidden) or min(self.layers) < -len(hidden):
+                raise InputError(
+                    f"layers {self.layers} out of range: the backbone has {len(hidden)} hidden states."
+                )
+            states = [hidden[i] for i in self.layers]
+        pooled = [
+            pool_words(s, piece_word, n_words, self.alignment) for s in states
+        ]  # each (batch, words, dim)
+        return torch.stack(pooled, dim=2)
+
+    def forward_words(self, word_inputs: Tensor) -> Tensor:
+        """Logits (batch, words, labels) from :meth:`word_inputs`."""
+        if self.layers is None:
+            words = word_inputs[:, :, 0]
+        else:
+            weights = torch.softmax(self.layer_weights, dim=0).to(word_inputs.dtype)
+            words = torch.einsum("l,bwld->bwd", weights, word_inputs)  # (batch, words, dim)
+        return self.mlp(words)
+
+    def forward(self, features: dict[str, Tensor]) -> Tensor:
+        if "word_inputs" in features:  # cached by training when the backbone is frozen
+            return self.forward_words(features["word_inputs"])
+        return self.forward_words(self.word_inputs(features))  # (batch, words, labels)
 
     def probabilities(self, logits: Tensor) -> Tensor:
         return torch.softmax(logits, dim=-1)
