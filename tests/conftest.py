@@ -26,7 +26,12 @@ def backbone():
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny randomly initialised BERT sentence-transformer (MiniLM's vocabulary), saved to disk."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:
+        from sentence_transformers import models
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from st_multitask.backbone import default_model_path

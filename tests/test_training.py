@@ -1,0 +1,327 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
+from st_multitask.data import SentenceExamples
+from st_multitask.errors import InputError
+from st_multitask.heads import MLPHead
+from st_multitask.sampling import TaskSampler
+
+sys.path.insert(0, str(Path(__file__).parent / "jobs"))
+from train_job import build_model, toy_tasks
+
+JOB = Path(__file__).parent / "jobs" / "train_job.py"
+
+
+@pytest.fixture
+def tiny(tiny_model_dir):
+    return build_model(str(tiny_model_dir))
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before: dict, module: torch.nn.Module) -> dict[str, bool]:
+    return {k: not torch.equal(before[k], v) for k, v in module.state_dict().items() if v.is_floating_point()}
+
+
+# -- config -----------------------------------------------------------------------------------
+
+
+def test_config_validation(tmp_path):
+    with pytest.raises(InputError, match="Unknown training setting 'epoch'. Valid: strategy, epochs"):
+        TrainingConfig.from_dict({"epoch": 3})
+    with pytest.raises(InputError, match="Unknown sampling 'roundrobin'. Valid: proportional, round_robin"):
+        TrainingConfig(sampling="roundrobin")
+    with pytest.raises(InputError, match="batch_size must be a positive integer"):
+        TrainingConfig(batch_size=0)
+    with pytest.raises(InputError, match="lr_decay"):
+        TrainingConfig(lr_decay=1.5)
+    path = tmp_path / "cfg.yaml"
+    path.write_text("training:\n  epochs: 5\n  sampling: temperature\n  freeze: [backbone]\n")
+    config = TrainingConfig.from_file(path)
+    assert (config.epochs, config.sampling, config.freeze) == (5, "temperature", ["backbone"])
+    path.write_text("- not a mapping\n")
+    with pytest.raises(InputError, match="must hold a mapping"):
+        TrainingConfig.from_file(path)
+
+
+# -- samplers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        ("proportional", {"a": 0.8, "b": 0.2}),
+        ("uniform", {"a": 0.5, "b": 0.5}),
+        ("temperature", {"a": 800**0.5 / (800**0.5 + 200**0.5), "b": 200**0.5 / (800**0.5 + 200**0.5)}),
+    ],
+)
+def test_sampler_proportions(strategy, expected):
+    sampler = TaskSampler({"a": 800, "b": 200}, strategy, temperature=2.0, seed=1)
+    assert sampler.probabilities == pytest.approx(expected)
+    draws = [next(sampler) for _ in range(20000)]
+    assert draws.count("a") / len(draws) == pytest.approx(expected["a"], abs=0.015)
+
+
+def test_round_robin_and_sampler_state():
+    sampler = TaskSampler({"a": 5, "b": 500, "c": 1}, "round_robin")
+    assert [next(sampler) for _ in range(7)] == ["a", "b", "c", "a", "b", "c", "a"]
+    random_sampler = TaskSampler({"a": 5, "b": 5}, "proportional", seed=3)
+    [next(random_sampler) for _ in range(10)]
+    saved = json.loads(json.dumps(random_sampler.state_dict()))
+    first = [next(random_sampler) for _ in range(20)]
+    random_sampler.load_state_dict(saved)
+    assert [next(random_sampler) for _ in range(20)] == first
+    with pytest.raises(InputError, match="has no training examples"):
+        TaskSampler({"a": 0}, "uniform")
+
+
+# -- training ---------------------------------------------------------------------------------
+
+
+def test_joint_training_learns_both_tasks(tiny, tmp_path):
+    config = TrainingConfig(epochs=5, batch_size=8, learning_rate=3e-3, head_learning_rate=1e-2, seed=1)
+    result = Trainer(tiny, config, output_dir=tmp_path / "out", progress=False).fit(toy_tasks(96))
+    assert result.metrics["sentiment"]["accuracy"] >= 0.9 and result.metrics["ner"]["f1"] >= 0.9
+    lines = (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+    loaded = MultiTaskModel.load(tmp_path / "out")
+    assert loaded.heads["ner"].is_trained
+    manifest = json.loads((tmp_path / "out" / "st_multitask.json").read_text())
+    assert manifest["metrics"]["ner"]["f1"] == result.metrics["ner"]["f1"]
+    pred = loaded.predict([["we", "saw", "Alice", "again"]])[0]
+    assert [(e["text"], e["label"]) for e in pred["ner"]] == [("Alice", "PER")]
+
+
+def test_rows_with_several_labels_train_from_one_pass(tiny):
+    tiny.add_head("topic", MLPHead(tiny.dim, ["film", "day", "show"], hidden=[]))
+    sentiment = toy_tasks(32)[0]
+    topics = [t.split()[2] for t in sentiment.train.texts]
+    tasks = [sentiment, TaskData("topic", SentenceExamples(sentiment.train.texts, topics))]
+    calls = []
+    hook = tiny.backbone.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        config = TrainingConfig(epochs=1, batch_size=8, freeze=["backbone"], cache_embeddings="off")
+        trainer = Trainer(tiny, config, progress=False)
+        assert [s.tasks for s in trainer._streams(tasks)] == [["sentiment", "topic"]]
+        before = len(calls)
+        trainer.fit(tasks)
+    finally:
+        hook.remove()
+    # 32 rows / 8 = 4 training passes for both tasks, then one eval pass per task
+    assert len(calls) - before == 4 + 2
+
+
+def test_sequential_training_reports_forgetting(tiny):
+    config = TrainingConfig(strategy="sequential", task_order=["ner", "sentiment"], epochs=1, batch_size=8)
+    result = Trainer(tiny, config, progress=False).fit(toy_tasks(32))
+    assert list(result.forgetting) == ["ner", "sentiment"]
+    assert set(result.forgetting["ner"]) == {"ner"}
+    assert set(result.forgetting["sentiment"]) == {"ner", "sentiment"}  # earlier tasks evaluated again
+
+
+def test_frozen_backbone_and_head_stay_bit_identical(tiny):
+    before = _snapshot(tiny)
+    config = TrainingConfig(epochs=1, batch_size=8, freeze=["backbone", "ner"])
+    Trainer(tiny, config, progress=False).fit(toy_tasks(16))
+    changed = _changed(before, tiny)
+    assert not any(v for k, v in changed.items() if k.startswith("backbone.") or k.startswith("_heads.ner."))
+    assert any(v for k, v in changed.items() if k.startswith("_heads.sentiment."))
+
+
+def test_freezing_everything_is_refused(tiny):
+    with pytest.raises(InputError, match="Everything is frozen"):
+        Trainer(tiny, TrainingConfig(freeze=["all"]), progress=False).fit(toy_tasks(8))
+    with pytest.raises(InputError, match="Nothing trains"):
+        Trainer(tiny, TrainingConfig(freeze=["backbone", "ner", "sentiment"]), progress=False).fit(
+            toy_tasks(8)
+        )
+    with pytest.raises(InputError, match="Cannot freeze 'encoder'"):
+        Trainer(tiny, TrainingConfig(freeze=["encoder"]), progress=False).fit(toy_tasks(8))
+
+
+def test_layerwise_learning_rates(tiny):
+    trainer = Trainer(
+        tiny, TrainingConfig(learning_rate=1e-3, head_learning_rate=1e-2, lr_decay=0.5), progress=False
+    )
+    groups = {g["name"]: g["lr"] for g in trainer._optimizer().param_groups}
+    # the tiny backbone has 2 encoder layers: top 1e-3, below 0.5e-3, embeddings 0.25e-3
+    assert groups["backbone.layer.1"] == pytest.approx(1e-3)
+    assert groups["backbone.layer.0"] == pytest.approx(5e-4)
+    assert groups["backbone.embeddings"] == pytest.approx(2.5e-4)
+    assert groups["head.ner"] == pytest.approx(1e-2)
+    assert groups["backbone.layer.1.no_decay"] == pytest.approx(1e-3)
+
+
+def test_gradual_unfreezing_schedule(tiny):
+    config = TrainingConfig(epochs=1, batch_size=8, unfreeze_every=3, unfreeze_unit="step", unfreeze_layers=1)
+    trainer = Trainer(tiny, config, progress=False)
+    trainable = []
+    original = trainer._set_unfrozen
+
+    def spy(count):
+        original(count)
+        layers = trainer._encoder_layers()
+        trainable.append(
+            tuple(any(p.requires_grad for p in layer.parameters()) for layer in layers)
+            + (any(p.requires_grad for p in tiny.backbone[0].auto_model.embeddings.parameters()),)
+        )
+
+    trainer._set_unfrozen = spy
+    before = _snapshot(tiny)
+    trainer.fit(toy_tasks(32))  # 8 micro-batches = 8 steps
+    # (layer 0, layer 1, embeddings): top layer first, the next after 3 steps, embeddings after 6
+    assert trainable[0] == (False, True, False)
+    assert trainable[3] == (True, True, False)
+    assert trainable[6] == (True, True, True)
+    assert any(v for k, v in _changed(before, tiny).items() if "embeddings" in k)
+
+
+def test_epoch_unfreezing_keeps_lower_layers_identical(tiny):
+    before = _snapshot(tiny)
+    config = TrainingConfig(epochs=1, batch_size=8, unfreeze_every=1, unfreeze_unit="epoch")
+    Trainer(tiny, config, progress=False).fit(toy_tasks(16))
+    changed = _changed(before, tiny)
+    assert not any(v for k, v in changed.items() if ".layer.0." in k or "embeddings" in k)
+    assert any(v for k, v in changed.items() if ".layer.1." in k)
+
+
+def test_cache_path_equals_no_cache_path(tiny):
+    initial = _snapshot(tiny)
+    results = {}
+    for mode in ("off", "memory", "disk"):
+        tiny.load_state_dict(initial)
+        config = TrainingConfig(epochs=2, batch_size=8, freeze=["backbone"], cache_embeddings=mode, seed=3)
+        metrics = Trainer(tiny, config, progress=False).fit(toy_tasks(24)).metrics
+        results[mode] = (_snapshot(tiny), metrics)
+    for mode in ("memory", "disk"):
+        for key, value in results["off"][0].items():
+            if value.is_floating_point():
+                assert torch.allclose(value, results[mode][0][key], atol=1e-6), key
+        assert results[mode][1]["ner"]["f1"] == results["off"][1]["ner"]["f1"]
+
+
+def test_cpu_runs_repeat_exactly(tiny_model_dir):
+    outcomes = []
+    for _ in range(2):
+        model = build_model(str(tiny_model_dir))
+        result = Trainer(model, TrainingConfig(epochs=1, batch_size=4, seed=5), progress=False).fit(
+            toy_tasks(16)
+        )
+        outcomes.append((result.history, _snapshot(model)))
+    assert outcomes[0][0] == outcomes[1][0]
+    assert all(torch.equal(v, outcomes[1][1][k]) for k, v in outcomes[0][1].items())
+
+
+def test_bad_training_input(tiny, tmp_path, write):
+    tasks = toy_tasks(8)
+    unseen = SentenceExamples(["x"], ["neutral"], "dev.csv", [7])
+    with pytest.raises(
+        InputError, match="dev.csv line 7: label 'neutral' never appears in the training data"
+    ):
+        Trainer(tiny, TrainingConfig(), progress=False).fit(
+            [TaskData("sentiment", tasks[0].train, dev=unseen)]
+        )
+    with pytest.raises(InputError, match="Task 'topic' has no head"):
+        Trainer(tiny, TrainingConfig(), progress=False).fit([TaskData("topic", tasks[0].train)])
+    with pytest.raises(InputError, match="its train data must be TokenExamples"):
+        Trainer(tiny, TrainingConfig(), progress=False).fit([TaskData("ner", tasks[0].train)])
+    with pytest.raises(InputError, match="the dev split .* is empty"):
+        Trainer(tiny, TrainingConfig(), progress=False).fit(
+            [TaskData("sentiment", tasks[0].train, dev=SentenceExamples([], [], "dev.csv"))]
+        )
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(InputError, match="exists and is not empty; pass --overwrite"):
+        Trainer(tiny, TrainingConfig(), output_dir=out, progress=False).fit(tasks)
+    assert (out / "keep.txt").read_text() == "precious"
+    with pytest.raises(InputError, match="Nothing to resume"):
+        Trainer(tiny, TrainingConfig(), output_dir=out, resume=True, progress=False).fit(tasks)
+    with pytest.raises(InputError, match="loss_weights names unknown task 'topic'"):
+        Trainer(tiny, TrainingConfig(loss_weights={"topic": 2.0}), progress=False).fit(tasks)
+
+
+# -- processes: kill and resume, accelerate -----------------------------------------------------
+
+
+def _job(*args: str) -> list[str]:
+    return [sys.executable, str(JOB), *args]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result(tiny_model_dir, tmp_path):
+    model = str(tiny_model_dir)
+    subprocess.run(
+        _job(model, str(tmp_path / "full"), "--examples", "200", "--result", str(tmp_path / "full.json")),
+        check=True,
+    )
+    out = tmp_path / "killed"
+    process = subprocess.Popen(_job(model, str(out), "--examples", "200"))
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "checkpoints").glob("step-0000006*")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the job finished before it could be killed"
+    assert not (out / "st_multitask.json").exists()
+    subprocess.run(
+        _job(model, str(out), "--examples", "200", "--resume", "--result", str(tmp_path / "resumed.json")),
+        check=True,
+    )
+    full = json.loads((tmp_path / "full.json").read_text())
+    resumed = json.loads((tmp_path / "resumed.json").read_text())
+    assert resumed["steps"] == full["steps"] == 200
+    for task in ("sentiment", "ner"):
+        for key in ("accuracy", "macro_f1", "f1"):
+            if key in full["metrics"][task]:
+                assert resumed["metrics"][task][key] == pytest.approx(full["metrics"][task][key], abs=1e-4)
+    for key, value in full["weights"].items():
+        assert resumed["weights"][key] == pytest.approx(value, abs=1e-4), key
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_processes(tiny_model_dir, tmp_path):
+    """Data parallel on two CPU processes. `accelerate launch --cpu` starts a single process unless
+    MPI is set up; `--multi_gpu` starts N processes through torch.distributed, which on a machine
+    without GPUs train on the CPU (gloo backend)."""
+    accelerate = Path(sys.executable).parent / "accelerate"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(JOB),
+        str(tiny_model_dir),
+        str(tmp_path / "out"),
+        "--examples",
+        "64",
+        "--epochs",
+        "3",
+        "--result",
+        str(tmp_path / "r.json"),
+    ]
+    subprocess.run(command, check=True, env=env, timeout=600)
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["world"] == 2
+    assert result["metrics"]["sentiment"]["accuracy"] >= 0.9 and result["metrics"]["ner"]["f1"] >= 0.9
+    assert MultiTaskModel.load(tmp_path / "out").heads["ner"].is_trained
