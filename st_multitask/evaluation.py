@@ -9,10 +9,14 @@ entity-level precision, recall and F1 (seqeval, strict IOB2) for token tasks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["sentence_metrics", "token_metrics"]
+if TYPE_CHECKING:
+    from .data import SentenceExamples, TokenExamples
+    from .model import MultiTaskModel
+
+__all__ = ["evaluate_task", "sentence_metrics", "token_metrics"]
 
 
 def sentence_metrics(gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:
@@ -74,3 +78,66 @@ def token_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
         },
         "n": len(gold),
     }
+
+
+def evaluate_task(
+    model: MultiTaskModel,
+    task: str,
+    data: SentenceExamples | TokenExamples,
+    batch_size: int = 64,
+    batch_inputs: Callable[[list[int]], tuple[dict, Any]] | None = None,
+) -> dict[str, Any]:
+    """Metrics of the head ``task`` of ``model`` on labelled ``data``.
+
+    Token tasks are scored on the words of each sentence; words past the model window count as
+    ``O`` (they were not read). ``batch_inputs`` (indices -> head inputs, read mask) lets training
+    evaluate from its embedding cache.
+    """
+    import torch
+
+    from .alignment import repair_bio
+    from .data import SentenceExamples
+    from .errors import InputError
+
+    if task not in model.heads:
+        raise InputError(f"Unknown task {task!r}. Valid: {', '.join(model.heads) or 'none (no heads)'}.")
+    head = model.heads[task]
+    is_sentence = isinstance(data, SentenceExamples)
+    if is_sentence != (head.level == "sentence"):
+        kind = (
+            "labelled sentences (CSV/TSV/JSONL)" if head.level == "sentence" else "tagged words (CoNLL/JSONL)"
+        )
+        raise InputError(f"Task {task!r} has a {head.level}-level head: its data must be {kind}.")
+    from .data import check_labels_known
+
+    check_labels_known(data, head.labels, "the model's labels")
+    items = data.texts if is_sentence else data.words
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    predicted: list = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(items), batch_size):
+                indices = list(range(start, min(start + batch_size, len(items))))
+                if batch_inputs is not None:
+                    inputs, read = batch_inputs(indices)
+                else:
+                    inputs, read = model.head_inputs([items[i] for i in indices], [task])
+                proba = head.probabilities(head(inputs[task]).float()).cpu()
+                if is_sentence:
+                    predicted.extend(head.decode(row)["label"] for row in proba)
+                    continue
+                ids, seen = proba.argmax(-1).tolist(), read.tolist()
+                for row, index in enumerate(indices):
+                    n = len(items[index])
+                    tags = [
+                        head.labels[i] if w < len(seen[row]) and seen[row][w] else "O"
+                        for w, i in enumerate(ids[row][:n])
+                    ]
+                    predicted.append(repair_bio(tags))
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+    if is_sentence:
+        return sentence_metrics(data.labels, predicted, head.labels)
+    return token_metrics(data.tags, predicted)

@@ -197,6 +197,30 @@ class MultiTaskModel(torch.nn.Module):
         out["n_words"] = max((len(s) for s in spans), default=0)
         return out, texts, spans
 
+    def head_inputs(
+        self, items: Sequence[str | Sequence[str]], tasks: Sequence[str], grad: bool = False
+    ) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
+        """What each head of ``tasks`` reads, from one backbone pass over ``items``.
+
+        Returns ``({task: inputs}, read)`` where ``read`` (batch, words) marks the words inside the
+        model window. Sentence heads get the pooled embedding, token heads their ``word_inputs``.
+        """
+        context = torch.enable_grad() if grad else torch.no_grad()
+        with context:
+            features, _, _ = self.features(items, grad=grad)
+            piece_word = features["piece_word"].cpu()
+            read = torch.zeros(len(items), features["n_words"] + 1, dtype=torch.bool)
+            rows = torch.arange(len(items)).unsqueeze(1).expand_as(piece_word)
+            read[rows[piece_word >= 0], piece_word[piece_word >= 0]] = True
+            inputs: dict[str, dict[str, Tensor]] = {}
+            for task in tasks:
+                head = self._heads[task]
+                if head.level == "sentence":
+                    inputs[task] = {"sentence_embedding": features["sentence_embedding"]}
+                else:
+                    inputs[task] = {"word_inputs": head.word_inputs(features)}
+        return inputs, read[:, : features["n_words"]]
+
     def _batches(self, items: list, batch_size: int) -> Iterator[list[int]]:
         """Indices in batches of similar length (less padding), in a fixed order."""
         lengths = [len(x) if isinstance(x, str) else sum(len(w) + 1 for w in x) for x in items]

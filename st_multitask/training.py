@@ -38,11 +38,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .alignment import repair_bio
 from .checkpointing import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from .data import SentenceExamples, TokenExamples, check_labels_known
 from .errors import InputError
-from .evaluation import sentence_metrics, token_metrics
+from .evaluation import evaluate_task
 from .model import MultiTaskModel
 from .sampling import SAMPLINGS, TaskSampler
 
@@ -460,23 +459,8 @@ class Trainer:
         return ids
 
     def _head_inputs(self, items: list, tasks: list[str], grad: bool) -> tuple[dict[str, dict], Tensor]:
-        """Inputs each head reads, from one backbone pass; also which words the backbone read."""
-        context = torch.enable_grad() if grad else torch.no_grad()
-        with context, self._autocast():
-            features, _, _ = self.model.features(items, grad=grad)
-        piece_word = features["piece_word"].cpu()
-        read = torch.zeros(len(items), features["n_words"] + 1, dtype=torch.bool)
-        rows = torch.arange(len(items)).unsqueeze(1).expand_as(piece_word)
-        read[rows[piece_word >= 0], piece_word[piece_word >= 0]] = True
-        inputs: dict[str, dict] = {}
-        for task in tasks:
-            head = self.model.heads[task]
-            if head.level == "sentence":
-                inputs[task] = {"sentence_embedding": features["sentence_embedding"]}
-            else:
-                with context:
-                    inputs[task] = {"word_inputs": head.word_inputs(features)}
-        return inputs, read[:, : features["n_words"]]
+        with self._autocast():
+            return self.model.head_inputs(items, tasks, grad=grad)
 
     def _build_cache(self, items: list, tasks: list[str]) -> dict[str, list[Tensor]]:
         """Per example and task, what the head reads (computed once: the backbone is frozen)."""
@@ -609,43 +593,11 @@ class Trainer:
     def evaluate(
         self, task: str, data: SentenceExamples | TokenExamples, cache: dict | None = None
     ) -> dict[str, Any]:
-        """Metrics of one task on one split."""
-        head = self.model.heads[task]
-        items = data.texts if isinstance(data, SentenceExamples) else data.words
-        modes = {module: module.training for module in self.model.modules()}
-        self.model.eval()
-        predicted: list = []
-        try:
-            with torch.no_grad():
-                size = self.config.eval_batch_size
-                for start in range(0, len(items), size):
-                    indices = list(range(start, min(start + size, len(items))))
-                    if cache is not None:
-                        inputs, read = self._batch_from_cache(cache, indices, [task])
-                    else:
-                        inputs, read = self._head_inputs([items[i] for i in indices], [task], grad=False)
-                    proba = head.probabilities(head(inputs[task]).float()).cpu()
-                    for row, index in enumerate(indices):
-                        if head.level == "sentence":
-                            predicted.append(head.decode(proba[row])["label"])
-                        else:
-                            n = len(items[index])
-                            ids = proba[row, :n].argmax(-1).tolist()
-                            seen = read[row].tolist()
-                            predicted.append(
-                                repair_bio(
-                                    [
-                                        head.labels[i] if w < len(seen) and seen[w] else "O"
-                                        for w, i in enumerate(ids)
-                                    ]
-                                )
-                            )
-        finally:
-            for module, mode in modes.items():
-                module.training = mode
-        if head.level == "sentence":
-            return sentence_metrics(data.labels, predicted, head.labels)
-        return token_metrics(data.tags, predicted)
+        """Metrics of one task on one split (from the embedding cache when there is one)."""
+        batch_inputs = None
+        if cache is not None:
+            batch_inputs = lambda indices: self._batch_from_cache(cache, indices, [task])  # noqa: E731
+        return evaluate_task(self.model, task, data, self.config.eval_batch_size, batch_inputs)
 
     def _score(self, metrics: dict[str, dict[str, Any]]) -> float:
         key = self.config.metric_for_best
