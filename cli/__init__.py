@@ -21,6 +21,8 @@ COMMANDS = {
     "search": ("search", "search", "Semantic search of a corpus file for queries."),
     "predict": ("predict", "predict", "Predict every task (labels, entities) of a multi-task model."),
     "info": ("info", "info", "Describe a multi-task model: backbone, heads, labels."),
+    "train": ("train", "train", "Train heads (and the backbone) from a recipe, jointly or in sequence."),
+    "evaluate": ("evaluate", "evaluate", "Score one task of a model on labelled data."),
 }
 
 

@@ -95,27 +95,28 @@ def errors_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def load_model(model_name: str | None, device: str | None) -> SentenceTransformer:
-    """Load the backbone quietly (no download, no progress bars from transformers)."""
+def quiet_libraries() -> None:
+    """No progress bars or info logs from transformers; the CLI reports what matters itself."""
     import transformers
-
-    from st_multitask.backbone import cached_backbone
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
-    logging.getLogger("st_multitask").setLevel(logging.ERROR)  # the CLI reports truncation itself
+    logging.getLogger("st_multitask").setLevel(logging.ERROR)
+
+
+def load_model(model_name: str | None, device: str | None) -> SentenceTransformer:
+    """Load the backbone quietly (no download, no progress bars from transformers)."""
+    from st_multitask.backbone import cached_backbone
+
+    quiet_libraries()  # the CLI reports truncation itself
     return cached_backbone(model_name, device)
 
 
 def load_multitask(model_dir: str | None, device: str | None) -> Any:
     """The multi-task model in ``model_dir``, or the bundled default one."""
-    import transformers
-
     from st_multitask.model import MultiTaskModel
 
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    logging.getLogger("st_multitask").setLevel(logging.ERROR)
+    quiet_libraries()
     if model_dir is None:
         return MultiTaskModel.default(device)
     return MultiTaskModel.load(model_dir, device)
