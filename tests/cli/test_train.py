@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def recipe(tmp_path, tiny_model_dir):
+    """A recipe on the tiny test backbone and the example data (fast)."""
+
+    def _recipe(**training) -> str:
+        settings = {
+            "epochs": 2,
+            "batch_size": 16,
+            "learning_rate": 1e-3,
+            "head_learning_rate": 1e-2,
+            **training,
+        }
+        config = {
+            "model": {"backbone": str(tiny_model_dir)},
+            "tasks": {
+                "sentiment": {
+                    "head": {"kind": "mlp", "hidden": [16]},
+                    "train": str(EXAMPLES / "data" / "sentiment-train.csv"),
+                    "dev": str(EXAMPLES / "data" / "sentiment-dev.csv"),
+                },
+                "ner": {
+                    "head": {"kind": "token"},
+                    "train": str(EXAMPLES / "data" / "ner-train.conll"),
+                    "dev": str(EXAMPLES / "data" / "ner-dev.conll"),
+                    "test": str(EXAMPLES / "data" / "ner-dev.conll"),
+                },
+            },
+            "training": settings,
+        }
+        path = tmp_path / "recipe.json"
+        path.write_text(json.dumps(config))
+        return str(path)
+
+    return _recipe
+
+
+def test_train_then_evaluate_and_predict(run, recipe, tmp_path):
+    out = tmp_path / "model"
+    result = run("train", "--config", recipe(), "-o", str(out), "--plot", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "sentiment" in result.stdout and "ner" in result.stdout and "Test split:" in result.stdout
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (out / "plots" / "training_curves.png").is_file() and (
+        out / "plots" / "confusion_sentiment.png"
+    ).is_file()
+    data = json.loads(
+        run(
+            "evaluate",
+            "--model",
+            str(out),
+            "--task",
+            "ner",
+            "--data",
+            str(EXAMPLES / "data" / "ner-dev.conll"),
+            "--format",
+            "json",
+        ).stdout
+    )
+    assert data["n"] == 20 and 0 <= data["f1"] <= 1
+    table = run(
+        "evaluate",
+        "--model",
+        str(out),
+        "--task",
+        "sentiment",
+        "--data",
+        str(EXAMPLES / "data" / "sentiment-dev.csv"),
+    ).stdout
+    assert "Confusion matrix" in table and "accuracy" in table
+    assert run("predict", "--model", str(out), "Marie Curie flew to Paris .").exit_code == 0
+    # an existing model directory is never replaced without --overwrite
+    again = run("train", "--config", recipe(), "-o", str(out), "--quiet")
+    assert again.exit_code == 2 and "pass --overwrite" in again.stderr
+    assert (
+        run(
+            "train", "--config", recipe(), "-o", str(out), "--quiet", "--overwrite", "--epochs", "1"
+        ).exit_code
+        == 0
+    )
+
+
+def test_sequential_with_overrides(run, recipe, tmp_path):
+    result = run(
+        "train",
+        "--config",
+        recipe(),
+        "-o",
+        str(tmp_path / "m"),
+        "--quiet",
+        "--strategy",
+        "sequential",
+        "--epochs",
+        "1",
+        "--set",
+        "task_order=[ner, sentiment]",
+        "--freeze",
+        "backbone",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Forgetting" in result.stdout and "after ner" in result.stdout
+
+
+def test_resume_after_finish_and_nothing_to_resume(run, recipe, tmp_path):
+    out = tmp_path / "m"
+    assert run("train", "--config", recipe(epochs=1), "-o", str(out), "--quiet").exit_code == 0
+    result = run("train", "--config", recipe(epochs=2), "-o", str(out), "--quiet", "--resume")
+    assert result.exit_code == 0, result.output
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # only the second epoch was added
+    result = run("train", "--config", recipe(), "-o", str(tmp_path / "fresh"), "--resume")
+    assert result.exit_code == 2 and "Nothing to resume" in result.stderr
+
+
+def _bad(run, tmp_path, config: dict | str, message: str, *args: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(config if isinstance(config, str) else json.dumps(config))
+    result = run("train", "--config", str(path), "-o", str(tmp_path / "out"), *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_bad_recipes(run, tmp_path, tiny_model_dir, write):
+    data = EXAMPLES / "data"
+    base = {
+        "model": {"backbone": str(tiny_model_dir)},
+        "tasks": {"s": {"train": str(data / "sentiment-train.csv")}},
+    }
+    _bad(
+        run,
+        tmp_path,
+        {**base, "training": {"epoch": 2}},
+        "Unknown training setting 'epoch'. Valid: strategy, epochs",
+    )
+    _bad(run, tmp_path, {**base, "trainer": {}}, "unknown section 'trainer'")
+    _bad(run, tmp_path, {"tasks": {}}, "a 'tasks' section with at least one task")
+    _bad(run, tmp_path, "tasks: [unclosed", "is not valid YAML")
+    _bad(
+        run,
+        tmp_path,
+        {**base, "tasks": {"s": {"train": str(tmp_path / "none.csv")}}},
+        "none.csv: no such file",
+    )
+    _bad(
+        run,
+        tmp_path,
+        {**base, "tasks": {"s": {"train": str(data / "sentiment-train.csv"), "label_column": "stars"}}},
+        "Expected a column 'stars'",
+    )
+    _bad(
+        run,
+        tmp_path,
+        {**base, "tasks": {"s": {"head": {"kind": "svm"}, "train": str(data / "sentiment-train.csv")}}},
+        "Unknown head kind 'svm'. Valid: mlp, token",
+    )
+    bad_conll = write("bad.conll", "EU B-ORG\nrejects\n")
+    _bad(
+        run,
+        tmp_path,
+        {**base, "tasks": {"n": {"head": {"kind": "token"}, "train": bad_conll}}},
+        "bad.conll line 2: expected a token and a tag",
+    )
+    bad_tag = write("tag.conll", "EU ORG\n")
+    _bad(
+        run,
+        tmp_path,
+        {**base, "tasks": {"n": {"head": {"kind": "token"}, "train": bad_tag}}},
+        "tag 'ORG' is not IOB2",
+    )
+    unseen = write("dev.csv", "text,label\nfine,neutral\n")
+    _bad(
+        run,
+        tmp_path,
+        {**base, "tasks": {"s": {"train": str(data / "sentiment-train.csv"), "dev": unseen}}},
+        "dev.csv line 2: label 'neutral' never appears in the training data",
+    )
+    empty_text = write("e.csv", "text,label\n,positive\n")
+    _bad(run, tmp_path, {**base, "tasks": {"s": {"train": empty_text}}}, "e.csv line 2: the text is empty")
+    _bad(run, tmp_path, base, "Unknown training setting 'nope'", "--set", "nope=1")
+    _bad(run, tmp_path, base, "Everything is frozen", "--freeze", "all")
+
+
+def test_evaluate_bad_input(run, recipe, tmp_path):
+    out = tmp_path / "m"
+    run("train", "--config", recipe(epochs=1), "-o", str(out), "--quiet")
+    result = run(
+        "evaluate", "--model", str(out), "--task", "topic", "--data", str(EXAMPLES / "data" / "ner-dev.conll")
+    )
+    assert result.exit_code == 2 and "Unknown task 'topic'. Valid: sentiment, ner" in result.stderr
+    result = run(
+        "evaluate",
+        "--model",
+        str(out),
+        "--task",
+        "ner",
+        "--data",
+        str(EXAMPLES / "data" / "sentiment-dev.csv"),
+    )
+    assert result.exit_code == 2 and "expected a token and a tag" in result.stderr
