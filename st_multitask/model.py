@@ -313,6 +313,30 @@ class MultiTaskModel(torch.nn.Module):
             self.train(was_training)
         return results
 
+    def fit(self, tasks: Any, output_dir: str | os.PathLike[str] | None = None, **settings: Any) -> Any:
+        """Train in one call: ``tasks`` is a list of :class:`~st_multitask.training.TaskData` or a
+        dict ``{name: train}`` / ``{name: (train, dev)}``; ``settings`` are TrainingConfig fields.
+
+        >>> from st_multitask.data import SentenceExamples
+        >>> from st_multitask.heads import MLPHead
+        >>> model = MultiTaskModel().add_head("mood", MLPHead(384, ["happy", "sad"], hidden=[]))
+        >>> data = SentenceExamples(["What a lovely day!", "I lost my keys."] * 8, ["happy", "sad"] * 8)
+        >>> result = model.fit({"mood": (data, data)}, epochs=3, freeze=["backbone"], head_learning_rate=0.05)
+        >>> model.predict(["Such a lovely day!"])[0]["mood"]["label"]
+        'happy'
+        """
+        from .training import TaskData, Trainer, TrainingConfig
+
+        if isinstance(tasks, dict):
+            built = []
+            for name, value in tasks.items():
+                train, dev = value if isinstance(value, tuple) else (value, None)
+                built.append(TaskData(name, train, dev))
+            tasks = built
+        progress = settings.pop("progress", False)
+        trainer = Trainer(self, TrainingConfig.from_dict(settings), output_dir=output_dir, progress=progress)
+        return trainer.fit(tasks)
+
     # -- save / load ----------------------------------------------------------------------------
     def _is_packaged_default(self) -> bool:
         """True when the backbone's weights are exactly those of the packaged all-MiniLM-L6-v2."""

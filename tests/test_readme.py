@@ -31,7 +31,8 @@ def test_readme_has_python_examples():
 
 
 @pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
-def test_readme_example(code, backbone):
+def test_readme_example(code, backbone, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that save write here
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         exec(compile(code, str(README), "exec"), {})

