@@ -720,6 +720,7 @@ class Trainer:
                 units = epoch if cfg.unfreeze_unit == "epoch" else state["step"]
                 self._set_unfrozen(self._unfrozen_layer_count(units))
                 running, count = 0.0, 0
+                epoch_start = time.perf_counter()
                 while state["micro"] < per_epoch:
                     name = next(sampler)
                     stream = stream_by_name[name]
@@ -756,6 +757,7 @@ class Trainer:
                         state["sampler"] = sampler.state_dict()
                         self._checkpoint(optimizer, scheduler, state)
                 # end of epoch: evaluate every task seen so far
+                train_seconds = time.perf_counter() - epoch_start
                 seen = [n for st in stages[: stage_index + 1] for n in st]
                 epoch_metrics = {}
                 for name in seen:
@@ -774,6 +776,7 @@ class Trainer:
                     "epoch": epoch + 1,
                     "step": state["step"],
                     "train_loss": round(running / max(count, 1), 6),
+                    "train_seconds": round(train_seconds, 3),
                     "metrics": {
                         t: {k: v for k, v in m.items() if not isinstance(v, (dict, list))}
                         for t, m in epoch_metrics.items()
