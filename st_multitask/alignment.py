@@ -24,12 +24,14 @@ from .errors import InputError
 
 __all__ = [
     "ALIGNMENTS",
+    "SHAPE_FEATURES",
     "Entity",
     "decode_bio",
     "piece_to_word",
     "pool_words",
     "repair_bio",
     "split_words",
+    "word_shapes",
     "words_to_text",
 ]
 
@@ -38,6 +40,49 @@ ALIGNMENTS = ("first", "mean")
 # abbreviations with dots (U.K., e.g.), words with inner hyphens/apostrophes, numbers with , or .,
 # then any other single non-space character
 _WORD = re.compile(r"(?:\w\.){2,}|\w+(?:[-'’.,]\w+)*|\S", re.UNICODE)
+
+
+# what an uncased backbone cannot see, taken from the original characters of each word
+SHAPE_FEATURES = (
+    "title",  # Capitalised
+    "upper",  # ALL CAPS (2+ letters)
+    "lower",  # all lower case
+    "mixed",  # other letter case (iPhone, McDonald)
+    "digit",  # has a digit
+    "punct",  # no letter or digit
+    "first",  # first word of the text
+    "after_punct",  # follows a sentence end (. ! ?)
+    "inner_cap",  # capital letter after the first character
+    "short",  # one character
+)
+
+
+def word_shapes(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], n_words: int) -> Tensor:
+    """(batch, n_words, len(SHAPE_FEATURES)) 0/1 features of each word's original characters."""
+    out = torch.zeros(len(texts), n_words, len(SHAPE_FEATURES))
+    for row, (text, word_spans) in enumerate(zip(texts, spans)):
+        previous = ""
+        for w, (start, end) in enumerate(word_spans):
+            word = text[start:end]
+            letters = [c for c in word if c.isalpha()]
+            upper = sum(c.isupper() for c in letters)
+            out[row, w] = torch.tensor(
+                [
+                    bool(letters) and word[0].isupper() and upper == 1,
+                    len(letters) > 1 and upper == len(letters),
+                    bool(letters) and upper == 0,
+                    bool(letters) and 1 < upper < len(letters),
+                    any(c.isdigit() for c in word),
+                    not any(c.isalnum() for c in word),
+                    w == 0,
+                    previous in (".", "!", "?"),
+                    any(c.isupper() for c in word[1:]),
+                    len(word) == 1,
+                ],
+                dtype=torch.float,
+            )
+            previous = word
+    return out
 
 
 class Entity(TypedDict):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .alignment import decode_bio, piece_to_word, split_words, words_to_text
+from .alignment import decode_bio, piece_to_word, split_words, word_shapes, words_to_text
 from .backbone import (
     DEFAULT_MODEL_NAME,
     default_model_path,
@@ -195,6 +195,10 @@ class MultiTaskModel(torch.nn.Module):
             piece_word.append(piece_to_word(row_offsets, word_spans))
         out["piece_word"] = torch.tensor(piece_word, dtype=torch.long, device=self.device)
         out["n_words"] = max((len(s) for s in spans), default=0)
+        out["word_shape"] = word_shapes(texts, spans, out["n_words"]).to(
+            self.device
+        )  # (batch, words, SHAPES)
+        out["word_count"] = torch.tensor([len(s) for s in spans], dtype=torch.long)
         return out, texts, spans
 
     def head_inputs(
@@ -202,8 +206,8 @@ class MultiTaskModel(torch.nn.Module):
     ) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
         """What each head of ``tasks`` reads, from one backbone pass over ``items``.
 
-        Returns ``({task: inputs}, read)`` where ``read`` (batch, words) marks the words inside the
-        model window. Sentence heads get the pooled embedding, token heads their ``word_inputs``.
+        Returns ``({task: head.inputs(features)}, read)`` where ``read`` (batch, words) marks the
+        words inside the model window.
         """
         context = torch.enable_grad() if grad else torch.no_grad()
         with context:
@@ -212,13 +216,7 @@ class MultiTaskModel(torch.nn.Module):
             read = torch.zeros(len(items), features["n_words"] + 1, dtype=torch.bool)
             rows = torch.arange(len(items)).unsqueeze(1).expand_as(piece_word)
             read[rows[piece_word >= 0], piece_word[piece_word >= 0]] = True
-            inputs: dict[str, dict[str, Tensor]] = {}
-            for task in tasks:
-                head = self._heads[task]
-                if head.level == "sentence":
-                    inputs[task] = {"sentence_embedding": features["sentence_embedding"]}
-                else:
-                    inputs[task] = {"word_inputs": head.word_inputs(features)}
+            inputs = {task: self._heads[task].inputs(features) for task in tasks}
         return inputs, read[:, : features["n_words"]]
 
     def _batches(self, items: list, batch_size: int) -> Iterator[list[int]]:

@@ -29,7 +29,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -462,14 +462,11 @@ class Trainer:
         with self._autocast():
             return self.model.head_inputs(items, tasks, grad=grad)
 
-    def _build_cache(self, items: list, tasks: list[str]) -> dict[str, list[Tensor]]:
+    def _build_cache(self, items: list, tasks: list[str]) -> dict[str, Any]:
         """Per example and task, what the head reads (computed once: the backbone is frozen)."""
-        cache: dict[str, list] = {task: [None] * len(items) for task in tasks}
+        cache: dict[str, Any] = {task: {} for task in tasks}
         cache["_read"] = [None] * len(items)
-        order = sorted(
-            range(len(items)),
-            key=lambda i: -len(items[i]) if isinstance(items[i], str) else -sum(len(w) + 1 for w in items[i]),
-        )
+        order = sorted(range(len(items)), key=lambda i: -self._n_words(items[i]))
         size = self.config.eval_batch_size
         for start in range(0, len(order), size):
             batch = order[start : start + size]
@@ -478,10 +475,10 @@ class Trainer:
                 n_words = self._n_words(items[index])
                 cache["_read"][index] = read[row, :n_words].clone()
                 for task in tasks:
-                    value = next(iter(inputs[task].values()))
-                    cache[task][index] = (
-                        (value[row] if value.dim() == 2 else value[row, :n_words]).detach().cpu().clone()
-                    )
+                    for key, value in inputs[task].items():
+                        column = cache[task].setdefault(key, [None] * len(items))
+                        piece = value[row, :n_words] if key.startswith("word_") else value[row]
+                        column[index] = piece.detach().cpu().clone()
         if self.config.cache_embeddings == "disk" or (
             self.config.cache_embeddings == "auto" and self._cache_bytes(cache) > 4 * 2**30
         ):
@@ -489,30 +486,43 @@ class Trainer:
         return cache
 
     @staticmethod
-    def _cache_bytes(cache: dict[str, list]) -> int:
-        return sum(t.numel() * t.element_size() for values in cache.values() for t in values)
+    def _columns(cache: dict[str, Any]) -> Iterator[tuple[str, list[Tensor]]]:
+        for task, value in cache.items():
+            if isinstance(value, dict):
+                for key, column in value.items():
+                    yield f"{task}.{key}", column
+            else:
+                yield task, value
 
-    def _to_disk(self, cache: dict[str, list]) -> dict[str, list]:
+    def _cache_bytes(self, cache: dict[str, Any]) -> int:
+        return sum(t.numel() * t.element_size() for _, column in self._columns(cache) for t in column)
+
+    def _to_disk(self, cache: dict[str, Any]) -> dict[str, Any]:
         """Move cached tensors into memory-mapped files (large data sets)."""
         import tempfile
 
         folder = Path(tempfile.mkdtemp(prefix="st_multitask-cache-", dir=self.output_dir))
-        out: dict[str, list] = {}
-        for key, values in cache.items():
+        self._cache_dir = folder
+
+        def spill(name: str, values: list[Tensor]) -> list[Tensor]:
             flat = torch.cat([v.reshape(-1) for v in values]).numpy()
-            path = folder / f"{abs(hash(key))}.npy"
+            path = folder / f"{len(list(folder.iterdir()))}.npy"
             mm = np.lib.format.open_memmap(path, mode="w+", dtype=flat.dtype, shape=flat.shape)
             mm[:] = flat
             mm.flush()
             mm = np.load(path, mmap_mode="c")  # copy-on-write: tensors over it are writable
             views, offset = [], 0
             for v in values:
-                n = v.numel()
-                views.append(torch.from_numpy(np.asarray(mm[offset : offset + n]).reshape(v.shape)))
-                offset += n
-            out[key] = views
-        self._cache_dir = folder
-        return out
+                views.append(torch.from_numpy(mm[offset : offset + v.numel()]).reshape(v.shape))
+                offset += v.numel()
+            return views
+
+        return {
+            task: {key: spill(f"{task}.{key}", column) for key, column in value.items()}
+            if isinstance(value, dict)
+            else spill(task, value)
+            for task, value in cache.items()
+        }
 
     @staticmethod
     def _n_words(item: str | list[str]) -> int:
@@ -520,18 +530,20 @@ class Trainer:
 
         return len(split_words(item)) if isinstance(item, str) else len(item)
 
-    def _batch_from_cache(self, cache: dict[str, list], indices: list[int], tasks: list[str]):
+    def _batch_from_cache(self, cache: dict[str, Any], indices: list[int], tasks: list[str]):
         inputs: dict[str, dict] = {}
         for task in tasks:
-            values = [cache[task][i] for i in indices]
-            if values[0].dim() == 1:
-                inputs[task] = {"sentence_embedding": torch.stack(values).to(self.model.device)}
-            else:
-                width = max(v.shape[0] for v in values)
-                padded = values[0].new_zeros((len(values), width, *values[0].shape[1:]))
-                for row, v in enumerate(values):
-                    padded[row, : v.shape[0]] = v
-                inputs[task] = {"word_inputs": padded.to(self.model.device)}
+            inputs[task] = {}
+            for key, column in cache[task].items():
+                values = [column[i] for i in indices]
+                if key.startswith("word_"):
+                    width = max(v.shape[0] for v in values)
+                    batch = values[0].new_zeros((len(values), width, *values[0].shape[1:]))
+                    for row, v in enumerate(values):
+                        batch[row, : v.shape[0]] = v
+                else:
+                    batch = torch.stack(values)
+                inputs[task][key] = batch.to(self.model.device)
         reads = [cache["_read"][i] for i in indices]
         width = max(r.shape[0] for r in reads)
         read = torch.zeros(len(reads), width, dtype=torch.bool)

@@ -85,3 +85,26 @@ def test_decode_bio_adjacent_entities_and_scores():
     text, spans = words_to_text(["New", "York", "Berlin"])
     entities = decode_bio(["B-LOC", "I-LOC", "B-LOC"], [0.8, 0.6, 0.9], spans, text)
     assert [(e["text"], e["score"]) for e in entities] == [("New York", 0.7), ("Berlin", 0.9)]
+
+
+def test_word_shapes_see_what_an_uncased_model_cannot():
+    from st_multitask.alignment import SHAPE_FEATURES, word_shapes
+
+    text = "NASA and iPhone sales rose 5 % . Then Apple"
+    spans = split_words(text)
+    shapes = word_shapes([text], [spans], len(spans))[0]
+    feature = {name: i for i, name in enumerate(SHAPE_FEATURES)}
+    words = [text[s:e] for s, e in spans]
+    assert shapes[words.index("NASA"), feature["upper"]] == 1
+    assert (
+        shapes[words.index("iPhone"), feature["mixed"]] == 0
+        and shapes[words.index("iPhone"), feature["inner_cap"]] == 1
+    )
+    assert shapes[words.index("sales"), feature["lower"]] == 1
+    assert shapes[words.index("5"), feature["digit"]] == 1
+    assert shapes[words.index("%"), feature["punct"]] == 1
+    assert (
+        shapes[words.index("Then"), feature["after_punct"]] == 1
+        and shapes[words.index("Then"), feature["title"]] == 1
+    )
+    assert shapes[0, feature["first"]] == 1

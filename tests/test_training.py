@@ -220,7 +220,8 @@ def test_cpu_runs_repeat_exactly(tiny_model_dir):
         result = Trainer(model, TrainingConfig(epochs=1, batch_size=4, seed=5), progress=False).fit(
             toy_tasks(16)
         )
-        outcomes.append((result.history, _snapshot(model)))
+        history = [{k: v for k, v in h.items() if k != "train_seconds"} for h in result.history]
+        outcomes.append((history, _snapshot(model)))
     assert outcomes[0][0] == outcomes[1][0]
     assert all(torch.equal(v, outcomes[1][1][k]) for k, v in outcomes[0][1].items())
 
@@ -325,3 +326,27 @@ def test_accelerate_launch_two_cpu_processes(tiny_model_dir, tmp_path):
     assert result["world"] == 2
     assert result["metrics"]["sentiment"]["accuracy"] >= 0.9 and result["metrics"]["ner"]["f1"] >= 0.9
     assert MultiTaskModel.load(tmp_path / "out").heads["ner"].is_trained
+
+
+def test_context_head_trains_from_the_cache_as_without_it(tiny_model_dir):
+    from st_multitask.heads import ContextTokenHead
+
+    results = []
+    for mode in ("off", "memory"):
+        torch.manual_seed(0)
+        model = MultiTaskModel(str(tiny_model_dir), device="cpu")
+        model.add_head(
+            "ner",
+            ContextTokenHead(
+                model.dim, ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"], layers=[1, 2], lstm_hidden=8
+            ),
+        )
+        config = TrainingConfig(
+            epochs=2, batch_size=8, freeze=["backbone"], cache_embeddings=mode, head_learning_rate=1e-2
+        )
+        metrics = Trainer(model, config, progress=False).fit([toy_tasks(24)[1]]).metrics
+        results.append((metrics["ner"]["f1"], _snapshot(model.heads["ner"])))
+    assert results[0][0] == results[1][0]
+    for key, value in results[0][1].items():
+        if value.is_floating_point():
+            assert torch.allclose(value, results[1][1][key], atol=1e-5), key

@@ -1,7 +1,7 @@
 """Heads and the registry of head kinds.
 
-Built-in kinds: ``"mlp"`` (:class:`MLPHead`, sentence level) and ``"token"`` (:class:`TokenHead`,
-token level). Third parties add kinds without touching this code, either by calling
+Built-in kinds: ``"mlp"`` (:class:`MLPHead`, sentence level), ``"token"`` (:class:`TokenHead`,
+token level) and ``"token_context"`` (:class:`ContextTokenHead`: layer mix, word shapes, BiLSTM). Third parties add kinds without touching this code, either by calling
 :func:`register_head` or through the ``st_multitask.heads`` entry point group::
 
     [options.entry_points]
@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 
 from ..errors import InputError, ModelLoadError
 from .base import Head
+from .context import ContextTokenHead
 from .mlp import MLPHead
 from .token import TokenHead
 
@@ -88,3 +89,4 @@ def get_head_class(kind: str) -> type[Head]:
 
 register_head(MLPHead)
 register_head(TokenHead)
+register_head(ContextTokenHead)

@@ -103,6 +103,17 @@ class Head(nn.Module):
         return torch.tensor([mapping[label] for label in labels], dtype=torch.long)
 
     # -- the contract -------------------------------------------------------------------------
+    def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        """What the head reads from the features of a backbone pass, as ``{key: (batch, ...)}``.
+
+        Training caches these when the backbone is frozen and later calls ``forward`` on them, so
+        ``forward(inputs(features)) == forward(features)``. Keys starting with ``word_`` hold
+        per-word values (batch, words, ...) and are padded per batch; others are per text.
+        """
+        if self.level == "sentence":
+            return {"sentence_embedding": features["sentence_embedding"]}
+        return features
+
     def forward(self, features: dict[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -111,19 +111,24 @@ class TokenHead(Head):
         ]  # each (batch, words, dim)
         return torch.stack(pooled, dim=2)
 
+    def mix(self, word_inputs: Tensor) -> Tensor:
+        """(batch, words, dim): the configured layers mixed with learned softmax weights."""
+        if self.layers is None:
+            return word_inputs[:, :, 0]
+        weights = torch.softmax(self.layer_weights, dim=0).to(word_inputs.dtype)
+        return torch.einsum("l,bwld->bwd", weights, word_inputs)
+
     def forward_words(self, word_inputs: Tensor) -> Tensor:
         """Logits (batch, words, labels) from :meth:`word_inputs`."""
-        if self.layers is None:
-            words = word_inputs[:, :, 0]
-        else:
-            weights = torch.softmax(self.layer_weights, dim=0).to(word_inputs.dtype)
-            words = torch.einsum("l,bwld->bwd", weights, word_inputs)  # (batch, words, dim)
-        return self.mlp(words)
+        return self.mlp(self.mix(word_inputs))
+
+    def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        if "word_inputs" in features:
+            return features
+        return {"word_inputs": self.word_inputs(features)}
 
     def forward(self, features: dict[str, Tensor]) -> Tensor:
-        if "word_inputs" in features:  # cached by training when the backbone is frozen
-            return self.forward_words(features["word_inputs"])
-        return self.forward_words(self.word_inputs(features))  # (batch, words, labels)
+        return self.forward_words(self.inputs(features)["word_inputs"])  # (batch, words, labels)
 
     def probabilities(self, logits: Tensor) -> Tensor:
         return torch.softmax(logits, dim=-1)

@@ -149,7 +149,10 @@ class CosineHead(Head):
         return {"label": self.labels[best], "score": float(probabilities[best]), "probabilities": {}}
 
 
-def test_custom_head_kind_via_register(tmp_path):
+def test_custom_head_kind_via_register(tmp_path, monkeypatch):
+    import st_multitask.heads as heads
+
+    monkeypatch.setattr(heads, "_REGISTRY", dict(heads._REGISTRY))  # registered for this test only
     register_head(CosineHead)
     assert "test-cosine" in head_kinds() and get_head_class("test-cosine") is CosineHead
     head = CosineHead(8, ["a", "b"], scale=5.0)
@@ -185,3 +188,32 @@ def test_custom_head_kind_via_entry_point(tmp_path, monkeypatch):
     assert type(loaded).__name__ == "WideHead"
     heads._REGISTRY.pop("wide")
     sys.modules.pop("my_heads", None)
+
+
+def test_context_head_roundtrip_and_padding_invariance(tmp_path):
+    from st_multitask.heads import ContextTokenHead
+
+    torch.manual_seed(0)
+    head = ContextTokenHead(8, ["O", "B-PER", "I-PER"], layers=[0, 1], lstm_hidden=6, dropout=0.0).eval()
+    hidden = tuple(torch.randn(2, 6, 8) for _ in range(2))
+    features = {
+        "token_embeddings": hidden[-1],
+        "all_layer_embeddings": hidden,
+        "piece_word": torch.tensor([[-1, 0, 1, 2, -1, -1], [-1, 0, 0, 1, -1, -1]]),
+        "word_shape": torch.rand(2, 3, 10).round(),
+        "word_count": torch.tensor([3, 2]),
+    }
+    logits = head(features)
+    assert logits.shape == (2, 3, 3)
+    # the shorter sentence alone gives the same logits: padding does not leak into the BiLSTM
+    alone = {
+        "token_embeddings": hidden[-1][1:],
+        "all_layer_embeddings": tuple(h[1:] for h in hidden),
+        "piece_word": features["piece_word"][1:],
+        "word_shape": features["word_shape"][1:, :2],
+        "word_count": torch.tensor([2]),
+    }
+    assert torch.allclose(head(alone)[0], logits[1, :2], atol=1e-6)
+    loaded = _roundtrip(head, tmp_path).eval()
+    assert torch.allclose(loaded(features), logits)
+    assert torch.allclose(head(head.inputs(features)), logits)  # cached inputs give the same result

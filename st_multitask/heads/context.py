@@ -1,0 +1,115 @@
+"""ContextTokenHead: a token tagger with a light context layer and word-shape features.
+
+all-MiniLM-L6-v2 is uncased and tuned for sentences, so a probe on its last layer sees neither
+capital letters nor much word-level context. This head adds what it misses:
+
+- a learned mix of hidden layers (``layers``), pooled into words as in :class:`TokenHead`;
+- word-shape features read from the original characters (capitalised, ALL CAPS, digits...);
+- a bidirectional LSTM over the words of the sentence, then an MLP to IOB2 tags.
+
+    >>> import torch
+    >>> head = ContextTokenHead(8, ["O", "B-PER", "I-PER"], lstm_hidden=4)
+    >>> features = {"token_embeddings": torch.randn(1, 4, 8), "piece_word": torch.tensor([[-1, 0, 0, 1]]),
+    ...             "word_shape": torch.zeros(1, 2, 10), "word_count": torch.tensor([2])}
+    >>> head(features).shape
+    torch.Size([1, 2, 3])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ..alignment import SHAPE_FEATURES
+from ..errors import InputError
+from .mlp import build_mlp
+from .token import TokenHead
+
+__all__ = ["ContextTokenHead"]
+
+
+class ContextTokenHead(TokenHead):
+    """Word-level IOB2 tagger: layer mix + word shapes → BiLSTM → MLP.
+
+    Args (beyond :class:`TokenHead`'s):
+        shape_features: add the word-shape features (``alignment.SHAPE_FEATURES``).
+        shape_dim: width of their learned projection.
+        lstm_hidden: hidden size of each LSTM direction.
+        lstm_layers: stacked LSTM layers.
+    """
+
+    kind: ClassVar[str] = "token_context"
+    level: ClassVar[Literal["sentence", "token"]] = "token"
+    config_keys: ClassVar[list[str]] = [
+        *TokenHead.config_keys,
+        "shape_features",
+        "shape_dim",
+        "lstm_hidden",
+        "lstm_layers",
+    ]
+
+    def __init__(
+        self,
+        in_features: int,
+        labels: Sequence[str],
+        hidden: Sequence[int] = (),
+        activation: str = "torch.nn.GELU",
+        dropout: float = 0.2,
+        alignment: Literal["first", "mean"] = "first",
+        layers: Sequence[int] | None = None,
+        shape_features: bool = True,
+        shape_dim: int = 16,
+        lstm_hidden: int = 256,
+        lstm_layers: int = 1,
+    ):
+        super().__init__(in_features, labels, hidden, activation, dropout, alignment, layers)
+        if lstm_hidden < 1 or lstm_layers < 1 or shape_dim < 1:
+            raise InputError("lstm_hidden, lstm_layers and shape_dim must be positive.")
+        self.shape_features = bool(shape_features)
+        self.shape_dim = int(shape_dim)
+        self.lstm_hidden = int(lstm_hidden)
+        self.lstm_layers = int(lstm_layers)
+        width = in_features
+        if self.shape_features:
+            self.shape_proj = nn.Linear(len(SHAPE_FEATURES), self.shape_dim)
+            width += self.shape_dim
+        self.input_dropout = nn.Dropout(self.dropout)
+        self.lstm = nn.LSTM(
+            width,
+            self.lstm_hidden,
+            num_layers=self.lstm_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=self.dropout if self.lstm_layers > 1 else 0.0,
+        )
+        self.mlp = build_mlp(
+            2 * self.lstm_hidden, self.hidden, self.num_labels, self.activation, self.dropout
+        )
+
+    def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        if "word_inputs" in features:
+            return features
+        word_inputs = self.word_inputs(features)
+        n_words = word_inputs.shape[1]
+        return {
+            "word_inputs": word_inputs,
+            "word_shape": features["word_shape"][:, :n_words],
+            "lengths": features["word_count"],
+        }
+
+    def forward(self, features: dict[str, Tensor]) -> Tensor:
+        inputs = self.inputs(features)
+        words = self.mix(inputs["word_inputs"])  # (batch, words, dim)
+        if self.shape_features:
+            shapes = inputs["word_shape"].to(words.dtype)
+            words = torch.cat([words, self.shape_proj(shapes)], dim=-1)  # (batch, words, dim + shape_dim)
+        words = self.input_dropout(words)
+        width = words.shape[1]
+        lengths = inputs["lengths"].clamp(min=1, max=width).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(words, lengths, batch_first=True, enforce_sorted=False)
+        context, _ = self.lstm(packed)
+        context, _ = nn.utils.rnn.pad_packed_sequence(context, batch_first=True, total_length=width)
+        return self.mlp(context)  # (batch, words, labels)
