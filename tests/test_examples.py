@@ -1,0 +1,56 @@
+"""Every example runs: the Python scripts, and each training config (for one epoch)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+STMT = Path(sys.executable).parent / "stmt"
+
+
+def _run(*command: str, cwd: Path) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.slow
+def test_embeddings_example(tmp_path):
+    out = _run(sys.executable, str(EXAMPLES / "embeddings.py"), cwd=tmp_path)
+    assert "0.376" in out and "0.070" in out and "0.022" in out
+
+
+@pytest.mark.slow
+def test_predict_example(tmp_path):
+    from st_multitask import MultiTaskModel
+    from st_multitask.errors import ModelLoadError
+
+    try:
+        MultiTaskModel.default()
+    except ModelLoadError:
+        pytest.skip("no bundled default model in this checkout")
+    out = _run(sys.executable, str(EXAMPLES / "predict.py"), cwd=tmp_path)
+    assert "topic:" in out and "sentiment:" in out and "entity:" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["joint.yaml", "sequential.yaml", "frozen.yaml"])
+def test_training_configs(config, tmp_path):
+    out = tmp_path / "model"
+    _run(
+        str(STMT),
+        "train",
+        "--config",
+        str(EXAMPLES / "configs" / config),
+        "-o",
+        str(out),
+        "--epochs",
+        "1",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert (out / "st_multitask.json").is_file() and (out / "metrics.jsonl").is_file()
