@@ -74,6 +74,16 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+multitask_model_option = click.option(
+    "--model",
+    "model_dir",
+    envvar="STMT_MODEL",
+    show_envvar=True,
+    metavar="DIR",
+    help="A model directory saved by st_multitask [default: the bundled default model].",
+)
+
+
 def long_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--long",

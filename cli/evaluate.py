@@ -6,19 +6,12 @@ import json
 
 import click
 
-from ._common import load_multitask
+from ._common import load_multitask, multitask_model_option
 from ._io import format_table
 
 
 @click.command()
-@click.option(
-    "--model",
-    "model_dir",
-    envvar="STMT_MODEL",
-    show_envvar=True,
-    metavar="DIR",
-    help="A model directory saved by st_multitask [default: the bundled default model].",
-)
+@multitask_model_option
 @click.option("--task", required=True, help="The head to evaluate.")
 @click.option(
     "--data",

@@ -6,18 +6,11 @@ import json
 
 import click
 
-from ._common import load_multitask
+from ._common import load_multitask, multitask_model_option
 
 
 @click.command()
-@click.option(
-    "--model",
-    "model_dir",
-    envvar="STMT_MODEL",
-    show_envvar=True,
-    metavar="DIR",
-    help="A model directory saved by st_multitask [default: the bundled default model].",
-)
+@multitask_model_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def info(model_dir: str | None, fmt: str) -> None:
     """Describe a multi-task model: its backbone and each head's kind, labels and size.

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ._common import UserError, errors_option, load_multitask, note, report_reading
+from ._common import UserError, errors_option, load_multitask, multitask_model_option, note, report_reading
 from ._io import emit_records, format_table, shorten
 
 
@@ -32,14 +32,7 @@ def inline_entities(text: str, entities: list[dict]) -> str:
     help="File of texts, one a line (or a CSV/TSV/JSONL column with --column); '-' is stdin.",
 )
 @click.option("--column", help="Column (CSV/TSV) or key (JSONL) that holds the text [default: text].")
-@click.option(
-    "--model",
-    "model_dir",
-    envvar="STMT_MODEL",
-    show_envvar=True,
-    metavar="DIR",
-    help="A model directory saved by st_multitask [default: the bundled default model].",
-)
+@multitask_model_option
 @click.option("--tasks", help="Comma-separated heads to run [default: all].")
 @click.option(
     "--format",

@@ -51,10 +51,25 @@ TASK_KEYS = (
 _TOP_KEYS = ("model", "tasks", "training")
 
 
+CORPORA = {"bbc": "load_bbc", "rotten_tomatoes": "load_rotten_tomatoes", "conll2003": "load_conll2003"}
+
+
 def read_split(
     path: str | os.PathLike[str], level: str, spec: dict[str, Any]
 ) -> SentenceExamples | TokenExamples:
-    """Read one split for a head of the given level."""
+    """Read one split for a head of the given level.
+
+    ``path`` is a file, or ``corpus:NAME/SPLIT`` for a packaged corpus (``corpus:bbc/train``,
+    ``corpus:rotten_tomatoes/dev``, ``corpus:conll2003/test``; see :mod:`st_multitask.corpora`).
+    """
+    text = os.fspath(path)
+    if text.startswith("corpus:"):
+        from . import corpora
+
+        name, _, split = text.removeprefix("corpus:").partition("/")
+        if name not in CORPORA:
+            raise InputError(f"Unknown corpus {name!r} in {text!r}. Valid: {', '.join(CORPORA)}.")
+        return getattr(corpora, CORPORA[name])(split or "train")
     if level == "sentence":
         return read_sentence_examples(
             path,

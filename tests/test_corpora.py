@@ -61,3 +61,17 @@ def test_real_head_on_real_data_far_above_chance(backbone):
     config = TrainingConfig(epochs=15, batch_size=32, freeze=["backbone"], head_learning_rate=3e-3, seed=0)
     result = Trainer(model, config, progress=False).fit([TaskData("topic", subset, dev=dev)])
     assert result.metrics["topic"]["accuracy"] >= 0.9
+
+
+def test_recipes_read_packaged_corpora():
+    from st_multitask.recipe import read_split
+
+    dev = read_split("corpus:conll2003/dev", "token", {})
+    assert len(dev) == 3250 and dev.tags[0]
+    assert read_split("corpus:bbc/test", "sentence", {}).label_set() == [
+        "business",
+        "entertainment",
+        "politics",
+        "sport",
+        "tech",
+    ]

@@ -184,6 +184,12 @@ def test_bad_recipes(run, tmp_path, tiny_model_dir, write):
     )
     empty_text = write("e.csv", "text,label\n,positive\n")
     _bad(run, tmp_path, {**base, "tasks": {"s": {"train": empty_text}}}, "e.csv line 2: the text is empty")
+    _bad(
+        run,
+        tmp_path,
+        {**base, "tasks": {"s": {"train": "corpus:imdb/train"}}},
+        "Unknown corpus 'imdb' in 'corpus:imdb/train'. Valid: bbc, rotten_tomatoes, conll2003",
+    )
     _bad(run, tmp_path, base, "Unknown training setting 'nope'", "--set", "nope=1")
     _bad(run, tmp_path, base, "Everything is frozen", "--freeze", "all")
 
