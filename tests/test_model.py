@@ -203,9 +203,15 @@ def test_load_rejects_damaged_directories(model, tmp_path):
         MultiTaskModel.load(tmp_path / "nope")
 
 
-def test_default_model_message():
-    with pytest.raises(ModelLoadError, match="No bundled default model"):
-        MultiTaskModel.default()
+def test_default_model_ships_and_predicts():
+    model = MultiTaskModel.default()
+    assert list(model.heads) == ["topic", "sentiment", "ner"] and all(h.is_trained for h in model.heads.values())
+    text = "Apple is buying a U.K. startup for $1 billion"
+    (result,) = model.predict([text])
+    assert result["topic"]["label"] == "business"
+    assert [(e["text"], e["label"]) for e in result["ner"]][:2] == [("Apple", "ORG"), ("U.K.", "LOC")]
+    # the backbone is the unchanged packaged MiniLM: embeddings are exactly all-MiniLM-L6-v2's
+    assert model._is_packaged_default()
 
 
 def test_info(model):

@@ -48,6 +48,8 @@ class MLPHead(Head):
         dropout: dropout after each hidden layer.
         multi_label: independent sigmoid per label (any number of labels per text) instead of softmax.
         threshold: the probability at which a label is predicted, in multi-label mode.
+        layers: hidden layers to read instead of the pooled embedding: each is mean-pooled over the
+            text's tokens, then mixed with learned softmax weights and layer-normalised.
     """
 
     kind: ClassVar[str] = "mlp"
@@ -60,6 +62,7 @@ class MLPHead(Head):
         "dropout",
         "multi_label",
         "threshold",
+        "layers",
     ]
 
     def __init__(
@@ -71,6 +74,7 @@ class MLPHead(Head):
         dropout: float = 0.1,
         multi_label: bool = False,
         threshold: float = 0.5,
+        layers: Sequence[int] | None = None,
     ):
         super().__init__(in_features, labels)
         if not 0.0 < threshold < 1.0:
@@ -80,10 +84,36 @@ class MLPHead(Head):
         self.dropout = float(dropout)
         self.multi_label = bool(multi_label)
         self.threshold = float(threshold)
+        self.layers = None if layers is None else [int(i) for i in layers]
+        if self.layers is not None:
+            if not self.layers:
+                raise InputError(
+                    "layers must name at least one hidden layer (or be None for the pooled embedding)."
+                )
+            self.layer_weights = nn.Parameter(torch.zeros(len(self.layers)))
+            self.layer_norm = nn.LayerNorm(in_features)
         self.mlp = build_mlp(in_features, self.hidden, self.num_labels, self.activation, self.dropout)
 
+    @property
+    def needs_hidden_states(self) -> bool:
+        return self.layers is not None
+
+    def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        if self.layers is None or "pooled_layers" in features:
+            return {k: features[k] for k in ("sentence_embedding", "pooled_layers") if k in features}
+        hidden = features.get("all_layer_embeddings")
+        if hidden is None:
+            raise InputError("This head reads hidden layers; run the backbone with output_hidden_states.")
+        mask = features["attention_mask"].unsqueeze(-1).to(hidden[0].dtype)  # (batch, seq, 1)
+        pooled = [(hidden[i] * mask).sum(1) / mask.sum(1).clamp(min=1) for i in self.layers]
+        return {"pooled_layers": torch.stack(pooled, dim=1)}  # (batch, layers, dim)
+
     def forward(self, features: dict[str, Tensor]) -> Tensor:
-        return self.mlp(features["sentence_embedding"])  # (batch, labels)
+        if self.layers is None:
+            return self.mlp(features["sentence_embedding"])  # (batch, labels)
+        pooled = self.inputs(features)["pooled_layers"]
+        weights = torch.softmax(self.layer_weights, dim=0).to(pooled.dtype)
+        return self.mlp(self.layer_norm(torch.einsum("l,bld->bd", weights, pooled)))
 
     def probabilities(self, logits: Tensor) -> Tensor:
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)

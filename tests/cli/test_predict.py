@@ -90,7 +90,6 @@ def test_predict_bad_input(run, model_dir, tmp_path, backbone):
     fails("--model", model_dir, "x", "--input", "f.txt", message="not both")
     fails("--model", str(tmp_path / "none"), "x", message="is not a directory")
     fails("--model", str(tmp_path), "x", message="st_multitask.json is missing")
-    fails("x", message="No bundled default model")
     fails("--model", model_dir, "--input", str(tmp_path), message="is a directory")
     plain = tmp_path / "plain"
     backbone.save(str(plain))
@@ -114,4 +113,5 @@ def test_info(run, model_dir):
     assert "head ner: token (token level" in result.stdout and "labels: O, B-ORG, I-ORG" in result.stdout
     data = json.loads(run("info", "--model", model_dir, "--format", "json").stdout)
     assert data["heads"]["sentiment"]["labels"] == ["negative", "positive"]
-    assert run("info").exit_code == 2
+    default = run("info")
+    assert default.exit_code == 0 and "head ner: token_context" in default.stdout
