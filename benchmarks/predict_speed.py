@@ -12,27 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info, sts_sentences
+
 from st_multitask import MultiTaskModel
 from st_multitask.backbone import load_backbone
-from st_multitask.corpora import load_sts_b
 from st_multitask.heads import MLPHead, TokenHead
 
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def sentences(n: int) -> list[str]:
-    sts = load_sts_b("train")
-    seen: dict[str, None] = {}
-    for text in [*sts["sentence1"], *sts["sentence2"]]:
-        seen.setdefault(text, None)
-        if len(seen) == n:
-            break
-    return list(seen)
 
 
 def main() -> None:
@@ -45,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    texts = sentences(args.n)
+    texts = sts_sentences(args.n)
     backbone = load_backbone(device="cpu")
     model = MultiTaskModel(backbone)
     model.add_head("topic", MLPHead(model.dim, ["business", "entertainment", "politics", "sport", "tech"]))
@@ -96,6 +89,8 @@ def main() -> None:
         "three_separate_passes_s": separate,
         "ratio_separate_over_encode": separate / encode_s,
         "torch_threads": torch.get_num_threads(),
+        "command": "python benchmarks/predict_speed.py " + " ".join(sys.argv[1:]),
+        "machine": machine_info(),
     }
     OUT.mkdir(exist_ok=True)
     (OUT / "predict_speed.json").write_text(json.dumps(result, indent=2) + "\n")
