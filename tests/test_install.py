@@ -39,7 +39,9 @@ def test_pip_install_regular(tmp_path):
     assert (target / "st_multitask" / "cli" / "similarity.py").is_file()
     assert (target / "st_multitask" / "py.typed").is_file()
     bundled = target / "st_multitask" / "default_model"
-    assert (bundled / "st_multitask.json").is_file() and (bundled / "heads" / "ner" / "model.safetensors").is_file()
+    assert (bundled / "st_multitask.json").is_file() and (
+        bundled / "heads" / "ner" / "model.safetensors"
+    ).is_file()
     assert not (target / "cli").exists()
     env = {**os.environ, "PYTHONPATH": str(target)}
     where = subprocess.run(

@@ -205,7 +205,9 @@ def test_load_rejects_damaged_directories(model, tmp_path):
 
 def test_default_model_ships_and_predicts():
     model = MultiTaskModel.default()
-    assert list(model.heads) == ["topic", "sentiment", "ner"] and all(h.is_trained for h in model.heads.values())
+    assert list(model.heads) == ["topic", "sentiment", "ner"] and all(
+        h.is_trained for h in model.heads.values()
+    )
     text = "Apple is buying a U.K. startup for $1 billion"
     (result,) = model.predict([text])
     assert result["topic"]["label"] == "business"
@@ -228,3 +230,10 @@ def test_token_head_mixing_hidden_layers(backbone):
     (proba,) = m.predict_proba(["Angela Merkel visited Paris"])
     assert proba["ner"].shape == (4, 3)
     assert config.output_hidden_states == before  # restored after the pass
+
+
+def test_sentence_head_mixing_hidden_layers(backbone):
+    m = MultiTaskModel(backbone, heads={"s": MLPHead(384, ["a", "b"], layers=[3, 6])})
+    m.heads["s"].mark_trained()
+    (proba,) = m.predict_proba(["A fine day."])
+    assert proba["s"].shape == (2,) and abs(float(proba["s"].sum()) - 1) < 1e-5

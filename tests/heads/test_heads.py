@@ -217,3 +217,23 @@ def test_context_head_roundtrip_and_padding_invariance(tmp_path):
     loaded = _roundtrip(head, tmp_path).eval()
     assert torch.allclose(loaded(features), logits)
     assert torch.allclose(head(head.inputs(features)), logits)  # cached inputs give the same result
+
+
+def test_mlp_head_mixing_hidden_layers(tmp_path):
+    torch.manual_seed(0)
+    head = MLPHead(8, ["a", "b"], hidden=[4], layers=[1, 2], dropout=0.0).eval()
+    assert head.needs_hidden_states
+    hidden = tuple(torch.randn(3, 5, 8) for _ in range(3))
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]])
+    features = {
+        "all_layer_embeddings": hidden,
+        "attention_mask": mask,
+        "sentence_embedding": torch.randn(3, 8),
+    }
+    inputs = head.inputs(features)
+    assert inputs["pooled_layers"].shape == (3, 2, 8)
+    # mean over the real tokens only
+    assert torch.allclose(inputs["pooled_layers"][0, 0], hidden[1][0, :3].mean(0), atol=1e-6)
+    logits = head(features)
+    assert torch.allclose(head(inputs), logits)  # cached inputs give the same result
+    assert torch.allclose(_roundtrip(head, tmp_path).eval()(features), logits)
