@@ -59,30 +59,31 @@ SHAPE_FEATURES = (
 
 def word_shapes(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], n_words: int) -> Tensor:
     """(batch, n_words, len(SHAPE_FEATURES)) 0/1 features of each word's original characters."""
-    out = torch.zeros(len(texts), n_words, len(SHAPE_FEATURES))
-    for row, (text, word_spans) in enumerate(zip(texts, spans)):
-        previous = ""
+    empty = [0.0] * len(SHAPE_FEATURES)
+    rows = []
+    for text, word_spans in zip(texts, spans):
+        row, previous = [], ""
         for w, (start, end) in enumerate(word_spans):
             word = text[start:end]
             letters = [c for c in word if c.isalpha()]
             upper = sum(c.isupper() for c in letters)
-            out[row, w] = torch.tensor(
+            row.append(
                 [
-                    bool(letters) and word[0].isupper() and upper == 1,
-                    len(letters) > 1 and upper == len(letters),
-                    bool(letters) and upper == 0,
-                    bool(letters) and 1 < upper < len(letters),
-                    any(c.isdigit() for c in word),
-                    not any(c.isalnum() for c in word),
-                    w == 0,
-                    previous in (".", "!", "?"),
-                    any(c.isupper() for c in word[1:]),
-                    len(word) == 1,
-                ],
-                dtype=torch.float,
+                    float(bool(letters) and word[0].isupper() and upper == 1),
+                    float(len(letters) > 1 and upper == len(letters)),
+                    float(bool(letters) and upper == 0),
+                    float(bool(letters) and 1 < upper < len(letters)),
+                    float(any(c.isdigit() for c in word)),
+                    float(not any(c.isalnum() for c in word)),
+                    float(w == 0),
+                    float(previous in (".", "!", "?")),
+                    float(any(c.isupper() for c in word[1:])),
+                    float(len(word) == 1),
+                ]
             )
             previous = word
-    return out
+        rows.append(row + [empty] * (n_words - len(row)))
+    return torch.tensor(rows, dtype=torch.float).reshape(len(texts), n_words, len(SHAPE_FEATURES))
 
 
 class Entity(TypedDict):

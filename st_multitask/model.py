@@ -204,9 +204,10 @@ class MultiTaskModel(torch.nn.Module):
             piece_word.append(piece_to_word(row_offsets, word_spans))
         out["piece_word"] = torch.tensor(piece_word, dtype=torch.long, device=self.device)
         out["n_words"] = max((len(s) for s in spans), default=0)
-        out["word_shape"] = word_shapes(texts, spans, out["n_words"]).to(
-            self.device
-        )  # (batch, words, SHAPES)
+        if any(getattr(h, "uses_word_shape", False) for h in self._heads.values()):
+            out["word_shape"] = word_shapes(texts, spans, out["n_words"]).to(
+                self.device
+            )  # (batch, words, shapes)
         out["word_count"] = torch.tensor([len(s) for s in spans], dtype=torch.long)
         return out, texts, spans
 

@@ -89,16 +89,20 @@ class ContextTokenHead(TokenHead):
             2 * self.lstm_hidden, self.hidden, self.num_labels, self.activation, self.dropout
         )
 
+    @property
+    def uses_word_shape(self) -> bool:
+        """The model computes ``word_shape`` features only when a head asks for them."""
+        return self.shape_features
+
     def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         if "word_inputs" in features:
             return features
         word_inputs = self.word_inputs(features)
         n_words = word_inputs.shape[1]
-        return {
-            "word_inputs": word_inputs,
-            "word_shape": features["word_shape"][:, :n_words],
-            "lengths": features["word_count"],
-        }
+        out = {"word_inputs": word_inputs, "lengths": features["word_count"]}
+        if self.shape_features:
+            out["word_shape"] = features["word_shape"][:, :n_words]
+        return out
 
     def forward(self, features: dict[str, Tensor]) -> Tensor:
         inputs = self.inputs(features)
