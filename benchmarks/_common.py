@@ -102,10 +102,51 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def write_result(name: str, result: dict[str, Any]) -> Path:
-    """Write ``result`` (plus ``machine``) to ``benchmarks/out/<name>.json``; return the path."""
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / f"{name}.json"
+class OtherLoad:
+    """Share of the machine's CPU time used by *other* processes while the block ran (Linux only).
+
+    Busy time of all CPUs (``/proc/stat``) less this process's own time and that of its waited-for
+    children (``/proc/self/stat``), over the CPUs' total time. About 0 on a quiet machine; 0.5 on
+    2 cores means another process kept one core busy, and timings from that block are not clean::
+
+        with OtherLoad() as load:
+            work()
+        print(load.fraction)
+    """
+
+    def __init__(self) -> None:
+        self.fraction: float | None = None
+        self._start: tuple[int, int, int] | None = None
+
+    @staticmethod
+    def _snapshot() -> tuple[int, int, int] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                fields = [int(v) for v in f.readline().split()[1:9]]
+            with open("/proc/self/stat", encoding="ascii") as f:
+                own = f.read().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            return None
+        idle = fields[3] + fields[4]  # idle + iowait
+        own_ticks = sum(int(v) for v in own[11:15])  # utime, stime, cutime, cstime
+        return sum(fields) - idle, sum(fields), own_ticks
+
+    def __enter__(self) -> OtherLoad:
+        self._start = self._snapshot()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._snapshot()
+        if self._start is None or end is None or end[1] <= self._start[1]:
+            return
+        busy, total, own = (b - a for a, b in zip(self._start, end))
+        self.fraction = round(max(0.0, (busy - own) / total), 3)
+
+
+def write_result(name: str, result: dict[str, Any], path: Path | None = None) -> Path:
+    """Write ``result`` (plus ``machine``) to ``path`` [default: ``benchmarks/out/<name>.json``]."""
+    path = path or OUT_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, **result, "machine": machine_info()}
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path

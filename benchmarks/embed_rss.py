@@ -7,7 +7,8 @@ runs the command and reports ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` (the peak 
 process) and its wall time. Each .npy is checked with ``np.load(mmap_mode="r")``: shape (N, 384),
 float32, unit rows, repeated sentences give the same vectors, and its first rows match
 ``st_multitask.embed`` in this process. Reports RSS in MiB, wall time, lines/s and the ratio
-RSS(largest)/RSS(smallest) (target <= 1.3).
+RSS(largest)/RSS(smallest) (target <= 1.3). Each run also records the share of CPU other processes
+used meanwhile ("other_cpu_load"); wall times are only clean where it is about 0.
 
     HF_HUB_OFFLINE=1 python benchmarks/embed_rss.py [--sizes 2000,200000] [--batch-size 64]
 
@@ -31,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import load_sts_b, write_result
+from _common import OtherLoad, load_sts_b, write_result
 
 TARGET_RATIO = 1.3
 MARKER = "EMBED_RSS_RESULT "
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--no-shuffle", action="store_true", help="Cycle the sentences in file order.")
     parser.add_argument("--keep", type=Path, default=None, help="Write inputs/outputs here and keep them.")
     parser.add_argument("--dim", type=int, default=384, help="Expected embedding width.")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path [default: out/embed_rss.json].")
     args = parser.parse_args()
 
     stmt = stmt_path()
@@ -146,7 +148,8 @@ def main() -> None:
             write_input(input_path, pool, n)
             print(f"stmt embed {n:,} lines ...", flush=True)
             start = time.perf_counter()
-            measured = run_one(stmt, input_path, output_path, extra)
+            with OtherLoad() as load:
+                measured = run_one(stmt, input_path, output_path, extra)
             outer = time.perf_counter() - start
             check = check_output(output_path, n, args.dim, len(pool))
             run = {
@@ -157,6 +160,7 @@ def main() -> None:
                 "wall_s": round(measured["wall_s"], 2),
                 "wall_with_launcher_s": round(outer, 2),
                 "lines_per_s": round(n / measured["wall_s"], 1),
+                "other_cpu_load": load.fraction,
                 "stmt_stderr": measured["stderr_tail"],
                 **check,
             }
@@ -192,10 +196,14 @@ def main() -> None:
         "first_rows_vs_st_multitask_embed_max_abs_diff": content_diff,
         "all_shapes_ok": all(r["shape_ok"] for r in runs),
     }
-    path = write_result("embed_rss", result)
-    print("lines      peak RSS MiB   wall s   lines/s")
+    path = write_result("embed_rss", result, args.out)
+    print("    lines  peak RSS MiB   wall s   lines/s  other CPU load")
     for r in runs:
-        print(f"{r['lines']:>9,}  {r['peak_rss_mib']:>12.1f}  {r['wall_s']:>7.1f}  {r['lines_per_s']:>8.1f}")
+        load = r["other_cpu_load"]
+        print(
+            f"{r['lines']:>9,}  {r['peak_rss_mib']:>12.1f}  {r['wall_s']:>7.1f}  {r['lines_per_s']:>8.1f}  "
+            f"{load if load is not None else float('nan'):>14.2f}"
+        )
     verdict = "within" if result["within_target"] else "ABOVE"
     print(f"RSS({large['lines']:,})/RSS({small['lines']:,}) = {ratio:.3f} ({verdict} target {TARGET_RATIO})")
     print(f"first {k} rows vs st_multitask.embed: max abs diff {content_diff:.3g}")

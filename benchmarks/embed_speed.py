@@ -5,7 +5,8 @@ the model once, warms it up, then alternates timed runs in an ABBA pattern (ours
 ours, plain ...), one pair a round. Reports sentences/s of each (median over rounds), the ratio
 ours/plain (median of the per-round ratios, the ratio of the medians, and the ratio of the best runs,
 which is the least sensitive to other load on the machine), and the max abs difference between the two
-outputs (must be <= 1e-5). torch's thread count is left at its default.
+outputs (must be <= 1e-5). torch's thread count is left at its default. Each run also records the
+share of CPU that other processes used meanwhile ("other_cpu_load"; ~0 means a clean timing).
 
     HF_HUB_OFFLINE=1 python benchmarks/embed_speed.py [--n 5000] [--rounds 3] [--batch-size 64]
 """
@@ -24,15 +25,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import sts_sentences, write_result
+from _common import OtherLoad, sts_sentences, write_result
 
 TOLERANCE = 1e-5
 
 
-def timed(fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
+def timed(fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray, float | None]:
+    """Seconds taken, the output, and the share of CPU other processes used meanwhile."""
+    with OtherLoad() as load:
+        start = time.perf_counter()
+        out = fn()
+        elapsed = time.perf_counter() - start
+    return elapsed, out, load.fraction
 
 
 def main() -> None:
@@ -43,6 +47,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="Rounds; each times one run of each.")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=256, help="Sentences embedded once before timing.")
+    parser.add_argument(
+        "--max-other-load",
+        type=float,
+        default=0.05,
+        help="A round is clean when other processes used at most this share of the CPU in both its runs.",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="JSON path [default: out/embed_speed.json].")
     args = parser.parse_args()
     if args.rounds < 1 or args.n < 1:
         parser.error("--rounds and --n must be positive")
@@ -68,15 +79,18 @@ def main() -> None:
 
     runs = {"ours": ours, "plain": plain}
     seconds: dict[str, list[float]] = {"ours": [], "plain": []}
+    other_load: dict[str, list[float | None]] = {"ours": [], "plain": []}
     outputs: dict[str, np.ndarray] = {}
     max_diff = 0.0
     for r in range(args.rounds):
         order = ["ours", "plain"] if r % 2 == 0 else ["plain", "ours"]
         for name in order:
-            elapsed, outputs[name] = timed(runs[name])
+            elapsed, outputs[name], load = timed(runs[name])
             seconds[name].append(elapsed)
+            other_load[name].append(load)
             print(
-                f"round {r + 1} {name:5s} {elapsed:7.2f} s  {len(texts) / elapsed:7.1f} sentences/s",
+                f"round {r + 1} {name:5s} {elapsed:7.2f} s  {len(texts) / elapsed:7.1f} sentences/s  "
+                f"other load {load if load is not None else float('nan'):.2f}",
                 flush=True,
             )
         diff = float(np.max(np.abs(outputs["ours"].astype(np.float64) - np.asarray(outputs["plain"]))))
@@ -85,6 +99,14 @@ def main() -> None:
     rate = {name: [len(texts) / s for s in secs] for name, secs in seconds.items()}
     per_round = [o / p for o, p in zip(rate["ours"], rate["plain"])]
     median_rate = {name: statistics.median(values) for name, values in rate.items()}
+    clean = [
+        r
+        for r in range(args.rounds)
+        if all(
+            other_load[name][r] is not None and other_load[name][r] <= args.max_other_load for name in rate
+        )
+    ]
+    clean_rate = {name: [rate[name][r] for r in clean] for name in rate}
     result = {
         "sentences": len(texts),
         "batch_size": args.batch_size,
@@ -93,6 +115,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "device": str(model.device),
         "seconds": seconds,
+        "other_cpu_load": other_load,
         "sentences_per_s": {name: [round(v, 2) for v in values] for name, values in rate.items()},
         "median_sentences_per_s_ours": round(median_rate["ours"], 2),
         "median_sentences_per_s_plain": round(median_rate["plain"], 2),
@@ -102,13 +125,26 @@ def main() -> None:
         "best_sentences_per_s_ours": round(max(rate["ours"]), 2),
         "best_sentences_per_s_plain": round(max(rate["plain"]), 2),
         "ratio_ours_over_plain_of_bests": round(max(rate["ours"]) / max(rate["plain"]), 4),
+        "clean_rounds": [r + 1 for r in clean],
+        "clean_max_other_load": args.max_other_load,
+        "clean_median_sentences_per_s_ours": round(statistics.median(clean_rate["ours"]), 2)
+        if clean
+        else None,
+        "clean_median_sentences_per_s_plain": round(statistics.median(clean_rate["plain"]), 2)
+        if clean
+        else None,
+        "clean_ratio_ours_over_plain_median_of_rounds": round(
+            statistics.median([per_round[r] for r in clean]), 4
+        )
+        if clean
+        else None,
         "max_abs_diff": max_diff,
         "max_abs_diff_tolerance": TOLERANCE,
         "outputs_match": max_diff <= TOLERANCE,
         "output_shape": list(outputs["ours"].shape),
         "output_dtype": str(outputs["ours"].dtype),
     }
-    path = write_result("embed_speed", result)
+    path = write_result("embed_speed", result, args.out)
     print(
         f"{len(texts)} sentences, batch {args.batch_size}, {args.rounds} rounds, {torch.get_num_threads()} threads"
     )
@@ -122,6 +158,18 @@ def main() -> None:
         f"  best of {args.rounds}: ours {max(rate['ours']):.1f}, plain {max(rate['plain']):.1f} sentences/s, "
         f"ratio {result['ratio_ours_over_plain_of_bests']:.3f}"
     )
+    if clean:
+        print(
+            f"  clean rounds {[r + 1 for r in clean]} (other load <= {args.max_other_load:g}): "
+            f"ours {result['clean_median_sentences_per_s_ours']:.1f}, "
+            f"plain {result['clean_median_sentences_per_s_plain']:.1f} sentences/s, "
+            f"ratio {result['clean_ratio_ours_over_plain_median_of_rounds']:.3f}"
+        )
+    else:
+        print(f"  no clean round (other load <= {args.max_other_load:g} in both runs); timings are disturbed")
+    busy = [v for values in other_load.values() for v in values if v is not None and v > 0.05]
+    if busy:
+        print(f"  WARNING: other processes used up to {max(busy):.0%} of the CPU during {len(busy)} run(s)")
     verdict = "ok" if result["outputs_match"] else "TOO LARGE"
     print(f"  max abs diff ours vs plain: {max_diff:.3g} (<= {TOLERANCE:g}: {verdict})")
     print(f"wrote {path}")
