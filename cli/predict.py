@@ -90,7 +90,9 @@ def predict(
             f"head{'s' * (len(untrained) > 1)} {', '.join(untrained)} {'are' if len(untrained) > 1 else 'is'} "
             "untrained: predictions are random."
         )
-    over = sum(item.truncated for item in _window_check(model, items))
+    from st_multitask.backbone import count_over_window
+
+    over = count_over_window(items, model.backbone)
     if over:
         note(
             f"{over} text{'s were' if over != 1 else ' was'} longer than the model window "
@@ -126,16 +128,6 @@ def predict(
         emit_records(records, "csv")
     else:
         click.echo(_table(items, results, levels))
-
-
-def _window_check(model, items):
-    from st_multitask.backbone import TokenEmbeddings, window_size
-
-    window = window_size(model.backbone)
-    lengths = model.backbone.tokenizer(items, add_special_tokens=False, verbose=False)["input_ids"]
-    return [
-        TokenEmbeddings(text, [], [], None, truncated=len(ids) > window) for text, ids in zip(items, lengths)
-    ]
 
 
 def _table(items: list[str], results: list[dict], levels: dict[str, str]) -> str:
