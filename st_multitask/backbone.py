@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -296,6 +296,32 @@ def embed(
     return out
 
 
+def _features_from_tokenizer(model: SentenceTransformer, texts: list[str], encoded: Any) -> dict[str, Any]:
+    """The model's input features for ``texts``, reusing ``encoded`` (the tokenizer's output).
+
+    Tokenizing once serves both the backbone and the character offsets. The first batch of each
+    model is checked against the model's own preprocessing (which may add prompts or lowercase);
+    a model whose preprocessing differs keeps using it, with the offsets checked on every batch.
+    """
+    import torch
+
+    preprocess = getattr(model, "preprocess", None) or model.tokenize
+    plan = getattr(model, "_stmt_feature_plan", None)  # (tensor keys, other entries) once checked
+    if plan is not None:
+        keys, extras = plan
+        return {**{k: encoded[k] for k in keys}, **extras}
+    features = preprocess(texts)
+    if not torch.equal(features["input_ids"], encoded["input_ids"]):  # pragma: no cover - defensive
+        raise ModelLoadError(
+            "The model's preprocessing differs from its tokenizer; token offsets are unavailable."
+        )
+    tensors = [k for k, v in features.items() if isinstance(v, torch.Tensor)]
+    if all(k in encoded and torch.equal(features[k], encoded[k]) for k in tensors):
+        extras = {k: v for k, v in features.items() if not isinstance(v, torch.Tensor)}
+        model._stmt_feature_plan = (tensors, extras)
+    return dict(features)
+
+
 def forward_batch(
     model: SentenceTransformer, texts: list[str], grad: bool = False
 ) -> dict[str, torch.Tensor]:
@@ -310,8 +336,6 @@ def forward_batch(
 
     import torch
 
-    preprocess = getattr(model, "preprocess", None) or model.tokenize
-    features = preprocess(texts)
     extra = model.tokenizer(
         texts,
         padding=True,
@@ -321,10 +345,7 @@ def forward_batch(
         return_special_tokens_mask=True,
         return_tensors="pt",
     )
-    if not torch.equal(extra["input_ids"], features["input_ids"]):  # pragma: no cover - defensive
-        raise ModelLoadError(
-            "The model's preprocessing differs from its tokenizer; token offsets are unavailable."
-        )
+    features = _features_from_tokenizer(model, texts, extra)
     device = model.device
     features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
     with contextlib.nullcontext() if grad else torch.no_grad():

@@ -129,3 +129,19 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_forward_batch_tokenizes_once_after_checking_the_first_batch(backbone):
+    import torch
+
+    from st_multitask.backbone import forward_batch
+
+    texts = ["  Leading spaces and Ünïcode.", "A second, longer sentence about Paris and Berlin."]
+    fresh = load_backbone(device="cpu")
+    first = forward_batch(fresh, texts)  # checked against the model's own preprocessing
+    assert fresh._stmt_feature_plan is not None
+    second = forward_batch(fresh, texts)  # tokenizer output reused
+    reference = fresh.encode(texts, convert_to_tensor=True, normalize_embeddings=False)
+    for out in (first, second):
+        assert torch.allclose(out["sentence_embedding"], reference, atol=1e-5)
+        assert out["offset_mapping"].shape[:2] == out["input_ids"].shape
