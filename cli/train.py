@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from ._common import UserError, note
-from ._io import format_table
+from ._io import atomic_path, format_table
 
 _OVERRIDES = {
     "strategy": str,
@@ -121,18 +122,21 @@ def train(
         table = [[t, *[result.forgetting[s].get(t, "") for s in stages]] for t in stages]
         click.echo("\nForgetting (main metric of each task after each stage):")
         click.echo(format_table(["task", *[f"after {s}" for s in stages]], table))
-    test_rows = []
+    test_rows, test_metrics = [], {}
     for task in tasks:
         if task.test is not None:
             from st_multitask.evaluation import evaluate_task
 
             metrics = evaluate_task(model, task.name, task.test, config.eval_batch_size)
+            test_metrics[task.name] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
             test_rows.append(
                 [task.name, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))]
             )
     if test_rows:
         click.echo("\nTest split:")
         click.echo(format_table(["task", "metrics"], test_rows, max_width=90))
+        with atomic_path(out / "test_metrics.json") as tmp:
+            tmp.write_text(json.dumps(test_metrics, indent=2) + "\n", encoding="utf-8")
     if plot:
         from ._plots import plot_training
 

@@ -67,6 +67,9 @@ def test_train_then_evaluate_and_predict(run, recipe, tmp_path):
         ).stdout
     )
     assert data["n"] == 20 and 0 <= data["f1"] <= 1
+    # the recipe's test split (the same file) was scored after training and saved beside the model
+    saved = json.loads((out / "test_metrics.json").read_text())
+    assert saved["ner"]["f1"] == pytest.approx(data["f1"]) and saved["ner"]["n"] == 20
     table = run(
         "evaluate",
         "--model",
