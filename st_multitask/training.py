@@ -91,6 +91,7 @@ class TrainingConfig:
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # GPU only
     seed: int = 42
     early_stopping_patience: int | None = None  # epochs without improvement before stopping
+    best_per_task: bool = False  # frozen backbone, joint: each head keeps its best-dev epoch's weights
     metric_for_best: str | None = None  # "task.metric" (e.g. "ner.f1") or "mean"; default mean
     checkpoint_every: int | None = None  # optimizer steps between checkpoints (plus every epoch)
     keep_checkpoints: int = 2
@@ -641,6 +642,15 @@ class Trainer:
         random.seed(cfg.seed)
 
         self._apply_freezing([t.name for t in tasks])
+        if cfg.best_per_task and (
+            cfg.strategy != "joint" or not self._backbone_frozen() or cfg.unfreeze_every is not None
+        ):
+            raise InputError(
+                "best_per_task needs joint training with a frozen backbone (freeze: [backbone], no "
+                "unfreezing): only then are the heads independent, so each can keep its own best epoch."
+            )
+        self._task_best: dict[str, dict[str, Tensor]] = {}
+        self._task_best_metrics: dict[str, dict[str, Any]] = {}
         cached = self._backbone_frozen() and cfg.cache_embeddings != "off"
         self.model.backbone.train(not self._backbone_frozen())
         for head in self.model.heads.values():
@@ -799,6 +809,8 @@ class Trainer:
                     with metrics_file.open("a", encoding="utf-8") as f:
                         f.write(json.dumps(record) + "\n")
                 final_metrics = epoch_metrics
+                if cfg.best_per_task:
+                    self._update_task_best(epoch_metrics)
                 score = self._score({t: m for t, m in epoch_metrics.items() if t in stage_tasks})
                 if state["best"] is None or score > state["best"]:
                     state["best"], state["bad_epochs"] = score, 0
@@ -841,6 +853,10 @@ class Trainer:
         ):
             self.model.load_state_dict(self._best_weights, strict=False)
             final_metrics = self._best_metrics
+        if cfg.best_per_task and self._task_best:
+            for name, weights in self._task_best.items():
+                self.model.heads[name].load_state_dict(weights)
+            final_metrics = {**final_metrics, **self._task_best_metrics}
         for name in by_name:
             self.model.heads[name].mark_trained()
         self.model.eval()
@@ -915,6 +931,37 @@ class Trainer:
         if (folder / "best.safetensors").is_file() and (folder / "best-metrics.json").is_file():
             self._best_weights = load_file(str(folder / "best.safetensors"))
             self._best_metrics = json.loads((folder / "best-metrics.json").read_text())
+        if (folder / "best-heads.safetensors").is_file() and (folder / "best-heads.json").is_file():
+            flat = load_file(str(folder / "best-heads.safetensors"))
+            self._task_best_metrics = json.loads((folder / "best-heads.json").read_text())
+            self._task_best = {
+                name: {k.split("::", 1)[1]: v for k, v in flat.items() if k.split("::", 1)[0] == name}
+                for name in self._task_best_metrics
+            }
+
+    def _update_task_best(self, epoch_metrics: dict[str, dict[str, Any]]) -> None:
+        """best_per_task: keep each head's weights from the epoch of its best main dev metric."""
+        changed = False
+        for name, metrics in epoch_metrics.items():
+            main = _main_metric(self.model.heads[name].level)
+            previous = self._task_best_metrics.get(name)
+            if previous is None or metrics[main] > previous[main]:
+                self._task_best[name] = {
+                    k: v.detach().cpu().clone() for k, v in self.model.heads[name].state_dict().items()
+                }
+                self._task_best_metrics[name] = metrics
+                changed = True
+        if not changed or self.output_dir is None or self.rank != 0:
+            return
+        from safetensors.torch import save_file
+
+        folder = self.output_dir / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        flat = {f"{name}::{k}": v.contiguous() for name, w in self._task_best.items() for k, v in w.items()}
+        save_file(flat, str(folder / ".best-heads.tmp"))
+        (folder / ".best-heads-metrics.tmp").write_text(json.dumps(self._task_best_metrics))
+        os.replace(folder / ".best-heads.tmp", folder / "best-heads.safetensors")
+        os.replace(folder / ".best-heads-metrics.tmp", folder / "best-heads.json")
 
     def _cleanup_cache(self) -> None:
         folder = getattr(self, "_cache_dir", None)

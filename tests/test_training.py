@@ -350,3 +350,31 @@ def test_context_head_trains_from_the_cache_as_without_it(tiny_model_dir):
     for key, value in results[0][1].items():
         if value.is_floating_point():
             assert torch.allclose(value, results[1][1][key], atol=1e-5), key
+
+
+def test_best_per_task_keeps_each_heads_best_dev_epoch(tiny, tmp_path):
+    from st_multitask.evaluation import evaluate_task
+
+    train = toy_tasks(48)
+    dev = toy_tasks(24, seed=7)
+    tasks = [TaskData(t.name, t.train, dev=d.dev) for t, d in zip(train, dev)]
+    config = TrainingConfig(
+        epochs=6, batch_size=8, freeze=["backbone"], head_learning_rate=2e-2, best_per_task=True, seed=3
+    )
+    result = Trainer(tiny, config, output_dir=tmp_path / "out", progress=False).fit(tasks)
+    main = {"sentiment": "macro_f1", "ner": "f1"}
+    for task, d in zip(("sentiment", "ner"), dev):
+        per_epoch = [h["metrics"][task][main[task]] for h in result.history]
+        final = evaluate_task(tiny, task, d.dev)[main[task]]
+        assert final == pytest.approx(max(per_epoch)) == pytest.approx(result.metrics[task][main[task]])
+    assert (tmp_path / "out" / "checkpoints" / "best-heads.safetensors").is_file()
+    # the last epoch is not the best one for every task here, so the selection did something
+    assert any(
+        h_last != max(vals)
+        for vals, h_last in (
+            ([h["metrics"][t][main[t]] for h in result.history], result.history[-1]["metrics"][t][main[t]])
+            for t in main
+        )
+    )
+    with pytest.raises(InputError, match="best_per_task needs joint training with a frozen backbone"):
+        Trainer(tiny, TrainingConfig(epochs=1, best_per_task=True), progress=False).fit(toy_tasks(8))
