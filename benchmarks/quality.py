@@ -111,6 +111,13 @@ def main() -> None:
     }
     (HERE / "out").mkdir(exist_ok=True)
     (HERE / "out" / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
+    confusion = {
+        t: rows[t]["default model head"] for t in ("topic", "sentiment") if "default model head" in rows[t]
+    }
+    if confusion:
+        from st_multitask.cli._plots import plot_training
+
+        plot_training(HERE, [], confusion)  # benchmarks/plots/confusion_<task>.png
     (HERE / "RESULTS.md").write_text(render(result))
     print(f"wrote {HERE / 'RESULTS.md'}")
 
@@ -145,6 +152,12 @@ def render(result: dict) -> str:
             )
     lines += ["", "| STS-B test | Spearman × 100 |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["sts_b"].items()]
+    lines += [
+        "",
+        "Confusion matrices of the default model's heads on the test splits (rows: gold, columns: predicted):",
+        "",
+        "![topic](plots/confusion_topic.png) ![sentiment](plots/confusion_sentiment.png)",
+    ]
     lines += render_finetuned(
         HERE / "out" / "finetune.json", result["sts_b"].get("plain SentenceTransformer.encode")
     )

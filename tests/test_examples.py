@@ -47,3 +47,12 @@ def test_training_configs(config, tmp_path):
         cwd=tmp_path,
     )
     assert (out / "st_multitask.json").is_file() and (out / "metrics.jsonl").is_file()
+
+
+@pytest.mark.parametrize("config", ["joint.yaml", "sequential.yaml", "frozen.yaml", "default.yaml"])
+def test_config_settings_are_valid(config):
+    from st_multitask import TrainingConfig
+
+    settings = TrainingConfig.from_file(EXAMPLES / "configs" / config)
+    if config == "default.yaml":  # the bundled model: frozen backbone, each head its best epoch
+        assert settings.freeze == ["backbone"] and settings.best_per_task
