@@ -188,6 +188,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
+        "--rerun",
+        metavar="TEXT",
+        help="rerun only the runs whose name contains TEXT (e.g. sequential), keep the others from "
+        "benchmarks/out/considerations.json, and rewrite the document",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help="rewrite the document from benchmarks/out/considerations.json",
@@ -217,7 +223,12 @@ def main() -> None:
     runs: dict[str, dict] = {}
     models: dict[str, MultiTaskModel] = {}
 
+    previous = json.loads((OUT / "considerations.json").read_text()) if args.rerun else None
+
     def add(name, config, what, tasks=TASKS, keep=False):
+        if previous is not None and args.rerun not in name:
+            runs[name] = previous["runs"][name]
+            return
         runs[name], model = run(name, config, data, sts, tasks, what)
         if keep:
             models[name] = model
@@ -250,18 +261,27 @@ def main() -> None:
         add(f"single task: {task}", base, f"backbone + {task} head", tasks=(task,), keep=True)
 
     texts = data["sentiment"]["test"].texts[:1000]
-    efficiency = {
-        "one multi-task model": predict_cost([models["full fine-tuning (joint)"]], texts),
-        "three single-task models": predict_cost([models[f"single task: {t}"] for t in TASKS], texts),
-        "texts": len(texts),
-    }
+    if previous is not None and not {
+        "full fine-tuning (joint)",
+        *(f"single task: {t}" for t in TASKS),
+    } <= set(models):
+        efficiency = previous["efficiency"]
+    else:
+        efficiency = {
+            "one multi-task model": predict_cost([models["full fine-tuning (joint)"]], texts),
+            "three single-task models": predict_cost([models[f"single task: {t}"] for t in TASKS], texts),
+            "texts": len(texts),
+        }
     print("efficiency", efficiency, flush=True)
     result = {
         "machine": machine_info(),
         "command": "python benchmarks/considerations.py"
         + (" --quick" if args.quick else "")
-        + (f" --epochs {args.epochs}" if args.epochs != 2 else ""),
-        "seconds": round(time.perf_counter() - began),
+        + (f" --epochs {args.epochs}" if args.epochs != 2 else "")
+        if previous is None
+        else previous["command"],
+        "seconds": round(time.perf_counter() - began) + (previous["seconds"] if previous is not None else 0),
+        "reruns": [*(previous.get("reruns", []) if previous else []), *([args.rerun] if args.rerun else [])],
         "epochs": args.epochs,
         "max_seq_length": MAX_SEQ_LENGTH,
         "sizes": {t: {k: len(v) for k, v in d.items() if k != "train_total"} for t, d in data.items()},
@@ -372,6 +392,10 @@ def render(result: dict) -> str:
 
     ner_joint, ner_seq, ner_alone = full["test"]["ner"], seq["test"]["ner"], single["ner"]["test"]["ner"]
     single_seconds = sum(r["train_seconds"] for r in single.values())
+    tuned = ("full fine-tuning (joint)", "gradual unfreezing", "layer-wise lr decay 0.8")
+    least_drift = max(tuned, key=lambda n: runs[n]["sts_b"])
+    joint_wins = [t for t in TASKS if full["test"][t] > seq["test"][t]]
+    best_sentiment = max(tuned, key=lambda n: runs[n]["test"]["sentiment"])
     lines = [
         "# Training considerations, measured",
         "",
@@ -391,8 +415,15 @@ def render(result: dict) -> str:
         )
         + ". The NER subset is 5% of CoNLL-2003 train, which makes it the low-data task.",
         f"- training: {result['epochs']} epochs (per stage when sequential), batch 32, AdamW, backbone lr 5e-5,"
-        " head lr 1e-3, 10% warmup then linear decay, clipping 1.0, seed 0; joint runs sample tasks"
-        " in proportion to their size.",
+        " head lr 1e-3, 10% warmup then linear decay (sequential: each stage its own), clipping 1.0,"
+        " seed 0; joint runs sample tasks in proportion to their size.",
+        *(
+            [
+                f"- rerun later with the then-current code: runs matching {', '.join(map(repr, result['reruns']))}."
+            ]
+            if result.get("reruns")
+            else []
+        ),
         f"- scores on the test splits: {metric} (x 100); STS-B: test Spearman x 100 of the model's",
         "  embeddings (82.03 for the untouched backbone). Train seconds include the per-epoch dev evaluation.",
         "",
@@ -460,7 +491,8 @@ def render(result: dict) -> str:
             f"{n} {_delta(runs[n]['sts_b'], base_sts)}"
             for n in ("full fine-tuning (joint)", "gradual unfreezing", "layer-wise lr decay 0.8")
         )
-        + f" (from {base_sts:.2f}); the frozen backbone keeps the embeddings exactly.",
+        + f" (from {base_sts:.2f}). The least drift among the fine-tuning runs: {least_drift}; the frozen"
+        " backbone keeps the embeddings exactly.",
         "",
         "## Joint vs sequential training, and forgetting",
         "",
@@ -541,10 +573,27 @@ def render(result: dict) -> str:
         "",
         "- Want the embeddings unchanged (search, similarity) and several cheap classifiers: freeze the"
         " backbone, cache the embeddings, train heads for many epochs. It costs seconds per epoch.",
-        "- Want the best score on one task and can afford it: fine-tune; gradual unfreezing or layer-wise"
-        " decay trade some of the gain for less drift of the embeddings (see STS-B above).",
-        "- Several tasks that must all be served: train them jointly; sequential training lets later"
-        " stages overwrite what earlier tasks needed (the forgetting table).",
+        "- Want the best score on a task the frozen embeddings do not capture well (sentiment here:"
+        f" {runs[best_sentiment]['test']['sentiment']:.2f} with {best_sentiment} vs"
+        f" {frozen_long['test']['sentiment']:.2f} frozen): fine-tune, and check the STS-B drift if the same"
+        f" model also serves similarity; {least_drift} moved the embeddings least"
+        f" ({_delta(runs[least_drift]['sts_b'], base_sts)}).",
+        (
+            "- Little data, and a head that must learn a lot from few examples (NER here): a frozen backbone"
+            " with many cheap epochs beat fine-tuning"
+            if frozen_long["test"]["ner"] > full["test"]["ner"]
+            else "- Little data (NER here): fine-tuning beat the frozen backbone given many cheap epochs"
+        )
+        + f" (NER {frozen_long['test']['ner']:.2f} frozen in {frozen_long['train_seconds']:.0f} s vs"
+        f" {full['test']['ner']:.2f} fine-tuned in {full['train_seconds']:.0f} s).",
+        "- Several tasks that must all be served by one model: "
+        + (
+            "train them jointly: joint training beat sequential training on every task here, and the"
+            " forgetting table shows what later stages did to earlier ones."
+            if len(joint_wins) == len(TASKS)
+            else f"joint training beat sequential on {', '.join(joint_wins) or 'no task'} here; see the"
+            " forgetting table for what later stages did to earlier ones."
+        ),
         "",
         "Full per-epoch histories: `benchmarks/out/considerations.json` after a run.",
     ]

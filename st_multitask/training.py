@@ -662,9 +662,17 @@ class Trainer:
             streams = self._streams([by_name[n] for n in stage_tasks])
             per_epoch = sum(math.ceil(len(s) / cfg.batch_size) for s in streams)
             plan.append((stage_tasks, streams, per_epoch))
-        total_steps = sum(math.ceil(p[2] * cfg.epochs / cfg.gradient_accumulation_steps) for p in plan)
+        stage_steps = [math.ceil(p[2] * cfg.epochs / cfg.gradient_accumulation_steps) for p in plan]
+        total_steps = sum(stage_steps)
         optimizer = self._optimizer()
-        scheduler = self._schedule(optimizer, total_steps, int(cfg.warmup_ratio * total_steps))
+
+        def schedule_for(stage: int | None) -> torch.optim.lr_scheduler.LambdaLR:
+            """Joint: one warmup + decay over the run. Sequential: each stage gets its own."""
+            steps = total_steps if stage is None else stage_steps[stage]
+            return self._schedule(optimizer, steps, int(cfg.warmup_ratio * steps))
+
+        sequential = cfg.strategy == "sequential"
+        scheduler = schedule_for(0 if sequential else None)
         scaler = torch.amp.GradScaler("cuda", enabled=cfg.mixed_precision == "fp16")
 
         caches: dict[tuple[str, str], dict] = {}
@@ -698,6 +706,8 @@ class Trainer:
                 raise InputError(
                     f"Checkpoint {path} does not match this model: {missing.unexpected_keys[:3]}..."
                 )
+            if sequential:  # the schedule of the stage the checkpoint is in
+                scheduler = schedule_for(min(saved["loop"]["stage"], len(plan) - 1))
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             self.history = saved["history"]
@@ -721,6 +731,8 @@ class Trainer:
         final_metrics: dict[str, dict[str, Any]] = {}
         for stage_index in range(state["stage"], len(plan)):
             stage_tasks, streams, per_epoch = plan[stage_index]
+            if sequential and stage_index > 0 and state["epoch"] == 0 and state["micro"] == 0:
+                scheduler = schedule_for(stage_index)  # a fresh warmup and decay for each stage
             self._apply_freezing(stage_tasks if cfg.strategy == "sequential" else [t.name for t in tasks])
             if cfg.strategy == "sequential" and not cfg.freeze_finished_heads:
                 for done in stages[:stage_index]:

@@ -378,3 +378,23 @@ def test_best_per_task_keeps_each_heads_best_dev_epoch(tiny, tmp_path):
     )
     with pytest.raises(InputError, match="best_per_task needs joint training with a frozen backbone"):
         Trainer(tiny, TrainingConfig(epochs=1, best_per_task=True), progress=False).fit(toy_tasks(8))
+
+
+def test_sequential_stages_each_get_their_own_warmup_and_decay(tiny, monkeypatch):
+    seen: list[float] = []
+    make = Trainer._optimizer
+
+    def recording(self):
+        optimizer = make(self)
+        optimizer.register_step_pre_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[-1]["lr"]))
+        return optimizer
+
+    monkeypatch.setattr(Trainer, "_optimizer", recording)
+    config = TrainingConfig(
+        strategy="sequential", epochs=1, batch_size=8, warmup_ratio=0.5, head_learning_rate=1e-2
+    )
+    Trainer(tiny, config, progress=False).fit(toy_tasks(32))  # two stages of 4 steps
+    assert len(seen) == 8
+    first, second = seen[:4], seen[4:]
+    assert first == pytest.approx(second)  # the second stage starts over: warmup, then decay
+    assert first[0] < first[1] and first[-1] < first[1]
