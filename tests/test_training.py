@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
-from st_multitask.data import SentenceExamples
+from st_multitask.data import SentenceExamples, TokenExamples
 from st_multitask.errors import InputError
 from st_multitask.heads import MLPHead
 from st_multitask.sampling import TaskSampler
@@ -398,3 +398,37 @@ def test_sequential_stages_each_get_their_own_warmup_and_decay(tiny, monkeypatch
     first, second = seen[:4], seen[4:]
     assert first == pytest.approx(second)  # the second stage starts over: warmup, then decay
     assert first[0] < first[1] and first[-1] < first[1]
+
+
+def _uneven_tasks() -> list[TaskData]:
+    sentiment, ner = toy_tasks(32)
+    short = TokenExamples(ner.train.words[:16], ner.train.tags[:16], "toy-ner")
+    return [sentiment, TaskData("ner", short, dev=ner.dev)]  # stages of 8 and 4 steps
+
+
+@pytest.mark.parametrize("cut", [5, 8, 10])  # inside stage 1, at the stage boundary, inside stage 2
+def test_sequential_run_resumes_from_any_checkpoint_to_the_same_weights(tiny_model_dir, tmp_path, cut):
+    import shutil
+
+    config = TrainingConfig(
+        strategy="sequential",
+        epochs=2,
+        batch_size=8,
+        learning_rate=2e-3,
+        head_learning_rate=1e-2,
+        checkpoint_every=1,
+        keep_checkpoints=100,
+        seed=5,
+    )
+    full = build_model(str(tiny_model_dir))
+    Trainer(full, config, output_dir=tmp_path / "full", progress=False).fit(_uneven_tasks())
+    shutil.copytree(tmp_path / "full", tmp_path / "cut")
+    steps = sorted((tmp_path / "cut" / "checkpoints").glob("step-*"))
+    assert len(steps) >= 12
+    for folder in steps:
+        if int(folder.name.split("-")[1]) > cut:
+            shutil.rmtree(folder)
+    resumed = build_model(str(tiny_model_dir))
+    Trainer(resumed, config, output_dir=tmp_path / "cut", resume=True, progress=False).fit(_uneven_tasks())
+    for (key, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), key
