@@ -41,6 +41,19 @@ def load_sts_b(split: str = "test") -> pd.DataFrame:
     return load(split)  # type: ignore[arg-type]
 
 
+def sts_test_spearman(backbone: Any, sts: pd.DataFrame | None = None) -> float:
+    """STS-B test Spearman x 100 of ``backbone``'s embeddings (``st_multitask.embed``), 2 decimals."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from st_multitask import embed
+
+    sts = load_sts_b("test") if sts is None else sts
+    a = embed(sts["sentence1"].tolist(), model=backbone)
+    b = embed(sts["sentence2"].tolist(), model=backbone)
+    return round(100 * float(spearmanr(np.sum(a * b, axis=1), sts["score"]).statistic), 2)
+
+
 def sts_sentences(n: int, split: str = "train") -> list[str]:
     """The first ``n`` unique sentences of a split: all of sentence1, then sentence2, in order."""
     frame = load_sts_b(split)

@@ -27,11 +27,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info
+from _common import machine_info, sts_test_spearman
 
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
 from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes, load_sts_b
@@ -105,14 +104,6 @@ def new_model(tasks=TASKS) -> MultiTaskModel:
     return model
 
 
-def sts_spearman(model: MultiTaskModel, sts) -> float:
-    from scipy.stats import spearmanr
-
-    a = model.encode(sts["sentence1"].tolist())
-    b = model.encode(sts["sentence2"].tolist())
-    return round(100 * float(spearmanr(np.sum(a * b, axis=1), sts["score"]).statistic), 2)
-
-
 def params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -154,7 +145,7 @@ def run(name: str, config: TrainingConfig, data: dict, sts, tasks=TASKS, what: s
         "train_seconds": round(seconds, 1),
         "examples_per_epoch": sum(len(data[t]["train"]) for t in tasks),
         "test": test,
-        "sts_b": sts_spearman(model, sts),
+        "sts_b": sts_test_spearman(model.backbone, sts),
         "history": history,
         "forgetting": forgetting,
         "refused": refused,

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info
+from _common import machine_info, sts_test_spearman
 
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
-from st_multitask.corpora import load_conll2003, load_rotten_tomatoes, load_sts_b
+from st_multitask.corpora import load_conll2003, load_rotten_tomatoes
 from st_multitask.data import SentenceExamples, TokenExamples
 from st_multitask.evaluation import evaluate_task
 from st_multitask.heads import ContextTokenHead, MLPHead
@@ -48,17 +48,6 @@ def head_subset(data, n: int | None):
     if isinstance(data, SentenceExamples):
         return SentenceExamples(data.texts[:n], data.labels[:n], data.source)
     return TokenExamples(data.words[:n], data.tags[:n], data.source)
-
-
-def sts_spearman(backbone) -> float:
-    from scipy.stats import spearmanr
-
-    from st_multitask import embed
-
-    sts = load_sts_b("test")
-    a = embed(sts["sentence1"].tolist(), model=backbone)
-    b = embed(sts["sentence2"].tolist(), model=backbone)
-    return round(100 * float(spearmanr(np.sum(a * b, axis=1), sts["score"]).statistic), 2)
 
 
 def finetune(task: str, args) -> dict:
@@ -96,7 +85,7 @@ def finetune(task: str, args) -> dict:
         "train_seconds": round(seconds),
         "dev_history": [h["metrics"][task] for h in result.history],
         "test": {k: metrics[k] for k in keep},
-        "sts_b_spearman": sts_spearman(model.backbone),
+        "sts_b_spearman": sts_test_spearman(model.backbone),
     }
 
 

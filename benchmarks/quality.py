@@ -24,13 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info
+from _common import machine_info, sts_test_spearman
 
 from st_multitask import MultiTaskModel, embed
-from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes, load_sts_b
+from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes
 from st_multitask.evaluation import evaluate_task, sentence_metrics
 
 HERE = Path(__file__).resolve().parent
@@ -55,15 +53,6 @@ def embeddings_lr(train, test, backbone) -> dict:
     )
     predicted = classifier.predict(embed(test.texts, model=backbone)).tolist()
     return sentence_metrics(test.labels, predicted, sorted(set(train.labels)))
-
-
-def sts_spearman(backbone) -> float:
-    from scipy.stats import spearmanr
-
-    sts = load_sts_b("test")
-    a = embed(sts["sentence1"].tolist(), model=backbone)
-    b = embed(sts["sentence2"].tolist(), model=backbone)
-    return round(100 * float(spearmanr(np.sum(a * b, axis=1), sts["score"]).statistic), 2)
 
 
 def main() -> None:
@@ -100,7 +89,10 @@ def main() -> None:
     from st_multitask.backbone import load_backbone
 
     plain = load_backbone(None, "cpu")
-    sts = {"plain SentenceTransformer.encode": sts_spearman(plain), "default model": sts_spearman(backbone)}
+    sts = {
+        "plain SentenceTransformer.encode": sts_test_spearman(plain),
+        "default model": sts_test_spearman(backbone),
+    }
     print("sts", sts, flush=True)
     result = {
         "machine": machine_info(),
