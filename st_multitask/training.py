@@ -924,17 +924,24 @@ class Trainer:
 
     def _save_best(self) -> None:
         """Keep the best weights beside the checkpoints, so a resumed run still ends on them."""
+        self._write_beside_checkpoints(
+            "best.safetensors", "best-metrics.json", self._best_weights, self._best_metrics
+        )
+
+    def _write_beside_checkpoints(
+        self, weights_name: str, metrics_name: str, weights: dict[str, Tensor], metrics: Any
+    ) -> None:
+        """Atomically write ``weights`` (safetensors) and ``metrics`` (JSON) into checkpoints/."""
         if self.output_dir is None or self.rank != 0:
             return
         from safetensors.torch import save_file
 
         folder = self.output_dir / "checkpoints"
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / ".best.tmp"
-        save_file({k: v.contiguous() for k, v in self._best_weights.items()}, str(tmp))
-        (folder / ".best-metrics.tmp").write_text(json.dumps(self._best_metrics))
-        os.replace(tmp, folder / "best.safetensors")
-        os.replace(folder / ".best-metrics.tmp", folder / "best-metrics.json")
+        save_file({k: v.contiguous() for k, v in weights.items()}, str(folder / f".{weights_name}.tmp"))
+        (folder / f".{metrics_name}.tmp").write_text(json.dumps(metrics))
+        os.replace(folder / f".{weights_name}.tmp", folder / weights_name)
+        os.replace(folder / f".{metrics_name}.tmp", folder / metrics_name)
 
     def _load_best(self) -> None:
         from safetensors.torch import load_file
@@ -963,17 +970,11 @@ class Trainer:
                 }
                 self._task_best_metrics[name] = metrics
                 changed = True
-        if not changed or self.output_dir is None or self.rank != 0:
-            return
-        from safetensors.torch import save_file
-
-        folder = self.output_dir / "checkpoints"
-        folder.mkdir(parents=True, exist_ok=True)
-        flat = {f"{name}::{k}": v.contiguous() for name, w in self._task_best.items() for k, v in w.items()}
-        save_file(flat, str(folder / ".best-heads.tmp"))
-        (folder / ".best-heads-metrics.tmp").write_text(json.dumps(self._task_best_metrics))
-        os.replace(folder / ".best-heads.tmp", folder / "best-heads.safetensors")
-        os.replace(folder / ".best-heads-metrics.tmp", folder / "best-heads.json")
+        if changed:
+            flat = {f"{name}::{k}": v for name, w in self._task_best.items() for k, v in w.items()}
+            self._write_beside_checkpoints(
+                "best-heads.safetensors", "best-heads.json", flat, self._task_best_metrics
+            )
 
     def _cleanup_cache(self) -> None:
         folder = getattr(self, "_cache_dir", None)
