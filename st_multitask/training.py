@@ -132,6 +132,9 @@ class TrainingConfig:
         for name in ("learning_rate", "head_learning_rate", "temperature"):
             positive(name, integer=False)
         positive("max_grad_norm", allow_none=True, integer=False)
+        for name in ("best_per_task", "freeze_finished_heads"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         if not 0 <= self.warmup_ratio < 1:
             raise InputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
         if not 0 < self.lr_decay <= 1:

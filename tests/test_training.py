@@ -48,6 +48,8 @@ def test_config_validation(tmp_path):
         TrainingConfig(batch_size=0)
     with pytest.raises(InputError, match="lr_decay"):
         TrainingConfig(lr_decay=1.5)
+    with pytest.raises(InputError, match="best_per_task must be true or false, got 'maybe'"):
+        TrainingConfig(best_per_task="maybe")
     path = tmp_path / "cfg.yaml"
     path.write_text("training:\n  epochs: 5\n  sampling: temperature\n  freeze: [backbone]\n")
     config = TrainingConfig.from_file(path)
