@@ -23,6 +23,7 @@ COMMANDS = {
     "info": ("info", "info", "Describe a multi-task model: backbone, heads, labels."),
     "train": ("train", "train", "Train heads (and the backbone) from a recipe, jointly or in sequence."),
     "evaluate": ("evaluate", "evaluate", "Score one task of a model on labelled data."),
+    "export": ("export", "export", "Export a model to ONNX Runtime or OpenVINO (fp32, bf16, int8)."),
 }
 
 

@@ -12,6 +12,8 @@ import click
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from st_multitask.runtime.encoder import FastEncoder
+
 
 class UserError(click.ClickException):
     """A mistake in the user's input: one line on stderr, exit code 2, no traceback."""
@@ -43,8 +45,32 @@ def note(message: str) -> None:
     click.echo(f"note: {message}", err=True)
 
 
+def backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--backend, --precision (with STMT_BACKEND / STMT_PRECISION)."""
+    func = click.option(
+        "--precision",
+        envvar="STMT_PRECISION",
+        show_envvar=True,
+        type=click.Choice(["fp32", "bf16", "int8"]),
+        default="fp32",
+        show_default=True,
+        help="fp32 is exact; bf16 (where the CPU has it) and int8 are faster, with vectors that differ "
+        "slightly from sentence-transformers'.",
+    )(func)
+    return click.option(
+        "--backend",
+        envvar="STMT_BACKEND",
+        show_envvar=True,
+        type=click.Choice(["auto", "torch", "onnx", "openvino"]),
+        default="auto",
+        show_default=True,
+        help="Inference engine. auto: the fastest installed exact runtime on a CPU (an exported graph, "
+        "made once and cached), torch on a GPU.",
+    )(func)
+
+
 def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--model, --device, --batch-size."""
+    """--model, --device, --batch-size, --backend, --precision."""
 
     @click.option(
         "--model",
@@ -67,6 +93,7 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="Texts per forward pass.",
     )
+    @backend_options
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
@@ -105,25 +132,48 @@ def errors_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def quiet_libraries() -> None:
-    """No progress bars or info logs from transformers; the CLI reports what matters itself."""
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+def quiet_libraries(torch: bool = True) -> None:
+    """No progress bars or info logs from transformers; the CLI reports what matters itself.
+    On the fast path transformers is never imported, so there is nothing to quiet."""
     logging.getLogger("st_multitask").setLevel(logging.ERROR)
+    if torch:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
 
 
-def load_model(model_name: str | None, device: str | None) -> SentenceTransformer:
-    """Load the backbone quietly (no download, no progress bars from transformers)."""
-    from st_multitask.backbone import cached_backbone
+def load_model(
+    model_name: str | None, device: str | None, backend: str = "auto", precision: str = "fp32"
+) -> SentenceTransformer | FastEncoder:
+    """Load the backbone quietly on the chosen engine (no download, no progress bars)."""
+    from st_multitask.embedding import resolve_model
+    from st_multitask.runtime import resolve_backend
 
-    quiet_libraries()  # the CLI reports truncation itself
-    return cached_backbone(model_name, device)
+    choice = resolve_backend(backend, precision, device)
+    quiet_libraries(torch=not choice.fast)  # the CLI reports truncation itself
+    model = resolve_model(model_name, backend, precision, device)
+    if choice.fast and not hasattr(model, "session"):  # auto fell back to torch for this model
+        quiet_libraries(torch=True)
+    return model
 
 
-def load_multitask(model_dir: str | None, device: str | None) -> Any:
-    """The multi-task model in ``model_dir``, or the bundled default one."""
+def load_multitask(
+    model_dir: str | None, device: str | None, backend: str = "auto", precision: str = "fp32"
+) -> Any:
+    """The multi-task model in ``model_dir``, or the bundled default one, on the chosen engine."""
+    from st_multitask.runtime import resolve_backend
+
+    choice = resolve_backend(backend, precision, device)
+    if choice.fast:
+        from st_multitask.exported_model import ExportedMultiTaskModel, bundled_model_dir, fast_path_problem
+
+        quiet_libraries(torch=False)
+        path = bundled_model_dir() if model_dir is None else model_dir
+        if (
+            backend != "auto" or fast_path_problem(path) is None
+        ):  # auto: what the fast path can't run, torch can
+            return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
     from st_multitask.model import MultiTaskModel
 
     quiet_libraries()

@@ -49,6 +49,8 @@ def embed(
     model_name: str | None,
     device: str | None,
     batch_size: int,
+    backend: str,
+    precision: str,
 ) -> None:
     """Embed the texts of INPUT, one text a line (or a CSV/TSV/JSONL column); '-' reads stdin.
 
@@ -61,14 +63,15 @@ def embed(
       stmt embed reviews.csv --column review -o reviews.parquet
       cat texts.txt | stmt embed - | head -n 1
     """
-    from st_multitask.backbone import count_over_window, embedding_dim
-    from st_multitask.backbone import embed as embed_texts
+    from st_multitask.backbone import embedding_dim
     from st_multitask.data import ReadReport, iter_texts
+    from st_multitask.embedding import count_over_window
+    from st_multitask.embedding import embed as embed_texts
 
     report = ReadReport()
     rows = iter_texts(input_path, column=column, errors=errors, report=report)
     first = list(itertools.islice(rows, chunk_size))  # read (and validate) before loading the model
-    model = load_model(model_name, device)
+    model = load_model(model_name, device, backend, precision)
     total = _count_lines(input_path)
     show = sys.stderr.isatty()
     over = 0

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ._common import load_multitask, multitask_model_option
+from ._common import backend_options, load_multitask, multitask_model_option
 from ._io import format_table
 
 
@@ -25,6 +25,7 @@ from ._io import format_table
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", envvar="STMT_DEVICE", show_envvar=True, help="cpu, cuda, cuda:N, mps.")
+@backend_options
 def evaluate(
     model_dir: str | None,
     task: str,
@@ -34,6 +35,8 @@ def evaluate(
     fmt: str,
     batch_size: int,
     device: str | None,
+    backend: str,
+    precision: str,
 ) -> None:
     """Score one task of a model on labelled data: accuracy, macro-F1 and a per-class report for
     sentence tasks; entity precision, recall and F1 (strict IOB2) for token tasks.
@@ -47,7 +50,7 @@ def evaluate(
     from st_multitask.evaluation import evaluate_task
     from st_multitask.recipe import read_split
 
-    model = load_multitask(model_dir, device)
+    model = load_multitask(model_dir, device, backend, precision)
     if task not in model.heads:
         raise InputError(f"Unknown task {task!r}. Valid: {', '.join(model.heads) or 'none (no heads)'}.")
     level = model.heads[task].level

@@ -19,7 +19,7 @@ def info(model_dir: str | None, fmt: str) -> None:
     Example:
       stmt info --model my-model
     """
-    model = load_multitask(model_dir, "cpu")
+    model = load_multitask(model_dir, "cpu", "torch")
     summary = model.info()
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -39,5 +39,7 @@ def info(model_dir: str | None, fmt: str) -> None:
         click.echo(f"  labels: {', '.join(head['labels'])}")
         settings = ", ".join(f"{k}={v}" for k, v in head["config"].items())
         click.echo(f"  settings: {settings}")
+    for key, graph in summary.get("graphs", {}).items():
+        click.echo(f"exported graph {key}: {', '.join(graph.get('files', {}))} ({graph.get('runtime', '?')})")
     for task, metrics in summary["metrics"].items():
         click.echo(f"dev metrics {task}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))

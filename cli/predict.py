@@ -7,7 +7,15 @@ import sys
 
 import click
 
-from ._common import UserError, errors_option, load_multitask, multitask_model_option, note, report_reading
+from ._common import (
+    UserError,
+    backend_options,
+    errors_option,
+    load_multitask,
+    multitask_model_option,
+    note,
+    report_reading,
+)
 from ._io import emit_records, format_table, shorten
 
 
@@ -44,6 +52,7 @@ def inline_entities(text: str, entities: list[dict]) -> str:
 )
 @click.option("--device", envvar="STMT_DEVICE", show_envvar=True, help="cpu, cuda, cuda:N, mps.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@backend_options
 @errors_option
 def predict(
     texts: tuple[str, ...],
@@ -54,6 +63,8 @@ def predict(
     fmt: str,
     device: str | None,
     batch_size: int,
+    backend: str,
+    precision: str,
     errors: str,
 ) -> None:
     """Predict every task of a multi-task model (labels, probabilities, entities) for TEXTS.
@@ -82,7 +93,7 @@ def predict(
         blank = [i for i, t in enumerate(items, 1) if not t.strip()]
         if blank:
             raise UserError(f"Text {blank[0]} is blank; give a text to predict.")
-    model = load_multitask(model_dir, device)
+    model = load_multitask(model_dir, device, backend, precision)
     selected = model._select(tasks)
     untrained = [name for name, head in selected.items() if not head.is_trained]
     if untrained:
@@ -90,7 +101,7 @@ def predict(
             f"head{'s' * (len(untrained) > 1)} {', '.join(untrained)} {'are' if len(untrained) > 1 else 'is'} "
             "untrained: predictions are random."
         )
-    from st_multitask.backbone import count_over_window
+    from st_multitask.embedding import count_over_window
 
     over = count_over_window(items, model.backbone)
     if over:

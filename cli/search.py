@@ -46,6 +46,8 @@ def search(
     model_name: str | None,
     device: str | None,
     batch_size: int,
+    backend: str,
+    precision: str,
 ) -> None:
     """Find the lines of the corpus closest in meaning to each QUERY.
 
@@ -56,8 +58,8 @@ def search(
       stmt search --corpus examples/b.txt "a pet animal"
       cat questions.txt | stmt search --corpus faq.txt -k 3 --format jsonl
     """
-    from st_multitask.backbone import count_over_window, embed
     from st_multitask.data import ReadReport, iter_texts
+    from st_multitask.embedding import count_over_window, embed
     from st_multitask.similarity import search as semantic_search
 
     if corpus_path == "-" and (not queries or queries == ("-",)):
@@ -76,7 +78,7 @@ def search(
     report_reading(click.format_filename(corpus_path), report)
     lines = [n for n, _ in rows]
     corpus = [t for _, t in rows]
-    model = load_model(model_name, device)
+    model = load_model(model_name, device, backend, precision)
     report_truncation(count_over_window(corpus, model), model, long)
     corpus_emb = embed(corpus, model=model, batch_size=batch_size, long=long)
     query_emb = embed(list(queries), model=model, batch_size=batch_size, long=long)

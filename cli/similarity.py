@@ -60,6 +60,8 @@ def similarity(
     model_name: str | None,
     device: str | None,
     batch_size: int,
+    backend: str,
+    precision: str,
 ) -> None:
     """Cosine similarity between the lines of A and the lines of B (one text a line; '-' is stdin).
 
@@ -73,7 +75,7 @@ def similarity(
       stmt similarity a.txt b.txt --mode matrix --plot heatmap.png
       stmt similarity report1.txt report2.txt --document
     """
-    from st_multitask.backbone import count_over_window, embed
+    from st_multitask.embedding import count_over_window, embed
     from st_multitask.similarity import cosine_similarity, pairwise_similarity
 
     if file_a == "-" and file_b == "-":
@@ -92,7 +94,7 @@ def similarity(
                 f"Pairwise mode needs as many lines in A as in B: {file_a} has {len(texts_a)}, "
                 f"{file_b} has {len(texts_b)}. Use --mode best or --mode matrix for unequal files."
             )
-    model = load_model(model_name, device)
+    model = load_model(model_name, device, backend, precision)
     if not document:
         report_truncation(count_over_window(texts_a + texts_b, model), model, long)
     emb_a = embed(texts_a, model=model, batch_size=batch_size, long=long)

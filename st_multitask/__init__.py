@@ -20,10 +20,10 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _LAZY = {
     "load_backbone": "backbone",
-    "embed": "backbone",
-    "embed_tokens": "backbone",
-    "count_over_window": "backbone",
-    "TokenEmbeddings": "backbone",
+    "embed": "embedding",
+    "embed_tokens": "embedding",
+    "count_over_window": "embedding",
+    "TokenEmbeddings": "embedding",
     "DEFAULT_MODEL_NAME": "backbone",
     "default_model_path": "backbone",
     "cosine_similarity": "similarity",
@@ -35,6 +35,8 @@ _LAZY = {
     "TrainingConfig": "training",
     "TaskData": "training",
     "MultiTaskModel": "model",
+    "ExportedMultiTaskModel": "exported_model",
+    "RuntimeUnavailableError": "errors",
     "Head": "heads",
     "MLPHead": "heads",
     "TokenHead": "heads",
@@ -45,11 +47,13 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
+    "ExportedMultiTaskModel",
     "Head",
     "InputError",
     "MLPHead",
     "ModelLoadError",
     "MultiTaskModel",
+    "RuntimeUnavailableError",
     "StMultitaskError",
     "TaskData",
     "TokenEmbeddings",
@@ -70,16 +74,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .backbone import (
-        DEFAULT_MODEL_NAME,
-        TokenEmbeddings,
-        count_over_window,
-        default_model_path,
-        embed,
-        embed_tokens,
-        load_backbone,
-    )
-    from .errors import InputError, ModelLoadError, StMultitaskError
+    from .backbone import DEFAULT_MODEL_NAME, default_model_path, load_backbone
+    from .embedding import TokenEmbeddings, count_over_window, embed, embed_tokens
+    from .errors import InputError, ModelLoadError, RuntimeUnavailableError, StMultitaskError
+    from .exported_model import ExportedMultiTaskModel
     from .heads import Head, MLPHead, TokenHead, register_head
     from .model import MultiTaskModel
     from .similarity import cosine_similarity, pairwise_similarity, paraphrases, search

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TypedDict
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, TypedDict
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = [
     "ALIGNMENTS",
@@ -31,6 +31,7 @@ __all__ = [
     "pool_words",
     "repair_bio",
     "split_words",
+    "word_shape_rows",
     "word_shapes",
     "words_to_text",
 ]
@@ -59,6 +60,16 @@ SHAPE_FEATURES = (
 
 def word_shapes(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], n_words: int) -> Tensor:
     """(batch, n_words, len(SHAPE_FEATURES)) 0/1 features of each word's original characters."""
+    import torch
+
+    rows = word_shape_rows(texts, spans, n_words)
+    return torch.tensor(rows, dtype=torch.float).reshape(len(texts), n_words, len(SHAPE_FEATURES))
+
+
+def word_shape_rows(
+    texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], n_words: int
+) -> list[list[list[float]]]:
+    """:func:`word_shapes` as nested lists (batch, n_words, features), for torch or numpy."""
     empty = [0.0] * len(SHAPE_FEATURES)
     rows = []
     for text, word_spans in zip(texts, spans):
@@ -83,7 +94,7 @@ def word_shapes(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
             )
             previous = word
         rows.append(row + [empty] * (n_words - len(row)))
-    return torch.tensor(rows, dtype=torch.float).reshape(len(texts), n_words, len(SHAPE_FEATURES))
+    return rows
 
 
 class Entity(TypedDict):
@@ -137,6 +148,8 @@ def pool_words(states: Tensor, piece_word: Tensor, n_words: int, mode: str = "fi
     Returns:
         (batch, n_words, dim); words with no piece (past the model window) are zero vectors.
     """
+    import torch
+
     if mode not in ALIGNMENTS:
         raise InputError(f"Unknown alignment {mode!r}. Valid: {', '.join(ALIGNMENTS)}.")
     batch, _, dim = states.shape

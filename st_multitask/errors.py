@@ -7,7 +7,7 @@ problem and the fix.
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelLoadError", "StMultitaskError"]
+__all__ = ["InputError", "ModelLoadError", "RuntimeUnavailableError", "StMultitaskError"]
 
 
 class StMultitaskError(Exception):
@@ -20,3 +20,7 @@ class InputError(StMultitaskError, ValueError):
 
 class ModelLoadError(StMultitaskError, OSError):
     """A model could not be found or loaded (not a model directory, unknown name, offline)."""
+
+
+class RuntimeUnavailableError(StMultitaskError, ImportError):
+    """An inference backend (ONNX Runtime, OpenVINO, torch) is not installed; the message gives the pip command."""

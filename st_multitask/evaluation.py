@@ -93,10 +93,9 @@ def evaluate_task(
     ``O`` (they were not read). ``batch_inputs`` (indices -> head inputs, read mask) lets training
     evaluate from its embedding cache.
     """
-    import torch
-
     from .alignment import repair_bio
     from .data import SentenceExamples
+    from .decoding import word_tags
     from .errors import InputError
 
     if task not in model.heads:
@@ -112,6 +111,13 @@ def evaluate_task(
 
     check_labels_known(data, head.labels, "the model's labels")
     items = data.texts if is_sentence else data.words
+    if batch_inputs is None and hasattr(model, "predict_labels"):  # an exported model: no torch
+        predicted = model.predict_labels(items, task, batch_size)
+        if is_sentence:
+            return sentence_metrics(data.labels, predicted, head.labels)
+        return token_metrics(data.tags, predicted)
+    import torch
+
     modes = {module: module.training for module in model.modules()}
     model.eval()
     predicted: list = []
@@ -130,11 +136,7 @@ def evaluate_task(
                 ids, seen = proba.argmax(-1).tolist(), read.tolist()
                 for row, index in enumerate(indices):
                     n = len(items[index])
-                    tags = [
-                        head.labels[i] if w < len(seen[row]) and seen[row][w] else "O"
-                        for w, i in enumerate(ids[row][:n])
-                    ]
-                    predicted.append(repair_bio(tags))
+                    predicted.append(repair_bio(word_tags(head.labels, ids[row][:n], seen[row])))
     finally:
         for module, mode in modes.items():
             module.training = mode

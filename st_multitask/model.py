@@ -12,12 +12,9 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,58 +23,28 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .alignment import decode_bio, piece_to_word, split_words, word_shapes, words_to_text
-from .backbone import (
-    DEFAULT_MODEL_NAME,
-    default_model_path,
-    embed,
-    embedding_dim,
-    forward_batch,
-    load_backbone,
-)
+from ._atomic import atomic_directory
+from .alignment import piece_to_word, word_shapes
+from .backbone import DEFAULT_MODEL_NAME, default_model_path, embedding_dim, forward_batch, load_backbone
+from .decoding import decode_words
+from .embedding import embed
 from .errors import InputError, ModelLoadError
 from .heads import Head
 from .heads.base import CONFIG_NAME, WEIGHTS_NAME
+from .inference import TaskSelection, check_items, texts_and_spans
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, check_head_files, read_manifest, sha256_file
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from .exported_model import ExportedMultiTaskModel
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "MultiTaskModel"]
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_NAME = "st_multitask.json"
-FORMAT_VERSION = 1
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt")
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _usual_permissions(directory: Path) -> None:
-    """mkdtemp makes private folders; give the saved model the permissions of any new file."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(directory, 0o777 & ~mask)
-    for path in directory.rglob("*"):
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
-
-
-def _refuse_pickles(directory: Path) -> None:
-    for path in directory.rglob("*"):
-        if path.suffix.lower() in _PICKLE_SUFFIXES and path.is_file():
-            raise ModelLoadError(
-                f"Refusing to load {path}: pickle-based weight files can run code. "
-                "st_multitask models hold safetensors and JSON only."
-            )
-
-
-class MultiTaskModel(torch.nn.Module):
+class MultiTaskModel(TaskSelection, torch.nn.Module):
     """A backbone and named heads.
 
     Args:
@@ -112,11 +79,6 @@ class MultiTaskModel(torch.nn.Module):
         return embedding_dim(self.backbone)
 
     @property
-    def heads(self) -> dict[str, Head]:
-        """The heads by name (a copy: use add_head / remove_head to change them)."""
-        return dict(self._heads.items())
-
-    @property
     def device(self) -> torch.device:
         return self.backbone.device
 
@@ -142,20 +104,6 @@ class MultiTaskModel(torch.nn.Module):
         head = self._heads[name]
         del self._heads[name]
         return head
-
-    def _select(self, tasks: Sequence[str] | str | None) -> dict[str, Head]:
-        if tasks is None:
-            if not self._heads:
-                raise InputError("This model has no heads; add one with add_head() or load a trained model.")
-            return self.heads
-        if isinstance(tasks, str):
-            tasks = [t for t in tasks.split(",") if t]
-        unknown = [t for t in tasks if t not in self._heads]
-        if unknown:
-            raise InputError(
-                f"Unknown task {unknown[0]!r}. Valid: {', '.join(self._heads) or 'none (no heads)'}."
-            )
-        return {t: self._heads[t] for t in tasks}
 
     # -- inference ------------------------------------------------------------------------------
     def encode(
@@ -183,17 +131,7 @@ class MultiTaskModel(torch.nn.Module):
         ``piece_word`` (batch, seq) mapping word pieces to words), the texts, and each text's word
         spans.
         """
-        texts, spans = [], []
-        for i, item in enumerate(items):
-            if isinstance(item, str):
-                texts.append(item)
-                spans.append(split_words(item))
-            elif isinstance(item, Sequence) and all(isinstance(w, str) for w in item):
-                text, word_spans = words_to_text(list(item))
-                texts.append(text)
-                spans.append(word_spans)
-            else:
-                raise InputError(f"Item {i} must be a string or a list of words, got {type(item).__name__}.")
+        texts, spans = texts_and_spans(items)
         with self._hidden_states(any(getattr(h, "needs_hidden_states", False) for h in self._heads.values())):
             out = forward_batch(self.backbone, texts, grad=grad)
         offsets = out["offset_mapping"].tolist()
@@ -236,17 +174,6 @@ class MultiTaskModel(torch.nn.Module):
         for start in range(0, len(order), batch_size):
             yield order[start : start + batch_size]
 
-    def _check_items(self, texts: str | Sequence[str | Sequence[str]]) -> list:
-        if isinstance(texts, str):
-            return [texts]
-        items = list(texts)
-        if not items:
-            raise InputError("No texts to predict: pass at least one string.")
-        for i, item in enumerate(items):
-            if isinstance(item, str) and not item.strip():
-                raise InputError(f"Text {i} is blank.")
-        return items
-
     def predict_proba(
         self,
         texts: str | Sequence[str | Sequence[str]],
@@ -271,7 +198,7 @@ class MultiTaskModel(torch.nn.Module):
 
     def _run(self, texts: Any, tasks: Any, batch_size: int, keep_proba: bool) -> list[dict[str, Any]]:
         heads = self._select(tasks)
-        items = self._check_items(texts)
+        items = check_items(texts)
         untrained = [name for name, head in heads.items() if not head.is_trained]
         if untrained:
             logger.warning(
@@ -310,12 +237,13 @@ class MultiTaskModel(torch.nn.Module):
                             scores, ids, seen = scores.tolist(), ids.tolist(), read.tolist()
                             for row, index in enumerate(batch):
                                 n = len(spans[row])
-                                tags = [
-                                    head.labels[i] if seen[row][w] else "O"
-                                    for w, i in enumerate(ids[row][:n])
-                                ]
-                                results[index][name] = decode_bio(
-                                    tags, scores[row][:n], spans[row], batch_texts[row]
+                                results[index][name] = decode_words(
+                                    head.labels,
+                                    ids[row][:n],
+                                    scores[row][:n],
+                                    seen[row],
+                                    spans[row],
+                                    batch_texts[row],
                                 )
         finally:
             self.train(was_training)
@@ -378,16 +306,11 @@ class MultiTaskModel(torch.nn.Module):
             raise InputError(f"Unknown backbone mode {backbone!r}. Valid: copy, reference.")
         if path.exists() and not overwrite:
             raise InputError(f"{path} exists already; pass overwrite=True (--overwrite) to replace it.")
-        if path.exists() and path.is_file():
-            raise InputError(f"{path} is a file; give a directory name.")
         if backbone == "reference" and not self._is_packaged_default():
             raise InputError(
                 "backbone='reference' needs the unchanged packaged all-MiniLM-L6-v2; use 'copy'."
             )
-        parent = path.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
-        try:
+        with atomic_directory(path, overwrite) as tmp:
             manifest: dict[str, Any] = {"format_version": FORMAT_VERSION, "dimension": self.dim}
             previous = getattr(self, "_manifest", {})  # a loaded model keeps its stored metrics
             manifest.update({k: previous[k] for k in ("metrics", "training") if k in previous})
@@ -404,75 +327,50 @@ class MultiTaskModel(torch.nn.Module):
                     "kind": head.kind,
                     "level": head.level,
                     "labels": head.labels,
-                    "files": {f: _sha256(head_dir / f) for f in (CONFIG_NAME, WEIGHTS_NAME)},
+                    "files": {f: sha256_file(head_dir / f) for f in (CONFIG_NAME, WEIGHTS_NAME)},
                 }
             (tmp / MANIFEST_NAME).write_text(
                 json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )
-            _usual_permissions(tmp)
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
-                os.replace(path, old / "model")
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str | None = None) -> MultiTaskModel:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | None = None,
+        backend: str = "torch",
+        precision: str | None = None,
+    ) -> MultiTaskModel | ExportedMultiTaskModel:
         """Load a directory written by :meth:`save`. Never unpickles, never runs code from it.
 
         Checks the manifest, every head file's hash, the heads' shapes and labels, and that the
         heads' width matches the backbone; a missing, truncated or altered file is named.
+
+        ``backend="torch"`` (the default) gives this trainable torch model. ``"auto"``, ``"onnx"``
+        or ``"openvino"`` (with ``precision`` fp32, bf16 or int8) give an
+        :class:`~st_multitask.exported_model.ExportedMultiTaskModel`: the same predictions from an
+        exported graph and numpy heads, several times faster on a CPU and without torch.
         """
+        if backend != "torch" or (precision or "fp32") != "fp32":
+            from .runtime import resolve_backend
+
+            choice = resolve_backend(backend, precision, device)
+            if choice.fast:
+                from .exported_model import ExportedMultiTaskModel
+
+                return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
         path = Path(path)
-        if not path.is_dir():
-            raise ModelLoadError(
-                f"{path} is not a directory; pass the folder written by MultiTaskModel.save()."
-            )
-        manifest_path = path / MANIFEST_NAME
-        if not manifest_path.is_file():
-            hint = (
-                " (it looks like a plain sentence-transformers model: use --model for embeddings)"
-                if (path / "modules.json").is_file()
-                else ""
-            )
-            raise ModelLoadError(f"{path} is not a st_multitask model: {MANIFEST_NAME} is missing{hint}.")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            version, heads_info, backbone_info = (
-                manifest["format_version"],
-                manifest["heads"],
-                manifest["backbone"],
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise ModelLoadError(f"{manifest_path} is not a valid manifest ({exc}).") from None
-        if version != FORMAT_VERSION:
-            raise ModelLoadError(
-                f"{manifest_path} has format version {version}; this st_multitask reads {FORMAT_VERSION}."
-            )
-        _refuse_pickles(path)
+        manifest = read_manifest(path)
+        heads_info, backbone_info = manifest["heads"], manifest["backbone"]
         if backbone_info.get("type") == "packaged":
             backbone = load_backbone(None, device)
-        elif backbone_info.get("type") == "directory":
-            backbone = load_backbone(path, device)
         else:
-            raise ModelLoadError(f"{manifest_path}: unknown backbone type {backbone_info.get('type')!r}.")
+            backbone = load_backbone(path, device)
         model = cls(backbone)
         model._backbone_source = str(path) if backbone_info["type"] == "directory" else DEFAULT_MODEL_NAME
         for name, info in heads_info.items():
-            head_dir = path / "heads" / name
-            for filename, expected in info.get("files", {}).items():
-                file = head_dir / filename
-                if not file.is_file():
-                    raise ModelLoadError(f"{file} is missing (listed in {MANIFEST_NAME}).")
-                if _sha256(file) != expected:
-                    raise ModelLoadError(
-                        f"{file} does not match the hash in {MANIFEST_NAME}: truncated or altered."
-                    )
+            head_dir = check_head_files(path, name, info)
             head = Head.load(head_dir)
             if head.kind != info.get("kind") or head.labels != info.get("labels"):
                 raise ModelLoadError(f"{head_dir}: kind or labels differ from {MANIFEST_NAME}.")
@@ -485,15 +383,18 @@ class MultiTaskModel(torch.nn.Module):
         return model
 
     @classmethod
-    def default(cls, device: str | None = None) -> MultiTaskModel:
-        """The bundled default model (topic, sentiment and NER heads on the packaged MiniLM)."""
+    def default(
+        cls, device: str | None = None, backend: str = "torch", precision: str | None = None
+    ) -> MultiTaskModel | ExportedMultiTaskModel:
+        """The bundled default model (topic, sentiment and NER heads on the packaged MiniLM);
+        ``backend`` and ``precision`` as in :meth:`load`."""
         bundled = Path(__file__).resolve().parent / "default_model"
         if not (bundled / MANIFEST_NAME).is_file():
             raise ModelLoadError(
                 "No bundled default model ships with this version of st_multitask yet. Train one with "
                 "MultiTaskModel.add_head(...) and save(), then pass its directory (--model DIR or STMT_MODEL)."
             )
-        return cls.load(bundled, device)
+        return cls.load(bundled, device, backend, precision)
 
     def info(self) -> dict[str, Any]:
         """A summary: backbone, heads with kinds, labels and sizes."""
@@ -520,4 +421,5 @@ class MultiTaskModel(torch.nn.Module):
                 for name, head in self._heads.items()
             },
             "metrics": getattr(self, "_manifest", {}).get("metrics", {}),
+            "graphs": getattr(self, "_manifest", {}).get("graphs", {}),
         }

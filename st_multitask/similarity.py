@@ -1,7 +1,8 @@
 """Cosine similarity, pairwise scores, semantic search and paraphrase mining.
 
-A thin layer over ``sentence_transformers.util``: every function accepts texts (embedded with the
-given model, default all-MiniLM-L6-v2) or ready embeddings (numpy arrays or torch tensors).
+In numpy, so it runs on the fast path without torch (paraphrase mining uses
+``sentence_transformers.util``): every function accepts texts (embedded with the given model,
+default all-MiniLM-L6-v2) or ready embeddings (numpy arrays or torch tensors).
 
     >>> from st_multitask import cosine_similarity
     >>> scores = cosine_similarity(["The dog ran across the grass."],
@@ -18,11 +19,10 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
-from .backbone import embed
+from .embedding import embed
 from .errors import InputError
 
 if TYPE_CHECKING:
-    import torch
     from sentence_transformers import SentenceTransformer
 
 __all__ = ["Hit", "Paraphrase", "cosine_similarity", "pairwise_similarity", "paraphrases", "search"]
@@ -46,15 +46,14 @@ class Paraphrase(TypedDict):
 
 def _embeddings(
     x: Any, model: SentenceTransformer | str | os.PathLike[str] | None, batch_size: int, what: str
-) -> torch.Tensor:
-    import torch
-
+) -> np.ndarray:
+    """(n, dim) float32 embeddings of texts (embedded with ``model``) or of ready vectors."""
     if isinstance(x, str):
         x = [x]
-    if isinstance(x, torch.Tensor):
-        tensor = x.detach().float()
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, converted without importing torch
+        array = x.detach().float().cpu().numpy()
     elif isinstance(x, np.ndarray) and x.dtype.kind in "fiu":
-        tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        array = np.ascontiguousarray(x, dtype=np.float32)
     else:
         if not isinstance(x, Sequence) or not all(isinstance(t, str) for t in x):
             raise InputError(
@@ -62,17 +61,22 @@ def _embeddings(
             )
         if not x:
             raise InputError(f"{what} is empty: pass at least one text.")
-        tensor = torch.from_numpy(embed(list(x), model=model, batch_size=batch_size))
-    if tensor.ndim == 1:
-        tensor = tensor.unsqueeze(0)
-    if tensor.ndim != 2 or tensor.shape[0] == 0:
+        array = embed(list(x), model=model, batch_size=batch_size)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[0] == 0:
         raise InputError(
-            f"{what} must be a non-empty 2-D array of embeddings, got shape {tuple(tensor.shape)}."
+            f"{what} must be a non-empty 2-D array of embeddings, got shape {tuple(array.shape)}."
         )
-    return tensor
+    return array
 
 
-def _pair(a: Any, b: Any, model: Any, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as sentence-transformers' cos_sim does."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _pair(a: Any, b: Any, model: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     ea = _embeddings(a, model, batch_size, "a")
     eb = _embeddings(b, model, batch_size, "b")
     if ea.shape[1] != eb.shape[1]:
@@ -88,10 +92,8 @@ def cosine_similarity(
     >>> cosine_similarity(np.eye(2), np.eye(2)).tolist()
     [[1.0, 0.0], [0.0, 1.0]]
     """
-    from sentence_transformers import util
-
     ea, eb = _pair(a, b, model, batch_size)
-    return util.cos_sim(ea, eb).numpy().astype(np.float32)
+    return (_unit(ea) @ _unit(eb).T).astype(np.float32)
 
 
 def pairwise_similarity(
@@ -102,12 +104,10 @@ def pairwise_similarity(
     >>> print(pairwise_similarity(np.eye(2), np.ones((2, 2))).round(3))
     [0.707 0.707]
     """
-    from sentence_transformers import util
-
     if len(a) != len(b):
         raise InputError(f"pairwise_similarity needs as many items in a as in b: got {len(a)} and {len(b)}.")
     ea, eb = _pair(a, b, model, batch_size)
-    return util.pairwise_cos_sim(ea, eb).numpy().astype(np.float32)
+    return np.einsum("ij,ij->i", _unit(ea), _unit(eb)).astype(np.float32)
 
 
 def search(
@@ -123,23 +123,22 @@ def search(
     >>> [h["text"] for h in hits[0]]
     ['A dog barked.', 'The cat sat.']
     """
-    from sentence_transformers import util
-
     _check_top_k(top_k)
     eq, ec = _pair(queries, corpus, model, batch_size)
     texts = list(corpus) if _is_texts(corpus) else None
-    results = util.semantic_search(eq, ec, top_k=top_k)
-    return [
-        [
-            Hit(
-                corpus_id=int(h["corpus_id"]),
-                score=float(h["score"]),
-                text=texts[int(h["corpus_id"])] if texts is not None else None,
-            )
-            for h in hits
-        ]
-        for hits in results
-    ]
+    scores = _unit(eq) @ _unit(ec).T  # (queries, corpus)
+    k = min(top_k, scores.shape[1])
+    results = []
+    for row in scores:
+        best = np.argpartition(-row, k - 1)[:k] if k < row.size else np.arange(row.size)
+        best = best[np.lexsort((best, -row[best]))]  # by score, then by corpus position
+        results.append(
+            [
+                Hit(corpus_id=int(i), score=float(row[i]), text=texts[int(i)] if texts is not None else None)
+                for i in best
+            ]
+        )
+    return results
 
 
 def paraphrases(
@@ -154,13 +153,14 @@ def paraphrases(
     >>> (pairs[0]["i"], pairs[0]["j"])
     (0, 1)
     """
+    import torch
     from sentence_transformers import util
 
     _check_top_k(top_k)
     emb = _embeddings(texts, model, batch_size, "texts")
     if emb.shape[0] < 2:
         raise InputError("paraphrases needs at least two texts.")
-    found = util.paraphrase_mining_embeddings(emb, top_k=top_k)
+    found = util.paraphrase_mining_embeddings(torch.from_numpy(emb), top_k=top_k)
     return [Paraphrase(i=int(i), j=int(j), score=float(score)) for score, i, j in found]
 
 

@@ -8,6 +8,16 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Graphs exported during the tests go to a private cache, not the user's ~/.cache/st_multitask.
+if "STMT_CACHE" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["STMT_CACHE"] = tempfile.mkdtemp(prefix="stmt-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["STMT_CACHE"], True)
+os.environ.pop("STMT_BACKEND", None)
+os.environ.pop("STMT_PRECISION", None)
 
 from pathlib import Path
 
@@ -16,10 +26,10 @@ import pytest
 
 @pytest.fixture(scope="session")
 def backbone():
-    """The packaged all-MiniLM-L6-v2, shared by every test (the same object `embed(model=None)` uses)."""
-    from st_multitask.backbone import resolve_model
+    """The packaged all-MiniLM-L6-v2 in torch, shared by every test (what `embed(model=None, backend="torch")` uses)."""
+    from st_multitask.embedding import resolve_model
 
-    return resolve_model(None)
+    return resolve_model(None, backend="torch")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from st_multitask import embed, embed_tokens, load_backbone
-from st_multitask.backbone import _chunks, count_over_window, embedding_dim, resolve_device, window_size
+from st_multitask.backbone import embedding_dim, resolve_device
+from st_multitask.embedding import _chunks, count_over_window, window_size
 from st_multitask.errors import InputError, ModelLoadError
 
 SENTENCES = ["The dog ran across the grass.", "The cat jumped into the weeds.", "Why is the sky blue?"]

@@ -37,6 +37,8 @@ def test_pip_install_regular(tmp_path):
     target = tmp_path / "site"
     subprocess.run([*PIP, "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
     assert (target / "st_multitask" / "cli" / "similarity.py").is_file()
+    assert (target / "st_multitask" / "heads" / "context.py").is_file()
+    assert (target / "st_multitask" / "runtime" / "calibration.txt").is_file()
     assert (target / "st_multitask" / "py.typed").is_file()
     bundled = target / "st_multitask" / "default_model"
     assert (bundled / "st_multitask.json").is_file() and (

@@ -18,11 +18,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ..errors import InputError, ModelLoadError
+from ..manifest import CONFIG_NAME, WEIGHTS_NAME
 
 __all__ = ["CONFIG_NAME", "HEAD_LEVELS", "WEIGHTS_NAME", "Head", "activation_from_name", "activation_name"]
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 HEAD_LEVELS = ("sentence", "token")
 
 

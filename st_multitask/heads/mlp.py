@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from ..decoding import decode_sentence
 from ..errors import InputError
 from .base import Head, activation_from_name, activation_name
 
@@ -135,10 +136,4 @@ class MLPHead(Head):
 
     def decode(self, probabilities: Tensor) -> dict:
         """One text's ``{"label", "score", "probabilities"}`` from its probability vector."""
-        values = probabilities.tolist()
-        probs = dict(zip(self.labels, values))
-        if self.multi_label:
-            chosen = [label for label, p in probs.items() if p >= self.threshold]
-            return {"label": chosen, "score": [probs[label] for label in chosen], "probabilities": probs}
-        best = max(range(len(values)), key=values.__getitem__)
-        return {"label": self.labels[best], "score": values[best], "probabilities": probs}
+        return decode_sentence(self.labels, probabilities.tolist(), self.multi_label, self.threshold)

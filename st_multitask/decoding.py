@@ -1,0 +1,44 @@
+"""Turning head probabilities into answers, shared by the torch and the torch-free paths.
+
+>>> decode_sentence(["negative", "positive"], [0.2, 0.8])
+{'label': 'positive', 'score': 0.8, 'probabilities': {'negative': 0.2, 'positive': 0.8}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .alignment import Entity, decode_bio
+
+__all__ = ["decode_sentence", "decode_words", "word_tags"]
+
+
+def decode_sentence(
+    labels: Sequence[str], values: Sequence[float], multi_label: bool = False, threshold: float = 0.5
+) -> dict[str, Any]:
+    """One text's ``{"label", "score", "probabilities"}`` from its probability vector."""
+    values = [float(v) for v in values]
+    probs = dict(zip(labels, values))
+    if multi_label:
+        chosen = [label for label, p in probs.items() if p >= threshold]
+        return {"label": chosen, "score": [probs[label] for label in chosen], "probabilities": probs}
+    best = max(range(len(values)), key=values.__getitem__)
+    return {"label": labels[best], "score": values[best], "probabilities": probs}
+
+
+def word_tags(labels: Sequence[str], ids: Sequence[int], seen: Sequence[bool]) -> list[str]:
+    """Each word's tag; words the model did not read (past its window) are ``O``."""
+    return [labels[i] if w < len(seen) and seen[w] else "O" for w, i in enumerate(ids)]
+
+
+def decode_words(
+    labels: Sequence[str],
+    ids: Sequence[int],
+    scores: Sequence[float],
+    seen: Sequence[bool],
+    spans: Sequence[tuple[int, int]],
+    text: str,
+) -> list[Entity]:
+    """Entities of one text from its words' best label ids and scores."""
+    return decode_bio(word_tags(labels, ids, seen), scores, spans, text)

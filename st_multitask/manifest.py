@@ -1,0 +1,108 @@
+"""The manifest of a saved model (``st_multitask.json``) and the checks every loader makes.
+
+Torch-free, so the fast path verifies a model exactly as :meth:`MultiTaskModel.load` does: the
+format version, no pickle files, and every head file against its sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelLoadError
+
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "PICKLE_SUFFIXES",
+    "WEIGHTS_NAME",
+    "check_head_files",
+    "read_manifest",
+    "refuse_pickles",
+    "sha256_file",
+]
+
+MANIFEST_NAME = "st_multitask.json"
+CONFIG_NAME = "config.json"  # a head's constructor arguments
+WEIGHTS_NAME = "model.safetensors"  # a head's weights
+FORMAT_VERSION = 1
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def graph_files(manifest: dict[str, Any]) -> set[str]:
+    """Every file the manifest lists under ``graphs`` (relative paths)."""
+    graphs = manifest.get("graphs", {})
+    names: set[str] = set()
+    if isinstance(graphs, dict):
+        for record in graphs.values():
+            if isinstance(record, dict) and isinstance(record.get("files"), dict):
+                names.update(record["files"])
+    return names
+
+
+def refuse_pickles(directory: Path, allowed: Iterable[str] = ()) -> None:
+    """Refuse a directory that holds pickle-based weight files. ``allowed`` are relative paths of
+    non-pickle files with such a suffix (OpenVINO's ``.bin`` weights, listed with their hashes)."""
+    allowed = set(allowed)
+    for path in directory.rglob("*"):
+        if path.suffix.lower() in PICKLE_SUFFIXES and path.is_file():
+            if path.relative_to(directory).as_posix() in allowed:
+                continue
+            raise ModelLoadError(
+                f"Refusing to load {path}: pickle-based weight files can run code. "
+                "st_multitask models hold safetensors and JSON only."
+            )
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The checked manifest of the model directory ``path``."""
+    if not path.is_dir():
+        raise ModelLoadError(f"{path} is not a directory; pass the folder written by MultiTaskModel.save().")
+    manifest_path = path / MANIFEST_NAME
+    if not manifest_path.is_file():
+        hint = (
+            " (it looks like a plain sentence-transformers model: use --model for embeddings)"
+            if (path / "modules.json").is_file()
+            else ""
+        )
+        raise ModelLoadError(f"{path} is not a st_multitask model: {MANIFEST_NAME} is missing{hint}.")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        version = manifest["format_version"]
+        if not isinstance(manifest["heads"], dict) or not isinstance(manifest["backbone"], dict):
+            raise TypeError("heads and backbone must be objects")
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{manifest_path} is not a valid manifest ({exc}).") from None
+    if version != FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{manifest_path} has format version {version}; this st_multitask reads {FORMAT_VERSION}."
+        )
+    if manifest["backbone"].get("type") not in ("packaged", "directory"):
+        raise ModelLoadError(f"{manifest_path}: unknown backbone type {manifest['backbone'].get('type')!r}.")
+    refuse_pickles(path, graph_files(manifest))
+    return manifest
+
+
+def check_head_files(path: Path, name: str, info: dict[str, Any]) -> Path:
+    """Check the files of head ``name`` against the manifest's hashes; returns the head folder."""
+    head_dir = path / "heads" / name
+    for filename, expected in info.get("files", {}).items():
+        file = head_dir / filename
+        if not file.is_file():
+            raise ModelLoadError(f"{file} is missing (listed in {MANIFEST_NAME}).")
+        if sha256_file(file) != expected:
+            raise ModelLoadError(f"{file} does not match the hash in {MANIFEST_NAME}: truncated or altered.")
+    return head_dir

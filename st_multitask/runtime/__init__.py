@@ -1,0 +1,143 @@
+"""Inference engines: one forward contract, several runtimes (torch, ONNX Runtime, OpenVINO).
+
+The fast path (``onnx`` and ``openvino``) runs an exported graph of the backbone with ``tokenizers``
+and numpy around it, and never imports torch, transformers or sentence-transformers. This module
+only resolves *which* engine and precision to use; it imports no runtime itself.
+
+    >>> choice = resolve_backend("auto", "fp32", device="cpu")
+    >>> choice.backend in BACKENDS, choice.precision
+    (True, 'fp32')
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError, RuntimeUnavailableError
+
+__all__ = [
+    "BACKENDS",
+    "BACKEND_CHOICES",
+    "FAST_BACKENDS",
+    "PRECISIONS",
+    "BackendChoice",
+    "backend_installed",
+    "bf16_support",
+    "resolve_backend",
+]
+
+BACKENDS = ("torch", "onnx", "openvino")
+FAST_BACKENDS = ("onnx", "openvino")
+BACKEND_CHOICES = ("auto", *BACKENDS)
+PRECISIONS = ("fp32", "bf16", "int8")
+
+# the module each backend imports, and the pip command that installs it
+_MODULES = {"torch": "torch", "onnx": "onnxruntime", "openvino": "openvino"}
+_PIP = {
+    "torch": "pip install torch==2.13.0 sentence-transformers",
+    "onnx": "pip install 'st-multitask[onnx]' (onnxruntime; exporting also needs torch and onnx)",
+    "openvino": "pip install 'st-multitask[openvino]' (openvino and nncf)",
+}
+# auto's order among the fast runtimes, per precision. Measured by benchmarks/backend_speed.py on a
+# 2-core AVX2 CPU: ONNX Runtime and OpenVINO run fp32 at the same speed, ONNX Runtime starts faster
+# and runs int8 faster; bf16 runs on OpenVINO only (ONNX Runtime's CPU provider has no bf16 kernels).
+_AUTO_ORDER = {"fp32": ("onnx", "openvino"), "int8": ("onnx", "openvino"), "bf16": ("openvino",)}
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """A resolved engine: ``backend`` in :data:`BACKENDS` and ``precision`` in :data:`PRECISIONS`."""
+
+    backend: str
+    precision: str
+
+    @property
+    def fast(self) -> bool:
+        return self.backend in FAST_BACKENDS
+
+
+def backend_installed(backend: str) -> bool:
+    """Whether the runtime of ``backend`` can be imported (checked without importing it)."""
+    return importlib.util.find_spec(_MODULES[backend]) is not None
+
+
+def bf16_support() -> tuple[bool, str]:
+    """(supported, reason): whether OpenVINO can run bf16 on this CPU, and what it lacks if not."""
+    if not backend_installed("openvino"):
+        return False, f"OpenVINO is not installed: {_PIP['openvino']}"
+    import openvino
+
+    capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "BF16" in capabilities:
+        return True, ""
+    name = openvino.Core().get_property("CPU", "FULL_DEVICE_NAME")
+    return False, (
+        f"this CPU ({name}) has no bf16 support: it lacks AVX512_BF16 and AMX "
+        f"(OpenVINO reports {', '.join(capabilities)}). Use --precision fp32 or int8."
+    )
+
+
+def _gpu_requested(device: str | None) -> bool:
+    """True for an explicit cuda/mps device, or no device on a machine that shows an NVIDIA GPU."""
+    if device:
+        return not device.startswith("cpu")
+    if not (Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/gpus").is_dir()):
+        return False
+    if not backend_installed("torch"):
+        return False
+    import torch  # only on a machine that has a GPU
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_backend(
+    backend: str | None = None, precision: str | None = None, device: str | None = None
+) -> BackendChoice:
+    """Pick the engine. ``None`` reads ``STMT_BACKEND`` / ``STMT_PRECISION`` (default auto, fp32).
+
+    ``auto`` is torch on a GPU, else the fastest installed fast runtime for the precision, else
+    torch. An explicit backend that is not installed, an unknown name, bf16 where the hardware
+    lacks it, or a precision the backend cannot run raise :class:`InputError` /
+    :class:`RuntimeUnavailableError` naming the fix.
+    """
+    backend = (backend or os.environ.get("STMT_BACKEND") or "auto").strip().lower()
+    precision = (precision or os.environ.get("STMT_PRECISION") or "fp32").strip().lower()
+    if backend not in BACKEND_CHOICES:
+        raise InputError(f"Unknown backend {backend!r}. Valid: {', '.join(BACKEND_CHOICES)}.")
+    if precision not in PRECISIONS:
+        raise InputError(f"Unknown precision {precision!r}. Valid: {', '.join(PRECISIONS)}.")
+    if backend == "auto":
+        if _gpu_requested(device):
+            backend = "torch"
+        else:
+            installed = [b for b in _AUTO_ORDER[precision] if backend_installed(b)]
+            if precision == "fp32" and not installed:
+                backend = "torch"
+            elif not installed:
+                raise RuntimeUnavailableError(
+                    f"Precision {precision} needs a fast runtime and none is installed: "
+                    + " or ".join(_PIP[b] for b in _AUTO_ORDER[precision])
+                    + "."
+                )
+            else:
+                backend = installed[0]
+    elif not backend_installed(backend):
+        raise RuntimeUnavailableError(f"The {backend} backend is not installed: {_PIP[backend]}.")
+    if backend == "torch" and precision != "fp32":
+        raise InputError(
+            f"The torch backend runs fp32 only; for {precision} pass --backend onnx or openvino (or auto)."
+        )
+    if backend == "onnx" and precision == "bf16":
+        raise InputError("ONNX Runtime's CPU provider has no bf16 kernels; use --backend openvino for bf16.")
+    if backend in FAST_BACKENDS and device and not device.startswith("cpu"):
+        raise InputError(
+            f"The {backend} backend runs on the CPU here; pass --device cpu, or --backend torch for {device}."
+        )
+    if backend == "openvino" and precision == "bf16":
+        supported, reason = bf16_support()
+        if not supported:
+            raise InputError(f"bf16 is not available: {reason}")
+    return BackendChoice(backend, precision)

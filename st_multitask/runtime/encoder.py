@@ -1,0 +1,224 @@
+"""FastEncoder: sentence embeddings from an exported graph, without torch.
+
+``tokenizers`` reads the model's ``tokenizer.json``, the runtime runs the graph, and numpy pools
+and normalises as the model's own ``1_Pooling`` and ``modules.json`` say. Batches are formed from
+texts of similar token length, so almost no compute goes into padding.
+
+    >>> from st_multitask.runtime.encoder import load_encoder
+    >>> encoder = load_encoder(None, "onnx", "fp32")
+    >>> encoder.encode(["The dog ran across the grass."]).shape
+    (1, 384)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from . import resolve_backend
+from .model_files import ModelFiles
+from .session import GraphSession
+
+__all__ = ["FastEncoder", "TextTokenizer", "TokenBatch", "load_encoder", "pool"]
+
+
+@dataclass
+class TokenBatch:
+    """A tokenized, right-padded batch (numpy int64 arrays of shape (batch, seq))."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray
+    special_tokens_mask: np.ndarray
+    offsets: np.ndarray  # (batch, seq, 2) character span of each piece; (0, 0) for specials/padding
+
+    def feeds(self) -> dict[str, np.ndarray]:
+        return {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "token_type_ids": self.token_type_ids,
+        }
+
+
+class TextTokenizer:
+    """The model's fast tokenizer with its window, as sentence-transformers applies it."""
+
+    def __init__(self, files: ModelFiles):
+        from tokenizers import Tokenizer
+
+        self.files = files
+        self._tokenizer = Tokenizer.from_file(str(files.tokenizer_file))
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self._plain = Tokenizer.from_file(str(files.tokenizer_file))  # no window: lengths and offsets
+        self._plain.no_padding()
+        self._plain.no_truncation()
+        if files.do_lower_case:  # as sentence-transformers does: a Lowercase normalizer keeps offsets
+            from tokenizers import normalizers
+
+            for tokenizer in (self._tokenizer, self._plain):
+                existing = tokenizer.normalizer
+                steps = [normalizers.Lowercase(), *([existing] if existing is not None else [])]
+                tokenizer.normalizer = normalizers.Sequence(steps)
+        self._tokenizer.enable_truncation(max_length=files.max_seq_length)
+        pad = self._tokenizer.token_to_id(files.pad_token)
+        self.pad_id = 0 if pad is None else int(pad)
+        self.num_special_tokens = (
+            self._plain.post_processor.num_special_tokens_to_add(False) if self._plain.post_processor else 0
+        )
+
+    def lengths(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without special tokens or truncation."""
+        encoded = self._plain.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encoded]
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of every word piece of ``text`` (no special tokens, no window)."""
+        return [tuple(o) for o in self._plain.encode(text, add_special_tokens=False).offsets]
+
+    def batch(self, texts: Sequence[str]) -> TokenBatch:
+        """Tokenize and pad ``texts`` to their longest member (truncated to the window)."""
+        encoded = self._tokenizer.encode_batch(list(texts))
+        width = max(len(e.ids) for e in encoded)
+        n = len(encoded)
+        ids = np.full((n, width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((n, width), dtype=np.int64)
+        types = np.zeros((n, width), dtype=np.int64)
+        special = np.ones((n, width), dtype=np.int64)
+        offsets = np.zeros((n, width, 2), dtype=np.int64)
+        for row, e in enumerate(encoded):
+            k = len(e.ids)
+            ids[row, :k] = e.ids
+            mask[row, :k] = 1
+            types[row, :k] = e.type_ids
+            special[row, :k] = e.special_tokens_mask
+            offsets[row, :k] = e.offsets
+        offsets[special.astype(bool)] = 0
+        return TokenBatch(ids, mask, types, special, offsets)
+
+
+def pool(states: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """(batch, dim) from (batch, seq, dim) token states and the (batch, seq) attention mask."""
+    weights = mask[..., None].astype(states.dtype)
+    if mode == "cls":
+        return states[:, 0]
+    if mode == "max":
+        return np.where(weights > 0, states, np.finfo(states.dtype).min).max(axis=1)
+    total = (states * weights).sum(axis=1)
+    count = np.maximum(weights.sum(axis=1), 1e-9)
+    return total / (np.sqrt(count) if mode == "mean_sqrt_len" else count)
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Unit-length rows, as torch.nn.functional.normalize (eps 1e-12)."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class FastEncoder:
+    """Sentence embeddings from an exported graph (the ``onnx`` and ``openvino`` backends).
+
+    It answers what the library asks of a backbone: ``encode``, ``max_seq_length``,
+    ``get_sentence_embedding_dimension``, and token lengths and offsets for window checks.
+    """
+
+    def __init__(self, files: ModelFiles, session: GraphSession, backend: str, precision: str):
+        self.files = files
+        self.session = session
+        self.backend = backend
+        self.precision = precision
+        self.tokenizer = TextTokenizer(files)
+        self.max_seq_length = files.max_seq_length
+
+    def __repr__(self) -> str:
+        return (
+            f"FastEncoder({self.files.path.name!r}, backend={self.backend!r}, precision={self.precision!r})"
+        )
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.files.dim
+
+    def forward(self, batch: TokenBatch, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """Run the graph on a tokenized batch; returns the named outputs."""
+        return dict(zip(outputs, self.session.run(batch.feeds(), list(outputs))))
+
+    def order(self, texts: Sequence[str]) -> list[int]:
+        """Indices sorted by token length, longest first (stable), so batches pad little."""
+        lengths = self.tokenizer.lengths(texts)
+        return sorted(range(len(texts)), key=lambda i: -lengths[i])
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        normalize_embeddings: bool = True,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = True,
+        **_: Any,
+    ) -> np.ndarray:
+        """(n, dim) float32 embeddings, as ``SentenceTransformer.encode`` computes them."""
+        texts = [str(t) for t in texts]
+        out = np.zeros((len(texts), self.files.dim), dtype=np.float32)
+        order = self.order(texts)
+        progress = None
+        if show_progress_bar:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=len(texts), unit="text", desc="Embedding")
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = self.tokenizer.batch([texts[i] for i in rows])
+            (states,) = self.session.run(batch.feeds(), ["token_embeddings"])  # (batch, seq, dim)
+            vectors = pool(states.astype(np.float32, copy=False), batch.attention_mask, self.files.pooling)
+            if normalize_embeddings or self.files.normalize:  # the model's own Normalize module too
+                vectors = normalize_rows(vectors)
+            out[rows] = vectors
+            if progress is not None:
+                progress.update(len(rows))
+        if progress is not None:
+            progress.close()
+        return out
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_encoder(name: str | None, backend: str, precision: str) -> FastEncoder:
+    from .graphs import find_graph
+    from .session import open_session
+
+    graph, _, files = find_graph(name, _choice(backend, precision))
+    return FastEncoder(files, open_session(graph, backend, precision), backend, precision)
+
+
+def _choice(backend: str, precision: str) -> Any:
+    from . import BackendChoice
+
+    return BackendChoice(backend, precision)
+
+
+def load_encoder(
+    name_or_path: str | os.PathLike[str] | None = None,
+    backend: str | None = "auto",
+    precision: str | None = None,
+) -> FastEncoder:
+    """A FastEncoder for the model (``None``: the packaged all-MiniLM-L6-v2), once per process.
+
+    ``backend`` must resolve to ``onnx`` or ``openvino``; the graph is found in the model
+    directory, else in the per-user cache, else exported once into it.
+    """
+    choice = resolve_backend(backend, precision, device="cpu")
+    if not choice.fast:
+        raise InputError(f"load_encoder runs the fast backends (onnx, openvino), not {choice.backend}.")
+    name = (
+        None
+        if name_or_path is None
+        else str(Path(name_or_path).expanduser().resolve())
+        if Path(os.fspath(name_or_path)).expanduser().exists()
+        else os.fspath(name_or_path)
+    )
+    return _cached_encoder(name, choice.backend, choice.precision)

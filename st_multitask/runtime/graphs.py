@@ -1,0 +1,177 @@
+"""Exported graphs: where they live, how they are verified, and where they come from.
+
+A graph is found, in order:
+
+1. in the model directory, written by ``stmt export`` and listed in its manifest
+   (``st_multitask.json``, key ``graphs``) with the sha256 of each file;
+2. in the per-user cache (``$STMT_CACHE``, else ``$XDG_CACHE_HOME/st_multitask``, else
+   ``~/.cache/st_multitask``), keyed on the model files' hashes, the backend, the precision and the
+   runtime version, so a stale entry is never used;
+3. otherwise it is exported once into that cache (this needs torch; a note on stderr says so).
+
+Every file is checked against its sha256 before it is opened, and a graph records the identity
+of the model it was exported from. Graphs output the last layer (``token_embeddings``) and every
+hidden layer (``hidden_state_<i>``, 0 is the embedding layer), which is what heads read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelLoadError
+from . import BackendChoice
+from .model_files import MANIFEST_NAME, ModelFiles, read_json, read_model_files, sha256_file
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "GRAPH_FILES",
+    "cache_root",
+    "find_graph",
+    "graph_key",
+    "graph_precision",
+    "verify_graph",
+]
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMAT = 1
+# files of each graph, main file first, in sentence-transformers' layout
+GRAPH_FILES = {
+    ("onnx", "fp32"): ("onnx/model.onnx",),
+    ("onnx", "int8"): ("onnx/model_qint8.onnx",),
+    ("openvino", "fp32"): ("openvino/openvino_model.xml", "openvino/openvino_model.bin"),
+    ("openvino", "int8"): (
+        "openvino/openvino_model_qint8_quantized.xml",
+        "openvino/openvino_model_qint8_quantized.bin",
+    ),
+}
+ENTRY_NAME = "graph.json"
+
+
+def graph_precision(choice: BackendChoice) -> str:
+    """The precision stored in the graph: OpenVINO's bf16 is a run-time hint on the fp32 graph."""
+    return "fp32" if choice.precision == "bf16" else choice.precision
+
+
+def graph_key(backend: str, precision: str) -> str:
+    """``"onnx/int8"``: the key of a graph in a manifest's ``graphs``."""
+    return f"{backend}/{precision}"
+
+
+def cache_root() -> Path:
+    """The per-user cache of exported graphs."""
+    if os.environ.get("STMT_CACHE"):
+        return Path(os.environ["STMT_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "st_multitask"
+
+
+def verify_graph(root: Path, record: dict[str, Any], fingerprint: str, where: str) -> Path:
+    """Check every file of ``record`` under ``root`` against its sha256, and that it was exported
+    from the model whose identity is ``fingerprint``. Returns the main graph file."""
+    try:
+        files = dict(record["files"])
+        source = record["source"]
+    except (KeyError, TypeError, ValueError):
+        raise ModelLoadError(f"{where}: the graph record is malformed; export it again.") from None
+    for name, expected in files.items():
+        file = root / name
+        if not file.is_file():
+            raise ModelLoadError(f"{file} is missing (listed in {where}); export it again with stmt export.")
+        if sha256_file(file) != expected:
+            raise ModelLoadError(
+                f"{file} does not match its sha256 in {where}: truncated or altered; export it again "
+                "with stmt export --overwrite."
+            )
+    if source != fingerprint:
+        raise ModelLoadError(
+            f"{root / next(iter(files))} was exported from another model (its weights or tokenizer "
+            f"differ from those in {root}); export it again with stmt export --overwrite."
+        )
+    return root / next(iter(files))
+
+
+def _cache_key(files: ModelFiles, backend: str, precision: str, runtime: str) -> str:
+    text = json.dumps(
+        {
+            "model": files.fingerprint(),
+            "graph": graph_key(backend, precision),
+            "runtime": runtime,
+            "format": EXPORT_FORMAT,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _manifest_graph(model_dir: Path, key: str) -> dict[str, Any] | None:
+    manifest = model_dir / MANIFEST_NAME
+    if not manifest.is_file():
+        return None
+    graphs = read_json(manifest).get("graphs", {})
+    return graphs.get(key) if isinstance(graphs, dict) else None
+
+
+def find_graph(
+    name_or_path: str | os.PathLike[str] | None, choice: BackendChoice
+) -> tuple[Path, dict, ModelFiles]:
+    """The verified graph for the model and engine: ``(main file, record, model files)``."""
+    from .session import runtime_version
+
+    files = read_model_files(name_or_path)
+    precision = graph_precision(choice)
+    key = graph_key(choice.backend, precision)
+    # 1. exported into the model directory
+    if name_or_path is not None:
+        model_dir = Path(name_or_path).expanduser()
+        record = _manifest_graph(model_dir, key) if model_dir.is_dir() else None
+        if record is not None:
+            return (
+                verify_graph(model_dir, record, files.fingerprint(), str(model_dir / MANIFEST_NAME)),
+                record,
+                files,
+            )
+    # 2. the per-user cache
+    runtime = runtime_version(choice.backend)
+    root = cache_root()
+    entry = root / _cache_key(files, choice.backend, precision, runtime)
+    if entry.is_dir():
+        try:
+            record = read_json(entry / ENTRY_NAME)
+            return verify_graph(entry, record, files.fingerprint(), str(entry / ENTRY_NAME)), record, files
+        except ModelLoadError as exc:
+            _note(f"the cached graph in {entry} is damaged ({exc}); exporting it again.")
+            shutil.rmtree(entry, ignore_errors=True)
+    # 3. export once into the cache
+    from ..backbone import DEFAULT_MODEL_NAME, default_model_path
+
+    name = DEFAULT_MODEL_NAME if files.path == default_model_path().resolve() else files.path.name
+    _note(f"exporting {name} to {choice.backend} {precision} once into {root} (later runs reuse it)...")
+    from .export import export_graph
+
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
+    try:
+        record = export_graph(files, choice.backend, precision, tmp)
+        (tmp / ENTRY_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        with contextlib.suppress(OSError):  # another process finished the same entry first: keep it
+            os.replace(tmp, entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    record = read_json(entry / ENTRY_NAME)
+    return verify_graph(entry, record, files.fingerprint(), str(entry / ENTRY_NAME)), record, files
+
+
+def _note(message: str) -> None:
+    """Export notes go to stderr whatever the logging set-up: the user is waiting on them."""
+    print(f"note: {message}", file=sys.stderr, flush=True)
+    logger.info(message)

@@ -1,0 +1,291 @@
+"""Heads in numpy: the torch-free twins of the torch heads, built from the same saved files.
+
+Each kind reads ``config.json`` and ``model.safetensors`` (through ``safetensors.numpy``) and
+computes the same logits as its torch class from the features of one graph pass. A new head kind
+runs on the fast path once it registers a numpy twin::
+
+    @register_numpy_head("my_kind")
+    class MyNumpyHead(NumpyHead):
+        def logits(self, features): ...
+
+or through the ``st_multitask.numpy_heads`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import ModelLoadError
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "NumpyHead",
+    "get_numpy_head_class",
+    "load_numpy_head",
+    "pool_words",
+    "register_numpy_head",
+]
+
+ENTRY_POINT_GROUP = "st_multitask.numpy_heads"
+_REGISTRY: dict[str, type[NumpyHead]] = {}
+
+
+def register_numpy_head(kind: str) -> Callable[[type[NumpyHead]], type[NumpyHead]]:
+    """Class decorator: the numpy twin of the torch head kind ``kind``."""
+
+    def decorate(cls: type[NumpyHead]) -> type[NumpyHead]:
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+
+    return decorate
+
+
+def get_numpy_head_class(kind: str) -> type[NumpyHead] | None:
+    """The numpy twin of ``kind``, or ``None`` if the kind has none (it then runs in torch only)."""
+    if kind not in _REGISTRY:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == kind:
+                try:
+                    _REGISTRY[kind] = ep.load()
+                except Exception as exc:
+                    raise ModelLoadError(
+                        f"Numpy head {kind!r} from {ep.value!r} failed to import: {exc}"
+                    ) from exc
+    return _REGISTRY.get(kind)
+
+
+# -- building blocks ------------------------------------------------------------------------------
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "torch.nn.GELU": _gelu,
+    "torch.nn.ReLU": lambda x: np.maximum(x, 0),
+    "torch.nn.Tanh": np.tanh,
+    "torch.nn.Sigmoid": _sigmoid,
+    "torch.nn.SiLU": lambda x: x * _sigmoid(x),
+    "torch.nn.Identity": lambda x: x,
+}
+for _name in list(ACTIVATIONS):  # configs may store the defining module's path
+    ACTIVATIONS[_name.replace("torch.nn.", "torch.nn.modules.activation.")] = ACTIVATIONS[_name]
+ACTIVATIONS["torch.nn.modules.linear.Identity"] = ACTIVATIONS["torch.nn.Identity"]
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = np.exp(x - x.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
+
+
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+def pool_words(states: np.ndarray, piece_word: np.ndarray, n_words: int, mode: str = "first") -> np.ndarray:
+    """(batch, n_words, dim) word vectors from (batch, seq, dim) piece vectors, as
+    :func:`st_multitask.alignment.pool_words` computes them."""
+    batch, _, dim = states.shape
+    out = np.zeros((batch, n_words, dim), dtype=states.dtype)
+    valid = piece_word >= 0
+    if mode == "mean":
+        rows, cols = np.nonzero(valid)
+        count = np.zeros((batch, n_words), dtype=states.dtype)
+        np.add.at(out, (rows, piece_word[rows, cols]), states[rows, cols])
+        np.add.at(count, (rows, piece_word[rows, cols]), 1)
+        return out / np.maximum(count, 1)[..., None]
+    previous = np.concatenate([np.full((batch, 1), -1, dtype=piece_word.dtype), piece_word[:, :-1]], axis=1)
+    rows, cols = np.nonzero(valid & (piece_word != previous))
+    out[rows, piece_word[rows, cols]] = states[rows, cols]
+    return out
+
+
+_LSTM_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _lstm_direction(
+    x: np.ndarray, lengths: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray, reverse: bool
+) -> np.ndarray:
+    """One direction of a packed LSTM: (batch, time, hidden), zeros past each row's length."""
+    batch, steps, _ = x.shape
+    hidden = w_hh.shape[1]
+    gates_x = x @ w_ih.T + bias  # (batch, time, 4 * hidden)
+    h = np.zeros((batch, hidden), dtype=x.dtype)
+    c = np.zeros((batch, hidden), dtype=x.dtype)
+    out = np.zeros((batch, steps, hidden), dtype=x.dtype)
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
+        gates = gates_x[:, t] + h @ w_hh.T
+        i, f, g, o = np.split(gates, 4, axis=1)
+        c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h_new = _sigmoid(o) * np.tanh(c_new)
+        active = (t < lengths)[:, None]
+        c = np.where(active, c_new, c)
+        h = np.where(active, h_new, h)
+        out[:, t] = np.where(active, h_new, 0.0)
+    return out
+
+
+# -- the heads ------------------------------------------------------------------------------------
+class NumpyHead:
+    """Base class: config and weights of a saved head, and ``logits(features)``.
+
+    ``features`` holds numpy arrays from one graph pass: ``sentence_embedding`` (batch, dim),
+    ``attention_mask`` (batch, seq), ``token_embeddings`` and ``hidden_state_<i>`` (batch, seq,
+    dim), ``piece_word`` (batch, seq), ``n_words``, ``word_count`` (batch,) and, when a head
+    asks for it, ``word_shape`` (batch, words, features).
+    """
+
+    kind: ClassVar[str]
+    level: ClassVar[str]
+
+    def __init__(self, config: dict[str, Any], weights: dict[str, np.ndarray], num_layers: int):
+        self.config = config
+        self.weights = {k: v.astype(np.float32) if v.dtype.kind == "f" else v for k, v in weights.items()}
+        self.labels: list[str] = list(config["labels"])
+        self.in_features = int(config["in_features"])
+        self.num_layers = num_layers
+        self.is_trained = bool(np.asarray(weights.get("_trained", False)).item())
+        layers = config.get("layers")
+        self.layers = None if layers is None else [int(i) % (num_layers + 1) for i in layers]
+        activation = config.get("activation", "torch.nn.Identity")
+        if activation not in ACTIVATIONS:
+            raise ModelLoadError(
+                f"Activation {activation!r} has no numpy twin; use --backend torch for this model."
+            )
+        self.activation = ACTIVATIONS[activation]
+
+    @property
+    def outputs(self) -> set[str]:
+        """The graph outputs this head reads."""
+        if self.layers is None:
+            return {"token_embeddings"}
+        return {f"hidden_state_{i}" for i in self.layers}
+
+    uses_word_shape: ClassVar[bool] = False
+
+    def mlp(self, x: np.ndarray, prefix: str = "mlp") -> np.ndarray:
+        """The saved ``build_mlp`` stack: Linear (activation, dropout)* ... Linear."""
+        hidden = self.config.get("hidden", [])
+        for k in range(len(hidden) + 1):
+            index = 3 * k
+            x = x @ self.weights[f"{prefix}.{index}.weight"].T + self.weights[f"{prefix}.{index}.bias"]
+            if k < len(hidden):
+                x = self.activation(x)
+        return x
+
+    def logits(self, features: dict[str, Any]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits)
+
+
+@register_numpy_head("mlp")
+class NumpyMLPHead(NumpyHead):
+    """Twin of :class:`~st_multitask.heads.MLPHead`."""
+
+    level = "sentence"
+
+    def logits(self, features: dict[str, Any]) -> np.ndarray:
+        if self.layers is None:
+            return self.mlp(features["sentence_embedding"])
+        mask = features["attention_mask"][..., None].astype(np.float32)
+        pooled = np.stack(
+            [(features[f"hidden_state_{i}"] * mask).sum(1) / np.maximum(mask.sum(1), 1) for i in self.layers],
+            axis=1,
+        )  # (batch, layers, dim)
+        mixed = np.einsum("l,bld->bd", softmax(self.weights["layer_weights"]), pooled)
+        return self.mlp(layer_norm(mixed, self.weights["layer_norm.weight"], self.weights["layer_norm.bias"]))
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        return _sigmoid(logits) if self.config.get("multi_label") else softmax(logits)
+
+
+@register_numpy_head("token")
+class NumpyTokenHead(NumpyHead):
+    """Twin of :class:`~st_multitask.heads.TokenHead`."""
+
+    level = "token"
+
+    def words(self, features: dict[str, Any]) -> np.ndarray:
+        """(batch, words, dim): pooled into words, then the layer mix."""
+        piece_word = features["piece_word"]
+        n_words = max(int(piece_word.max()) + 1 if piece_word.size else 0, int(features.get("n_words", 0)))
+        mode = self.config.get("alignment", "first")
+        if self.layers is None:
+            return pool_words(features["token_embeddings"], piece_word, n_words, mode)
+        pooled = np.stack(
+            [pool_words(features[f"hidden_state_{i}"], piece_word, n_words, mode) for i in self.layers],
+            axis=2,
+        )  # (batch, words, layers, dim)
+        return np.einsum("l,bwld->bwd", softmax(self.weights["layer_weights"]), pooled)
+
+    def logits(self, features: dict[str, Any]) -> np.ndarray:
+        return self.mlp(self.words(features))
+
+
+@register_numpy_head("token_context")
+class NumpyContextTokenHead(NumpyTokenHead):
+    """Twin of :class:`~st_multitask.heads.context.ContextTokenHead` (word shapes, BiLSTM)."""
+
+    @property
+    def uses_word_shape(self) -> bool:  # type: ignore[override]
+        return bool(self.config.get("shape_features", True))
+
+    def logits(self, features: dict[str, Any]) -> np.ndarray:
+        words = self.words(features)  # (batch, words, dim)
+        width = words.shape[1]
+        if self.uses_word_shape:
+            shapes = features["word_shape"][:, :width].astype(np.float32)
+            projected = shapes @ self.weights["shape_proj.weight"].T + self.weights["shape_proj.bias"]
+            words = np.concatenate([words, projected], axis=-1)
+        lengths = np.clip(np.asarray(features["word_count"]), 1, max(width, 1))
+        x = words
+        for layer in range(int(self.config.get("lstm_layers", 1))):
+            directions = []
+            for suffix, reverse in (("", False), ("_reverse", True)):
+                w = {name: self.weights[f"lstm.{name}_l{layer}{suffix}"] for name in _LSTM_WEIGHTS}
+                bias = w["bias_ih"] + w["bias_hh"]
+                directions.append(_lstm_direction(x, lengths, w["weight_ih"], w["weight_hh"], bias, reverse))
+            x = np.concatenate(directions, axis=-1)  # (batch, words, 2 * hidden)
+        return self.mlp(x)
+
+
+def load_numpy_head(head_dir: Path, num_layers: int) -> NumpyHead:
+    """Build the numpy twin of the head saved in ``head_dir`` (files already hash-checked)."""
+    from safetensors.numpy import load_file
+
+    from ..manifest import CONFIG_NAME, WEIGHTS_NAME
+
+    try:
+        saved = json.loads((head_dir / CONFIG_NAME).read_text(encoding="utf-8"))
+        kind, config = saved["kind"], saved["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{head_dir / CONFIG_NAME} is not a valid head config ({exc}).") from None
+    cls = get_numpy_head_class(kind)
+    if cls is None:
+        raise ModelLoadError(
+            f"Head kind {kind!r} has no torch-free twin (register one with "
+            "st_multitask.runtime.heads.register_numpy_head); use --backend torch for this model."
+        )
+    try:
+        weights = load_file(str(head_dir / WEIGHTS_NAME))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{head_dir / WEIGHTS_NAME} is not a readable safetensors file ({exc})."
+        ) from None
+    return cls(config, weights, num_layers)

@@ -1,0 +1,79 @@
+"""The multi-task model on the fast path predicts what the torch model predicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from st_multitask import ExportedMultiTaskModel, MultiTaskModel
+from st_multitask.errors import InputError
+
+TEXTS = [
+    "Angela Merkel met Tim Cook in Berlin to discuss Apple's new factory.",
+    "The film was a joy from start to finish.",
+    "Apple is buying a U.K. startup for $1 billion",
+    "Shares in BP fell 3% in London after the oil price dropped.",
+    "Manchester United beat Chelsea 2-1 at Old Trafford on Saturday.",
+    "The service at this restaurant was painfully slow and the food was cold.",
+    "Microsoft released a new version of Windows for PCs.",
+    "x",
+    ["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."],
+    "The prime minister said the election would be held in May. " * 30,  # past the window
+]
+
+
+@pytest.fixture(scope="module")
+def torch_default():
+    return MultiTaskModel.default()
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_fp32_predictions_match_torch(torch_default, backend):
+    fast = MultiTaskModel.default(backend=backend)
+    assert isinstance(fast, ExportedMultiTaskModel) and fast.backend == backend
+    expected, got = torch_default.predict(TEXTS, batch_size=4), fast.predict(TEXTS, batch_size=3)
+    for e, g in zip(expected, got):
+        assert (
+            g["topic"]["label"] == e["topic"]["label"] and g["sentiment"]["label"] == e["sentiment"]["label"]
+        )
+        assert [(x["text"], x["label"], x["start"], x["end"]) for x in g["ner"]] == [
+            (x["text"], x["label"], x["start"], x["end"]) for x in e["ner"]
+        ]
+    for e, g in zip(torch_default.predict_proba(TEXTS), fast.predict_proba(TEXTS)):
+        for task in e:
+            assert g[task].shape == e[task].shape
+            assert np.abs(g[task] - e[task]).max() <= 1e-4
+
+
+def test_int8_predictions_agree(torch_default):
+    fast = MultiTaskModel.default(backend="onnx", precision="int8")
+    expected, got = torch_default.predict(TEXTS[:-1]), fast.predict(TEXTS[:-1])
+    agree = [e[t]["label"] == g[t]["label"] for e, g in zip(expected, got) for t in ("topic", "sentiment")]
+    assert sum(agree) >= len(agree) - 1
+
+
+def test_custom_heads_on_another_backbone(tiny_model_dir, tmp_path):
+    from st_multitask.heads import MLPHead, TokenHead
+
+    model = MultiTaskModel(str(tiny_model_dir))
+    model.add_head("tags", MLPHead(model.dim, ["a", "b", "c"], multi_label=True, layers=[0, 2]))
+    model.add_head("ner", TokenHead(model.dim, ["O", "B-X", "I-X"], alignment="mean", hidden=[8]))
+    for head in model.heads.values():
+        head.mark_trained()
+    model.save(tmp_path / "m")
+    fast = MultiTaskModel.load(tmp_path / "m", backend="onnx")
+    torch_model = MultiTaskModel.load(tmp_path / "m")
+    for e, g in zip(torch_model.predict_proba(TEXTS[:5]), fast.predict_proba(TEXTS[:5])):
+        for task in e:
+            assert np.abs(g[task] - e[task]).max() <= 1e-4
+    assert fast.predict(TEXTS[:3]) and fast.info()["heads"]["tags"]["kind"] == "mlp"
+
+
+def test_errors_match_the_torch_model():
+    fast = ExportedMultiTaskModel.default(backend="onnx")
+    with pytest.raises(InputError, match="Unknown task 'mood'. Valid: topic, sentiment, ner."):
+        fast.predict(["x"], tasks="mood")
+    with pytest.raises(InputError, match="Text 1 is blank"):
+        fast.predict(["x", "  "])
+    with pytest.raises(InputError, match="No texts to predict"):
+        fast.predict([])
