@@ -11,6 +11,9 @@ RSS(largest)/RSS(smallest) (target <= 1.3). Each run also records the share of C
 used meanwhile ("other_cpu_load"); wall times are only clean where it is about 0.
 
     HF_HUB_OFFLINE=1 python benchmarks/embed_rss.py [--sizes 2000,200000] [--batch-size 64]
+        [--backend torch|onnx|openvino|auto] [--precision fp32|int8] [--out FILE]
+
+The first rows are always compared with the torch path's vectors (sentence-transformers').
 
 The 200,000-line run takes a while on a small CPU machine (about 15-25 minutes on 2 cores).
 """
@@ -131,11 +134,16 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="Write inputs/outputs here and keep them.")
     parser.add_argument("--dim", type=int, default=384, help="Expected embedding width.")
     parser.add_argument("--out", type=Path, default=None, help="JSON path [default: out/embed_rss.json].")
+    parser.add_argument(
+        "--backend", default="torch", help="Passed to stmt embed --backend (torch, onnx, ...)."
+    )
+    parser.add_argument("--precision", default="fp32", help="Passed to stmt embed --precision.")
     args = parser.parse_args()
 
     stmt = stmt_path()
     pool = pool_of_sentences(None if args.no_shuffle else args.seed)
     extra = ["--batch-size", str(args.batch_size), "--device", "cpu"]
+    extra += ["--backend", args.backend, "--precision", args.precision]
     if args.chunk_size is not None:
         extra += ["--chunk-size", str(args.chunk_size)]
 
@@ -177,7 +185,7 @@ def main() -> None:
         k = min(first, 64)
         with open(folder / f"lines_{first}.txt", encoding="utf-8") as f:
             head = [next(f).rstrip("\n") for _ in range(k)]
-        reference = st_multitask.embed(head, batch_size=args.batch_size)
+        reference = st_multitask.embed(head, batch_size=args.batch_size, backend="torch")
         stored = np.load(folder / f"vectors_{first}.npy", mmap_mode="r")[:k]
         content_diff = float(np.max(np.abs(reference.astype(np.float64) - stored)))
 

@@ -177,7 +177,17 @@ class ExportedMultiTaskModel(TaskSelection):
             yield order[start : start + batch_size]
 
     def _passes(self, items: list, heads: dict[str, NumpyHead], batch_size: int) -> Iterator[tuple]:
-        """Per batch: indices, texts, spans, words read, and each head's probabilities."""
+        """Per batch: indices, texts, spans, words read, and each head's probabilities.
+
+        numpy's BLAS runs on one thread meanwhile: the heads' matrices are small, and BLAS threads
+        that spin between calls would take the cores from the runtime's own threads.
+        """
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            yield from self._passes_inner(items, heads, batch_size)
+
+    def _passes_inner(self, items: list, heads: dict[str, NumpyHead], batch_size: int) -> Iterator[tuple]:
         for batch in self._batches(items, batch_size):
             features, texts, spans = self.features([items[i] for i in batch], heads)
             piece_word = features["piece_word"]

@@ -117,26 +117,33 @@ def pool_words(states: np.ndarray, piece_word: np.ndarray, n_words: int, mode: s
 _LSTM_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _lstm_direction(
-    x: np.ndarray, lengths: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray, bias: np.ndarray, reverse: bool
-) -> np.ndarray:
-    """One direction of a packed LSTM: (batch, time, hidden), zeros past each row's length."""
+def _bidirectional_lstm(x: np.ndarray, lengths: np.ndarray, forward: dict, backward: dict) -> np.ndarray:
+    """One bidirectional layer of a packed LSTM: (batch, time, 2 * hidden), zeros past each row's
+    length. Both directions advance in the same step (one batched matmul), as torch computes them:
+    the backward direction starts at each row's last word."""
     batch, steps, _ = x.shape
-    hidden = w_hh.shape[1]
-    gates_x = x @ w_ih.T + bias  # (batch, time, 4 * hidden)
-    h = np.zeros((batch, hidden), dtype=x.dtype)
-    c = np.zeros((batch, hidden), dtype=x.dtype)
-    out = np.zeros((batch, steps, hidden), dtype=x.dtype)
-    for t in range(steps - 1, -1, -1) if reverse else range(steps):
-        gates = gates_x[:, t] + h @ w_hh.T
-        i, f, g, o = np.split(gates, 4, axis=1)
+    hidden = forward["weight_hh"].shape[1]
+    weights = [forward, backward]
+    gates_x = np.stack(
+        [x @ w["weight_ih"].T + (w["bias_ih"] + w["bias_hh"]) for w in weights]
+    )  # (2, batch, time, 4h)
+    w_hh = np.stack([np.ascontiguousarray(w["weight_hh"].T) for w in weights])  # (2, hidden, 4h)
+    h = np.zeros((2, batch, hidden), dtype=x.dtype)
+    c = np.zeros((2, batch, hidden), dtype=x.dtype)
+    out = np.zeros((2, batch, steps, hidden), dtype=x.dtype)
+    for step in range(steps):
+        times = (step, steps - 1 - step)
+        gates = np.stack([gates_x[0, :, times[0]], gates_x[1, :, times[1]]]) + np.matmul(h, w_hh)
+        i, f, g, o = np.split(gates, 4, axis=2)
         c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
         h_new = _sigmoid(o) * np.tanh(c_new)
-        active = (t < lengths)[:, None]
+        active = np.stack([times[0] < lengths, times[1] < lengths])[..., None]  # (2, batch, 1)
         c = np.where(active, c_new, c)
         h = np.where(active, h_new, h)
-        out[:, t] = np.where(active, h_new, 0.0)
-    return out
+        kept = np.where(active, h_new, 0.0)
+        out[0, :, times[0]] = kept[0]
+        out[1, :, times[1]] = kept[1]
+    return np.concatenate([out[0], out[1]], axis=-1)
 
 
 # -- the heads ------------------------------------------------------------------------------------
@@ -256,12 +263,11 @@ class NumpyContextTokenHead(NumpyTokenHead):
         lengths = np.clip(np.asarray(features["word_count"]), 1, max(width, 1))
         x = words
         for layer in range(int(self.config.get("lstm_layers", 1))):
-            directions = []
-            for suffix, reverse in (("", False), ("_reverse", True)):
-                w = {name: self.weights[f"lstm.{name}_l{layer}{suffix}"] for name in _LSTM_WEIGHTS}
-                bias = w["bias_ih"] + w["bias_hh"]
-                directions.append(_lstm_direction(x, lengths, w["weight_ih"], w["weight_hh"], bias, reverse))
-            x = np.concatenate(directions, axis=-1)  # (batch, words, 2 * hidden)
+            forward, backward = (
+                {name: self.weights[f"lstm.{name}_l{layer}{suffix}"] for name in _LSTM_WEIGHTS}
+                for suffix in ("", "_reverse")
+            )
+            x = _bidirectional_lstm(x, lengths, forward, backward)  # (batch, words, 2 * hidden)
         return self.mlp(x)
 
 
