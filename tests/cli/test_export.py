@@ -128,3 +128,14 @@ def test_a_missing_runtime_gives_the_pip_command(run, monkeypatch):
     monkeypatch.setattr(runtime, "backend_installed", lambda backend: backend != "openvino")
     result = run("embed", A, "--backend", "openvino")
     assert result.exit_code == 2 and "pip install 'st-multitask[openvino]'" in result.stderr
+
+
+@pytest.mark.parametrize(("task", "data"), [("sentiment", "sentiment-dev.csv"), ("ner", "ner-dev.conll")])
+def test_evaluate_gives_the_same_metrics_on_every_engine(run, task, data):
+    path = os.path.join(EXAMPLES, "data", data)
+    metrics = {}
+    for backend in ("torch", "onnx", "openvino"):
+        result = run("evaluate", "--task", task, "--data", path, "--backend", backend, "--format", "json")
+        assert result.exit_code == 0, result.output
+        metrics[backend] = {k: v for k, v in json.loads(result.stdout).items() if k != "data"}
+    assert metrics["onnx"] == metrics["torch"] == metrics["openvino"]
