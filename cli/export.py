@@ -64,6 +64,10 @@ def export(
 
     if not backend_installed(backend):
         raise UserError(f"The {backend} backend is not installed: pip install 'st-multitask[{backend}]'.")
+    if backend == "onnx" and precision == "bf16":
+        raise UserError(
+            "ONNX Runtime's CPU provider has no bf16 kernels; export bf16 with --backend openvino."
+        )
     texts = None
     if calibration is not None:
         if backend != "openvino" or precision != "int8":

@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-# Tests never touch the network: set before transformers / huggingface_hub are imported.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Graphs exported during the tests go to a private cache, not the user's ~/.cache/st_multitask.
-if "STMT_CACHE" not in os.environ:
-    import atexit
-    import shutil
-    import tempfile
-
-    os.environ["STMT_CACHE"] = tempfile.mkdtemp(prefix="stmt-test-cache-")
-    atexit.register(shutil.rmtree, os.environ["STMT_CACHE"], True)
-os.environ.pop("STMT_BACKEND", None)
-os.environ.pop("STMT_PRECISION", None)
-
+# The environment (offline, a private graph cache) is set in the repository's conftest.py.
 from pathlib import Path
 
 import pytest

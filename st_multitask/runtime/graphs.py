@@ -159,6 +159,7 @@ def find_graph(
     from .export import export_graph
 
     root.mkdir(parents=True, exist_ok=True)
+    _prune(root, files.fingerprint(), choice.backend, precision)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
     try:
         record = export_graph(files, choice.backend, precision, tmp)
@@ -169,6 +170,29 @@ def find_graph(
         shutil.rmtree(tmp, ignore_errors=True)
     record = read_json(entry / ENTRY_NAME)
     return verify_graph(entry, record, files.fingerprint(), str(entry / ENTRY_NAME)), record, files
+
+
+def _prune(root: Path, fingerprint: str, backend: str, precision: str) -> None:
+    """Remove what a new export replaces: entries of the same model and graph made by another
+    runtime version or export format, and folders of exports killed more than a day ago."""
+    import time
+
+    for entry in root.iterdir():
+        if entry.name.startswith(".export-"):
+            with contextlib.suppress(OSError):
+                if time.time() - entry.stat().st_mtime > 86400:
+                    shutil.rmtree(entry, ignore_errors=True)
+            continue
+        try:
+            record = json.loads((entry / ENTRY_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (record.get("source"), record.get("backend"), record.get("precision")) == (
+            fingerprint,
+            backend,
+            precision,
+        ):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _note(message: str) -> None:

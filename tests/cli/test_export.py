@@ -75,6 +75,8 @@ def test_export_errors_are_one_line(exported, run, write):
         wrong.exit_code == 2
         and "--calibration applies to --backend openvino --precision int8" in wrong.stderr
     )
+    bf16 = run("export", "--backend", "onnx", "--precision", "bf16", "-o", str(exported.parent / "w"))
+    assert bf16.exit_code == 2 and "no bf16 kernels; export bf16 with --backend openvino" in bf16.stderr
     assert sorted(p.name for p in exported.parent.iterdir()) == [exported.name]
 
 

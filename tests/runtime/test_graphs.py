@@ -121,3 +121,20 @@ def test_export_refuses_to_overwrite_and_keeps_the_previous_directory(
         export.export_model(tiny_model_dir, exported_tiny, "onnx", "int8", overwrite=True)
     assert sorted(p.name for p in exported_tiny.rglob("*")) == before
     assert [p.name for p in exported_tiny.parent.iterdir()] == [exported_tiny.name]  # no temporary folders
+
+
+def test_a_new_export_replaces_the_stale_entry_of_the_same_graph(tiny_model_dir, private_cache, monkeypatch):
+    import os
+    import time
+
+    import st_multitask.runtime.session as session
+
+    choice = BackendChoice("onnx", "fp32")
+    old, _, _ = find_graph(tiny_model_dir, choice)
+    killed = private_cache / ".export-killed"
+    killed.mkdir()
+    os.utime(killed, (time.time() - 2 * 86400,) * 2)
+    monkeypatch.setattr(session, "runtime_version", lambda backend: "onnxruntime 99.0")
+    new, _, _ = find_graph(tiny_model_dir, choice)
+    assert not old.exists() and new.exists()
+    assert [p.name for p in private_cache.iterdir()] == [new.parent.parent.name]
