@@ -41,6 +41,8 @@ ALIGNMENTS = ("first", "mean")
 # abbreviations with dots (U.K., e.g.), words with inner hyphens/apostrophes, numbers with , or .,
 # then any other single non-space character
 _WORD = re.compile(r"(?:\w\.){2,}|\w+(?:[-'’.,]\w+)*|\S", re.UNICODE)
+# a clitic at the end of a word: n't, 's, 'm, 'd, 're, 've, 'll (either apostrophe)
+_CLITIC = re.compile(r"(?:n['’]t|['’](?:s|m|d|re|ve|ll))$", re.IGNORECASE)
 
 
 # what an uncased backbone cannot see, taken from the original characters of each word
@@ -108,8 +110,23 @@ class Entity(TypedDict):
 
 
 def split_words(text: str) -> list[tuple[int, int]]:
-    """Character spans of the words of ``text`` (CoNLL-like tokenization)."""
-    return [m.span() for m in _WORD.finditer(text)]
+    """Character spans of the words of ``text`` (CoNLL-like tokenization).
+
+    Clitics stand alone as in CoNLL-2003 (Penn Treebank style), so an entity never swallows them:
+
+    >>> text = "Apple's CEO doesn't know."
+    >>> [text[s:e] for s, e in split_words(text)]
+    ['Apple', "'s", 'CEO', 'does', "n't", 'know', '.']
+    """
+    spans = []
+    for match in _WORD.finditer(text):
+        start, end = match.span()
+        clitic = _CLITIC.search(text, start, end)
+        if clitic is not None and clitic.start() > start:
+            spans += [(start, clitic.start()), (clitic.start(), end)]
+        else:
+            spans.append((start, end))
+    return spans
 
 
 def words_to_text(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:

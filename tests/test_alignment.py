@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from st_multitask.alignment import (
@@ -26,7 +27,8 @@ def test_split_words_conll_style():
         "$",
         "1,000.50",
         "(",
-        "don't",
+        "do",
+        "n't",
         "ask",
         ")",
         ",",
@@ -34,6 +36,25 @@ def test_split_words_conll_style():
         "Paulo-based",
         "!",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Apple's new factory", ["Apple", "'s", "new", "factory"]),
+        (
+            "I'm sure they’re right, we'll see",
+            ["I", "'m", "sure", "they", "’re", "right", ",", "we", "'ll", "see"],
+        ),
+        ("It WON'T work, can't you see", ["It", "WO", "N'T", "work", ",", "ca", "n't", "you", "see"]),
+        (
+            "O'Neil and rock'n'roll, the Jones' house",
+            ["O'Neil", "and", "rock'n'roll", ",", "the", "Jones", "'", "house"],
+        ),
+    ],
+)
+def test_split_words_splits_clitics_as_conll_does(text, words):
+    assert [text[s:e] for s, e in split_words(text)] == words
 
 
 def test_words_to_text_spans():
