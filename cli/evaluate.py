@@ -62,7 +62,9 @@ def evaluate(
     if level == "sentence":
         click.echo(
             f"{task} on {data_path} ({metrics['n']} texts): accuracy {metrics['accuracy']:.4f}, "
-            f"macro-F1 {metrics['macro_f1']:.4f}\n"
+            f"macro-F1 {metrics['macro_f1']:.4f}"
+            + (f", expected calibration error {metrics['ece']:.4f}" if "ece" in metrics else "")
+            + "\n"
         )
         rows = [
             [label, m["precision"], m["recall"], m["f1-score"], int(m["support"])]

@@ -52,6 +52,11 @@ def inline_entities(text: str, entities: list[dict]) -> str:
 )
 @click.option("--device", envvar="STMT_DEVICE", show_envvar=True, help="cpu, cuda, cuda:N, mps.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0.0, 1.0),
+    help="Give no label (shown as -, null in JSON) when a sentence head's top probability is below this.",
+)
 @backend_options
 @errors_option
 def predict(
@@ -63,6 +68,7 @@ def predict(
     fmt: str,
     device: str | None,
     batch_size: int,
+    min_score: float | None,
     backend: str,
     precision: str,
     errors: str,
@@ -110,7 +116,7 @@ def predict(
             f"({model.backbone.max_seq_length} tokens): sentence labels read the start of the text only, "
             "and no entities are found past the window."
         )
-    results = model.predict(items, tasks=list(selected), batch_size=batch_size)
+    results = model.predict(items, tasks=list(selected), batch_size=batch_size, min_score=min_score)
     levels = {name: head.level for name, head in selected.items()}
     if fmt in ("json", "jsonl"):
         records = [{"text": text, **result} for text, result in zip(items, results)]
@@ -125,8 +131,9 @@ def predict(
             record: dict = {"text": text}
             for name, value in result.items():
                 if levels[name] == "sentence":
+                    label = value["label"]
                     record[name] = (
-                        value["label"] if isinstance(value["label"], str) else ";".join(value["label"])
+                        "" if label is None else label if isinstance(label, str) else ";".join(label)
                     )
                     record[f"{name}_score"] = (
                         value["score"]
@@ -151,7 +158,9 @@ def _table(items: list[str], results: list[dict], levels: dict[str, str]) -> str
         row = [shorten(shown, 80)]
         for name in sentence_tasks:
             value = result[name]
-            if isinstance(value["label"], str):
+            if value["label"] is None:  # abstained (--min-score)
+                row.append(f"- ({value['score']:.2f})")
+            elif isinstance(value["label"], str):
                 row.append(f"{value['label']} ({value['score']:.2f})")
             else:
                 row.append(

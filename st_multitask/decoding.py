@@ -15,16 +15,22 @@ __all__ = ["decode_sentence", "decode_words", "word_tags"]
 
 
 def decode_sentence(
-    labels: Sequence[str], values: Sequence[float], multi_label: bool = False, threshold: float = 0.5
+    labels: Sequence[str],
+    values: Sequence[float],
+    multi_label: bool = False,
+    threshold: float = 0.5,
+    min_score: float | None = None,
 ) -> dict[str, Any]:
-    """One text's ``{"label", "score", "probabilities"}`` from its probability vector."""
+    """One text's ``{"label", "score", "probabilities"}`` from its probability vector; the label
+    is ``None`` (abstain) when the top probability is below ``min_score``."""
     values = [float(v) for v in values]
     probs = dict(zip(labels, values))
     if multi_label:
         chosen = [label for label, p in probs.items() if p >= threshold]
         return {"label": chosen, "score": [probs[label] for label in chosen], "probabilities": probs}
     best = max(range(len(values)), key=values.__getitem__)
-    return {"label": labels[best], "score": values[best], "probabilities": probs}
+    label = None if min_score is not None and values[best] < min_score else labels[best]
+    return {"label": label, "score": values[best], "probabilities": probs}
 
 
 def word_tags(labels: Sequence[str], ids: Sequence[int], seen: Sequence[bool]) -> list[str]:

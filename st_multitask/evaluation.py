@@ -19,8 +19,12 @@ if TYPE_CHECKING:
 __all__ = ["evaluate_task", "sentence_metrics", "token_metrics"]
 
 
-def sentence_metrics(gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+def sentence_metrics(
+    gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[str], probabilities: Any = None
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix; with
+    ``probabilities`` (n, labels) of single-label predictions, also the expected calibration error
+    (``ece``, 15 bins).
 
     Multi-label rows (lists of labels) are scored as sets: accuracy is the exact-match ratio and
     F1 is macro over labels of the binary indicator matrix.
@@ -53,7 +57,17 @@ def sentence_metrics(gold: Sequence[Any], predicted: Sequence[Any], labels: Sequ
         "confusion_matrix": confusion_matrix(gold, predicted, labels=labels).tolist(),
         "labels": labels,
         "n": len(gold),
+        **({"ece": _ece(gold, probabilities, labels)} if probabilities is not None else {}),
     }
+
+
+def _ece(gold: Sequence[Any], probabilities: Any, labels: Sequence[str]) -> float:
+    import numpy as np
+
+    from .calibration import expected_calibration_error
+
+    index = {label: i for i, label in enumerate(labels)}
+    return round(expected_calibration_error(np.asarray(probabilities), np.array([index[g] for g in gold])), 4)
 
 
 def token_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -111,16 +125,27 @@ def evaluate_task(
 
     check_labels_known(data, head.labels, "the model's labels")
     items = data.texts if is_sentence else data.words
+    multi_label = bool(getattr(head, "multi_label", False) or getattr(head, "config", {}).get("multi_label"))
     if batch_inputs is None and hasattr(model, "predict_labels"):  # an exported model: no torch
-        predicted = model.predict_labels(items, task, batch_size)
-        if is_sentence:
-            return sentence_metrics(data.labels, predicted, head.labels)
-        return token_metrics(data.tags, predicted)
+        if not is_sentence:
+            return token_metrics(data.tags, model.predict_labels(items, task, batch_size))
+        from .decoding import decode_sentence
+
+        config = head.config
+        probabilities = [r[task] for r in model.predict_proba(items, tasks=[task], batch_size=batch_size)]
+        predicted = [
+            decode_sentence(head.labels, p.tolist(), multi_label, float(config.get("threshold", 0.5)))[
+                "label"
+            ]
+            for p in probabilities
+        ]
+        return sentence_metrics(data.labels, predicted, head.labels, None if multi_label else probabilities)
     import torch
 
     modes = {module: module.training for module in model.modules()}
     model.eval()
     predicted: list = []
+    probabilities: list = []
     try:
         with torch.no_grad():
             for start in range(0, len(items), batch_size):
@@ -132,6 +157,7 @@ def evaluate_task(
                 proba = head.probabilities(head(inputs[task]).float()).cpu()
                 if is_sentence:
                     predicted.extend(head.decode(row)["label"] for row in proba)
+                    probabilities.extend(proba.numpy())
                     continue
                 ids, seen = proba.argmax(-1).tolist(), read.tolist()
                 for row, index in enumerate(indices):
@@ -141,5 +167,5 @@ def evaluate_task(
         for module, mode in modes.items():
             module.training = mode
     if is_sentence:
-        return sentence_metrics(data.labels, predicted, head.labels)
+        return sentence_metrics(data.labels, predicted, head.labels, None if multi_label else probabilities)
     return token_metrics(data.tags, predicted)

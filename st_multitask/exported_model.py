@@ -24,7 +24,7 @@ import numpy as np
 from .alignment import piece_to_word, repair_bio, word_shape_rows
 from .decoding import decode_sentence, decode_words, word_tags
 from .errors import ModelLoadError
-from .inference import TaskSelection, check_items, texts_and_spans
+from .inference import TaskSelection, check_items, check_min_score, texts_and_spans
 from .manifest import MANIFEST_NAME, check_head_files, read_manifest
 from .runtime.encoder import FastEncoder, load_encoder, normalize_rows, pool
 from .runtime.heads import NumpyHead, load_numpy_head
@@ -224,9 +224,11 @@ class ExportedMultiTaskModel(TaskSelection):
         texts: str | Sequence[str | Sequence[str]],
         tasks: Sequence[str] | str | None = None,
         batch_size: int = 32,
+        min_score: float | None = None,
     ) -> list[dict[str, Any]]:
         """As :meth:`MultiTaskModel.predict`: labels with scores for sentence heads, entities with
-        character offsets for token heads."""
+        character offsets for token heads; ``min_score`` as there."""
+        check_min_score(min_score)
         heads = self._select(tasks)
         items = check_items(texts)
         self._warn_untrained(heads)
@@ -241,7 +243,7 @@ class ExportedMultiTaskModel(TaskSelection):
                     )
                     for row, index in enumerate(batch):
                         results[index][name] = decode_sentence(
-                            head.labels, proba[row].tolist(), multi, threshold
+                            head.labels, proba[row].tolist(), multi, threshold, min_score
                         )
                     continue
                 ids, scores, seen = proba.argmax(-1).tolist(), proba.max(-1).tolist(), read.tolist()

@@ -16,7 +16,7 @@ from typing import Any
 from .alignment import split_words, words_to_text
 from .errors import InputError
 
-__all__ = ["TaskSelection", "check_items", "texts_and_spans"]
+__all__ = ["TaskSelection", "check_items", "check_min_score", "texts_and_spans"]
 
 
 class TaskSelection:
@@ -55,6 +55,14 @@ def check_items(texts: Any) -> list:
         if isinstance(item, str) and not item.strip():
             raise InputError(f"Text {i} is blank.")
     return items
+
+
+def check_min_score(min_score: float | None) -> None:
+    """``min_score`` is ``None`` or a probability in [0, 1]."""
+    if min_score is not None and (
+        isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0.0 <= min_score <= 1.0
+    ):
+        raise InputError(f"min_score must be a probability between 0 and 1, got {min_score!r}.")
 
 
 def texts_and_spans(items: Sequence[str | Sequence[str]]) -> tuple[list[str], list[list[tuple[int, int]]]]:

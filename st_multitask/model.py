@@ -31,7 +31,7 @@ from .embedding import embed
 from .errors import InputError, ModelLoadError
 from .heads import Head
 from .heads.base import CONFIG_NAME, WEIGHTS_NAME
-from .inference import TaskSelection, check_items, texts_and_spans
+from .inference import TaskSelection, check_items, check_min_score, texts_and_spans
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, check_head_files, read_manifest, sha256_file
 
 if TYPE_CHECKING:
@@ -188,15 +188,20 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         texts: str | Sequence[str | Sequence[str]],
         tasks: Sequence[str] | str | None = None,
         batch_size: int = 32,
+        min_score: float | None = None,
     ) -> list[dict[str, Any]]:
         """Per text, ``{task: {"label", "score", "probabilities"}}`` for sentence heads and
         ``{task: [entity, ...]}`` for token heads (entities carry ``text``, ``label``, ``start``,
         ``end``, ``score``, with ``text == original[start:end]``). One backbone pass per batch
-        feeds every head. Texts may be raw strings or pre-split word lists.
+        feeds every head. Texts may be raw strings or pre-split word lists. With ``min_score``, a
+        sentence head whose top probability is below it gives no label (``None``): it abstains.
         """
-        return self._run(texts, tasks, batch_size, keep_proba=False)
+        return self._run(texts, tasks, batch_size, keep_proba=False, min_score=min_score)
 
-    def _run(self, texts: Any, tasks: Any, batch_size: int, keep_proba: bool) -> list[dict[str, Any]]:
+    def _run(
+        self, texts: Any, tasks: Any, batch_size: int, keep_proba: bool, min_score: float | None = None
+    ) -> list[dict[str, Any]]:
+        check_min_score(min_score)
         heads = self._select(tasks)
         items = check_items(texts)
         untrained = [name for name, head in heads.items() if not head.is_trained]
@@ -231,7 +236,7 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
                                 results[index][name] = value.numpy()
                         elif head.level == "sentence":
                             for row, index in enumerate(batch):
-                                results[index][name] = head.decode(proba[row])
+                                results[index][name] = head.decode(proba[row], min_score)
                         else:
                             scores, ids = proba.max(dim=-1)
                             scores, ids, seen = scores.tolist(), ids.tolist(), read.tolist()
@@ -248,6 +253,48 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         finally:
             self.train(was_training)
         return results
+
+    def calibrate(self, data: dict[str, Any], batch_size: int = 64) -> dict[str, dict[str, float]]:
+        """Fit each single-label sentence head's temperature on held-out data, so that its scores
+        are calibrated (labels do not change).
+
+        ``data`` maps task names to :class:`~st_multitask.data.SentenceExamples` (dev data, never
+        the test split). Returns ``{task: {"temperature", "ece_before", "ece_after"}}`` with the
+        expected calibration error (15 bins) on that data before and after.
+        """
+        report: dict[str, dict[str, float]] = {}
+        was_training = self.training
+        self.eval()
+        try:
+            for task, examples in data.items():
+                report[task] = self._calibrate_head(task, examples, batch_size)
+        finally:
+            self.train(was_training)
+        return report
+
+    def _calibrate_head(self, task: str, examples: Any, batch_size: int) -> dict[str, float]:
+        from .calibration import expected_calibration_error, fit_temperature, softmax
+
+        head = self._select([task])[task]
+        if (
+            head.level != "sentence"
+            or getattr(head, "multi_label", False)
+            or not hasattr(head, "temperature")
+        ):
+            raise InputError(
+                f"Task {task!r}: only single-label sentence heads are calibrated by temperature."
+            )
+        ids = head.encode_labels(examples.labels).numpy()
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, len(examples.texts), batch_size):
+                inputs, _ = self.head_inputs(examples.texts[start : start + batch_size], [task])
+                chunks.append(head(inputs[task]).float().cpu().numpy())
+        logits = np.concatenate(chunks)
+        before = expected_calibration_error(softmax(logits, 1.0), ids)
+        head.temperature = fit_temperature(logits, ids)
+        after = expected_calibration_error(softmax(logits, head.temperature), ids)
+        return {"temperature": head.temperature, "ece_before": round(before, 4), "ece_after": round(after, 4)}
 
     def fit(self, tasks: Any, output_dir: str | os.PathLike[str] | None = None, **settings: Any) -> Any:
         """Train in one call: ``tasks`` is a list of :class:`~st_multitask.training.TaskData` or a

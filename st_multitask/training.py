@@ -97,6 +97,7 @@ class TrainingConfig:
     keep_checkpoints: int = 2
     cache_embeddings: Literal["auto", "memory", "disk", "off"] = "auto"  # frozen-backbone fast path
     eval_batch_size: int = 64
+    calibrate: bool = True  # after training, fit each single-label sentence head's temperature on dev
 
     def __post_init__(self) -> None:
         def choice(name: str, valid: Sequence[str]) -> None:
@@ -132,7 +133,7 @@ class TrainingConfig:
         for name in ("learning_rate", "head_learning_rate", "temperature"):
             positive(name, integer=False)
         positive("max_grad_norm", allow_none=True, integer=False)
-        for name in ("best_per_task", "freeze_finished_heads"):
+        for name in ("best_per_task", "freeze_finished_heads", "calibrate"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         if not 0 <= self.warmup_ratio < 1:
@@ -875,6 +876,8 @@ class Trainer:
         for name in by_name:
             self.model.heads[name].mark_trained()
         self.model.eval()
+        if cfg.calibrate:
+            final_metrics = self._calibrate(tasks, final_metrics)
         self._cleanup_cache()
         result = TrainingResult(
             metrics=final_metrics,
@@ -888,6 +891,34 @@ class Trainer:
         if self.world > 1:
             self.state.wait_for_everyone()
         return result
+
+    def _calibrate(
+        self, tasks: Sequence[TaskData], metrics: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """Fit the temperature of every single-label sentence head that has dev data; the
+        temperature and the dev ECE after it join that task's metrics."""
+        dev = {
+            t.name: t.dev
+            for t in tasks
+            if t.dev is not None
+            and self.model.heads[t.name].level == "sentence"
+            and not getattr(self.model.heads[t.name], "multi_label", False)
+            and hasattr(self.model.heads[t.name], "temperature")
+        }
+        if not dev:
+            return metrics
+        report = self.model.calibrate(dev, self.config.eval_batch_size)
+        return {
+            name: {
+                **m,
+                **(
+                    {"temperature": report[name]["temperature"], "ece": report[name]["ece_after"]}
+                    if name in report
+                    else {}
+                ),
+            }
+            for name, m in metrics.items()
+        }
 
     def _next_indices(self, stream: _Stream, positions: dict, epoch: int, stage: int) -> list[int]:
         """The next batch of a stream: a fresh permutation each pass, seeded by (seed, stage, epoch, pass)."""

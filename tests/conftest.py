@@ -65,3 +65,16 @@ def write(tmp_path):
         return str(path)
 
     return _write
+
+
+@pytest.fixture
+def run():
+    """run("similarity", a, b, input=...) -> click Result with .exit_code, .stdout, .stderr."""
+    from click.testing import CliRunner
+
+    from st_multitask.cli import main
+
+    def _run(*args: str, input: str | bytes | None = None):
+        return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+    return _run

@@ -115,7 +115,9 @@ def test_rows_with_several_labels_train_from_one_pass(tiny):
     calls = []
     hook = tiny.backbone.register_forward_hook(lambda *a: calls.append(1))
     try:
-        config = TrainingConfig(epochs=1, batch_size=8, freeze=["backbone"], cache_embeddings="off")
+        config = TrainingConfig(
+            epochs=1, batch_size=8, freeze=["backbone"], cache_embeddings="off", calibrate=False
+        )
         trainer = Trainer(tiny, config, progress=False)
         assert [s.tasks for s in trainer._streams(tasks)] == [["sentiment", "topic"]]
         before = len(calls)

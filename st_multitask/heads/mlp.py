@@ -51,6 +51,8 @@ class MLPHead(Head):
         threshold: the probability at which a label is predicted, in multi-label mode.
         layers: hidden layers to read instead of the pooled embedding: each is mean-pooled over the
             text's tokens, then mixed with learned softmax weights and layer-normalised.
+        temperature: the logits are divided by it before the softmax (or sigmoid); fitted on dev
+            data after training (:meth:`MultiTaskModel.calibrate`) so that scores are calibrated.
     """
 
     kind: ClassVar[str] = "mlp"
@@ -64,6 +66,7 @@ class MLPHead(Head):
         "multi_label",
         "threshold",
         "layers",
+        "temperature",
     ]
 
     def __init__(
@@ -76,8 +79,12 @@ class MLPHead(Head):
         multi_label: bool = False,
         threshold: float = 0.5,
         layers: Sequence[int] | None = None,
+        temperature: float = 1.0,
     ):
         super().__init__(in_features, labels)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise InputError(f"temperature must be a positive number, got {temperature!r}.")
+        self.temperature = float(temperature)
         if not 0.0 < threshold < 1.0:
             raise InputError(f"threshold must be between 0 and 1, got {threshold!r}.")
         self.hidden = list(hidden)
@@ -117,6 +124,7 @@ class MLPHead(Head):
         return self.mlp(self.layer_norm(torch.einsum("l,bld->bd", weights, pooled)))
 
     def probabilities(self, logits: Tensor) -> Tensor:
+        logits = logits / self.temperature
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -134,6 +142,9 @@ class MLPHead(Head):
         """Label names from sentence embeddings: one per text, or a list per text if multi-label."""
         return [self.decode(row)["label"] for row in self.predict_proba(embeddings)]
 
-    def decode(self, probabilities: Tensor) -> dict:
-        """One text's ``{"label", "score", "probabilities"}`` from its probability vector."""
-        return decode_sentence(self.labels, probabilities.tolist(), self.multi_label, self.threshold)
+    def decode(self, probabilities: Tensor, min_score: float | None = None) -> dict:
+        """One text's ``{"label", "score", "probabilities"}`` from its probability vector; no label
+        (``None``) when the top probability is below ``min_score``."""
+        return decode_sentence(
+            self.labels, probabilities.tolist(), self.multi_label, self.threshold, min_score
+        )

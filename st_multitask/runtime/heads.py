@@ -219,6 +219,7 @@ class NumpyMLPHead(NumpyHead):
         return self.mlp(layer_norm(mixed, self.weights["layer_norm.weight"], self.weights["layer_norm.bias"]))
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        logits = logits / float(self.config.get("temperature", 1.0))
         return _sigmoid(logits) if self.config.get("multi_label") else softmax(logits)
 
 

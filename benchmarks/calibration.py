@@ -1,0 +1,71 @@
+"""Calibration of the bundled default model's sentence heads: temperature fitted on the dev splits,
+expected calibration error (15 bins) on the test splits before and after.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/calibration.py [--write]
+
+``--write`` stores the fitted temperatures in ``st_multitask/default_model`` (only the heads'
+config.json and the manifest change; training now fits them itself, see TrainingConfig.calibrate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = {"topic": "load_bbc", "sentiment": "load_rotten_tomatoes"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--write", action="store_true", help="save the temperatures into the bundled model")
+    args = parser.parse_args()
+
+    from st_multitask import MultiTaskModel, corpora
+    from st_multitask.evaluation import evaluate_task
+
+    model = MultiTaskModel.default()
+    for task in TASKS:
+        model.heads[task].temperature = 1.0
+    before = {
+        task: evaluate_task(model, task, getattr(corpora, loader)("test")) for task, loader in TASKS.items()
+    }
+    fitted = model.calibrate({task: getattr(corpora, loader)("dev") for task, loader in TASKS.items()})
+    after = {
+        task: evaluate_task(model, task, getattr(corpora, loader)("test")) for task, loader in TASKS.items()
+    }
+    rows = {
+        task: {
+            "temperature": fitted[task]["temperature"],
+            "dev_ece_before": fitted[task]["ece_before"],
+            "dev_ece_after": fitted[task]["ece_after"],
+            "test_ece_before": before[task]["ece"],
+            "test_ece_after": after[task]["ece"],
+            "test_accuracy_before": before[task]["accuracy"],
+            "test_accuracy_after": after[task]["accuracy"],
+        }
+        for task in TASKS
+    }
+    for task, row in rows.items():
+        print(task, row)
+    path = write_result(
+        "calibration",
+        {"command": "python benchmarks/calibration.py " + " ".join(sys.argv[1:]), "tasks": rows},
+    )
+    if args.write:
+        model.save(ROOT / "st_multitask" / "default_model", overwrite=True, backbone="reference")
+        print("wrote st_multitask/default_model")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
