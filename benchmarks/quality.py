@@ -41,8 +41,11 @@ def tfidf_lr(train, test) -> dict:
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
     x_train = vectorizer.fit_transform(train.texts)
     classifier = LogisticRegression(max_iter=2000, C=10.0).fit(x_train, train.labels)
-    predicted = classifier.predict(vectorizer.transform(test.texts)).tolist()
-    return sentence_metrics(test.labels, predicted, sorted(set(train.labels)))
+    x_test = vectorizer.transform(test.texts)
+    predicted = classifier.predict(x_test).tolist()
+    return sentence_metrics(
+        test.labels, predicted, list(classifier.classes_), classifier.predict_proba(x_test)
+    )
 
 
 def embeddings_lr(train, test, backbone) -> dict:
@@ -51,8 +54,11 @@ def embeddings_lr(train, test, backbone) -> dict:
     classifier = LogisticRegression(max_iter=3000, C=10.0).fit(
         embed(train.texts, model=backbone), train.labels
     )
-    predicted = classifier.predict(embed(test.texts, model=backbone)).tolist()
-    return sentence_metrics(test.labels, predicted, sorted(set(train.labels)))
+    x_test = embed(test.texts, model=backbone)
+    predicted = classifier.predict(x_test).tolist()
+    return sentence_metrics(
+        test.labels, predicted, list(classifier.classes_), classifier.predict_proba(x_test)
+    )
 
 
 def main() -> None:
@@ -128,8 +134,8 @@ def render(result: dict) -> str:
         "- splits: BBC and Rotten Tomatoes stratified 80/10/10 with seed 0 (`st_multitask.corpora`); "
         "CoNLL-2003 official test; STS-B test. Baselines train on the train split.",
         "",
-        "| task | system | accuracy | macro-F1 | entity F1 |",
-        "|---|---|---|---|---|",
+        "| task | system | accuracy | macro-F1 | ECE (15 bins) | entity F1 |",
+        "|---|---|---|---|---|---|",
     ]
     for task, systems in result["tasks"].items():
         for system, metrics in systems.items():
@@ -139,8 +145,9 @@ def render(result: dict) -> str:
             f1 = metrics.get("macro_f1", "")
             entity = metrics.get("f1", "")
             pct = lambda v: f"{100 * v:.2f}" if isinstance(v, float) else ""  # noqa: E731
+            ece = f"{metrics['ece']:.3f}" if isinstance(metrics.get("ece"), float) else ""
             lines.append(
-                f"| {task} ({systems['data']}) | {system} | {pct(acc)} | {pct(f1)} | {pct(entity)} |"
+                f"| {task} ({systems['data']}) | {system} | {pct(acc)} | {pct(f1)} | {ece} | {pct(entity)} |"
             )
     lines += ["", "| STS-B test | Spearman × 100 |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in result["sts_b"].items()]
