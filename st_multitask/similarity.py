@@ -1,8 +1,7 @@
 """Cosine similarity, pairwise scores, semantic search and paraphrase mining.
 
-In numpy, so it runs on the fast path without torch (paraphrase mining uses
-``sentence_transformers.util``): every function accepts texts (embedded with the given model,
-default all-MiniLM-L6-v2) or ready embeddings (numpy arrays or torch tensors).
+In numpy, so it runs on the fast path without torch: every function accepts texts (embedded with
+the given model, default all-MiniLM-L6-v2) or ready embeddings (numpy arrays or torch tensors).
 
     >>> from st_multitask import cosine_similarity
     >>> scores = cosine_similarity(["The dog ran across the grass."],
@@ -153,15 +152,22 @@ def paraphrases(
     >>> (pairs[0]["i"], pairs[0]["j"])
     (0, 1)
     """
-    import torch
-    from sentence_transformers import util
-
     _check_top_k(top_k)
     emb = _embeddings(texts, model, batch_size, "texts")
     if emb.shape[0] < 2:
         raise InputError("paraphrases needs at least two texts.")
-    found = util.paraphrase_mining_embeddings(torch.from_numpy(emb), top_k=top_k)
-    return [Paraphrase(i=int(i), j=int(j), score=float(score)) for score, i, j in found]
+    unit = _unit(emb)
+    best: dict[tuple[int, int], float] = {}
+    k = min(top_k, emb.shape[0] - 1)
+    for start in range(0, len(unit), 1024):  # rows in chunks: memory stays (1024, n)
+        scores = unit[start : start + 1024] @ unit.T
+        for row, values in enumerate(scores, start):
+            values[row] = -np.inf  # not itself
+            for j in np.argpartition(-values, k - 1)[:k]:
+                pair = (min(row, int(j)), max(row, int(j)))
+                best[pair] = float(values[j])
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
+    return [Paraphrase(i=i, j=j, score=score) for (i, j), score in ranked]
 
 
 def _is_texts(x: Any) -> bool:

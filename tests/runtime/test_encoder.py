@@ -76,9 +76,9 @@ def test_the_fast_path_never_imports_torch(tmp_path):
     script = tmp_path / "fast.py"
     script.write_text(
         "import json, sys\n"
-        "from st_multitask import embed, cosine_similarity\n"
+        "from st_multitask import embed, cosine_similarity, paraphrases, search\n"
         "v = embed(['The dog ran.', 'A cat sat.'])\n"
-        "cosine_similarity(v, v)\n"
+        "cosine_similarity(v, v), paraphrases(v), search(v, v)\n"
         "from st_multitask.cli import main\n"
         "for args in (['similarity', sys.argv[1], sys.argv[2]], ['predict', 'Apple buys a U.K. startup.'],\n"
         "             ['search', '--corpus', sys.argv[2], 'a pet']):\n"
