@@ -162,6 +162,7 @@ def load_multitask(
     model_dir: str | None, device: str | None, backend: str = "auto", precision: str = "fp32"
 ) -> Any:
     """The multi-task model in ``model_dir``, or the bundled default one, on the chosen engine."""
+    from st_multitask.errors import ExportError
     from st_multitask.runtime import resolve_backend
 
     choice = resolve_backend(backend, precision, device)
@@ -170,10 +171,13 @@ def load_multitask(
 
         quiet_libraries(torch=False)
         path = bundled_model_dir() if model_dir is None else model_dir
-        if (
-            backend != "auto" or fast_path_problem(path) is None
-        ):  # auto: what the fast path can't run, torch can
+        if backend != "auto":
             return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
+        if fast_path_problem(path) is None:  # auto: what the fast path can't run, torch can
+            try:
+                return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
+            except ExportError as exc:  # a model that does not export runs in torch
+                note(f"{exc}; running in torch.")
     from st_multitask.model import MultiTaskModel
 
     quiet_libraries()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Union
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Literal, Union
 import numpy as np
 
 from .backbone import cached_backbone, forward_batch
-from .errors import InputError, ModelLoadError
+from .errors import ExportError, InputError, ModelLoadError
 from .runtime import resolve_backend
 from .runtime.encoder import FastEncoder, load_encoder
 
@@ -81,7 +82,11 @@ def resolve_model(
     except ModelLoadError as exc:  # auto: what the fast path cannot run, torch can
         logger.info("Running %s in torch: %s", name, exc)
         return cached_backbone(name, device)
-    return load_encoder(name, choice.backend, choice.precision)
+    try:
+        return load_encoder(name, choice.backend, choice.precision)
+    except ExportError as exc:  # auto: a model that does not export runs in torch
+        print(f"note: {exc}; running in torch.", file=sys.stderr)
+        return cached_backbone(name, device)
 
 
 def window_size(model: Encoder) -> int:

@@ -7,7 +7,7 @@ problem and the fix.
 
 from __future__ import annotations
 
-__all__ = ["InputError", "ModelLoadError", "RuntimeUnavailableError", "StMultitaskError"]
+__all__ = ["ExportError", "InputError", "ModelLoadError", "RuntimeUnavailableError", "StMultitaskError"]
 
 
 class StMultitaskError(Exception):
@@ -24,3 +24,8 @@ class ModelLoadError(StMultitaskError, OSError):
 
 class RuntimeUnavailableError(StMultitaskError, ImportError):
     """An inference backend (ONNX Runtime, OpenVINO, torch) is not installed; the message gives the pip command."""
+
+
+class ExportError(ModelLoadError):
+    """Exporting a model to a graph failed (an unsupported operator, or a graph that does not match
+    torch); ``backend="auto"`` then runs the model in torch."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, ModelLoadError
+from ..errors import ExportError, InputError, ModelLoadError, RuntimeUnavailableError, StMultitaskError
 from .graphs import EXPORT_FORMAT, GRAPH_FILES, graph_key
 from .model_files import ModelFiles, sha256_file
 
@@ -132,8 +132,13 @@ def _export_onnx(st_model: Any, files: ModelFiles, target: Path) -> list[str]:
 def _quantize_onnx(source: Path, target: Path) -> None:
     """Dynamic int8: per-channel int8 weights, activations quantised per batch at run time; the
     MatMuls of the first layers stay fp32 (see :data:`FP32_LAYERS`)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise RuntimeUnavailableError(
+            f"int8 export needs the onnx package ({exc}): pip install 'st-multitask[onnx]'."
+        ) from None
 
     names = [
         n.name for n in onnx.load(str(source), load_external_data=False).graph.node if n.op_type == "MatMul"
@@ -235,7 +240,14 @@ def export_graph(
     from .session import runtime_version
 
     with contextlib.redirect_stdout(sys.stderr):  # exporters' progress bars must not reach piped output
-        return _export_graph(files, backend, precision, root, calibration, st_model, runtime_version(backend))
+        try:
+            return _export_graph(
+                files, backend, precision, root, calibration, st_model, runtime_version(backend)
+            )
+        except StMultitaskError:
+            raise
+        except Exception as exc:  # the exporters' own errors, named as an export failure
+            raise ExportError(f"Exporting {files.path} to {backend} {precision} failed: {exc}") from exc
 
 
 def _export_graph(
@@ -263,7 +275,7 @@ def _export_graph(
     names = GRAPH_FILES[(backend, precision)]
     difference = _check_against_torch(st_model, files, root / names[0], backend, precision)
     if not difference <= _TOLERANCE[precision]:
-        raise ModelLoadError(
+        raise ExportError(
             f"The exported {graph_key(backend, precision)} graph of {files.path} differs from torch by "
             f"{difference:.3g} (allowed {_TOLERANCE[precision]}); it was not kept. Use --backend torch."
         )

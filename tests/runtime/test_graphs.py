@@ -138,3 +138,29 @@ def test_a_new_export_replaces_the_stale_entry_of_the_same_graph(tiny_model_dir,
     new, _, _ = find_graph(tiny_model_dir, choice)
     assert not old.exists() and new.exists()
     assert [p.name for p in private_cache.iterdir()] == [new.parent.parent.name]
+
+
+def test_auto_runs_a_model_that_does_not_export_in_torch(
+    tiny_model_dir, private_cache, monkeypatch, capfd, run
+):
+    import numpy as np
+
+    import st_multitask.runtime.export as export
+    from st_multitask import embed
+    from st_multitask.errors import ExportError
+    from st_multitask.runtime.encoder import _cached_encoder
+
+    def unsupported(*args, **kwargs):
+        raise RuntimeError("operator 'foo' is not supported")
+
+    monkeypatch.setattr(export, "_export_graph", unsupported)
+    _cached_encoder.cache_clear()
+    vectors = embed(["a text"], model=str(tiny_model_dir))  # auto
+    assert "operator 'foo' is not supported; running in torch" in capfd.readouterr().err
+    expected = embed(["a text"], model=str(tiny_model_dir), backend="torch")
+    assert np.abs(vectors - expected).max() == 0
+    with pytest.raises(ExportError, match="failed: operator 'foo' is not supported"):
+        embed(["a text"], model=str(tiny_model_dir), backend="onnx")
+    result = run("embed", "--model", str(tiny_model_dir), "--backend", "onnx", "-", input="a text\n")
+    assert result.exit_code == 2 and "failed: operator 'foo' is not supported" in result.stderr
+    assert list(private_cache.iterdir()) == []
