@@ -167,11 +167,12 @@ def load_multitask(
 
     choice = resolve_backend(backend, precision, device)
     if choice.fast:
-        from st_multitask.exported_model import ExportedMultiTaskModel, bundled_model_dir, fast_path_problem
+        from st_multitask.backbone import bundled_model_dir
+        from st_multitask.exported_model import ExportedMultiTaskModel, fast_path_problem
 
         quiet_libraries(torch=False)
         path = bundled_model_dir() if model_dir is None else model_dir
-        if backend != "auto":
+        if not choice.auto:
             return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
         if fast_path_problem(path) is None:  # auto: what the fast path can't run, torch can
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, errors_option, note, report_reading
+from ._common import UserError, errors_option, note, quiet_libraries, report_reading
 
 
 @click.command()
@@ -58,12 +58,11 @@ def export(
       stmt predict --model default-int8 --backend onnx --precision int8 "Apple is buying a startup."
       stmt export --model my-model --backend openvino --precision int8 --calibration texts.txt -o my-model-ov
     """
-    from st_multitask.cli._common import quiet_libraries
-    from st_multitask.runtime import backend_installed, bf16_support
+    from st_multitask.runtime import backend_installed, bf16_support, not_installed
     from st_multitask.runtime.export import export_model
 
     if not backend_installed(backend):
-        raise UserError(f"The {backend} backend is not installed: pip install 'st-multitask[{backend}]'.")
+        raise not_installed(backend)
     if backend == "onnx" and precision == "bf16":
         raise UserError(
             "ONNX Runtime's CPU provider has no bf16 kernels; export bf16 with --backend openvino."

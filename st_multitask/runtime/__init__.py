@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, RuntimeUnavailableError
@@ -26,6 +26,7 @@ __all__ = [
     "BackendChoice",
     "backend_installed",
     "bf16_support",
+    "not_installed",
     "resolve_backend",
 ]
 
@@ -53,6 +54,7 @@ class BackendChoice:
 
     backend: str
     precision: str
+    auto: bool = field(default=False, compare=False)  # chosen by "auto" rather than named
 
     @property
     def fast(self) -> bool:
@@ -62,6 +64,11 @@ class BackendChoice:
 def backend_installed(backend: str) -> bool:
     """Whether the runtime of ``backend`` can be imported (checked without importing it)."""
     return importlib.util.find_spec(_MODULES[backend]) is not None
+
+
+def not_installed(backend: str) -> RuntimeUnavailableError:
+    """The error for a runtime that is not installed, with the pip command that installs it."""
+    return RuntimeUnavailableError(f"The {backend} backend is not installed: {_PIP[backend]}.")
 
 
 def bf16_support() -> tuple[bool, str]:
@@ -109,7 +116,8 @@ def resolve_backend(
         raise InputError(f"Unknown backend {backend!r}. Valid: {', '.join(BACKEND_CHOICES)}.")
     if precision not in PRECISIONS:
         raise InputError(f"Unknown precision {precision!r}. Valid: {', '.join(PRECISIONS)}.")
-    if backend == "auto":
+    auto = backend == "auto"
+    if auto:
         if _gpu_requested(device):
             backend = "torch"
         else:
@@ -125,7 +133,7 @@ def resolve_backend(
             else:
                 backend = installed[0]
     elif not backend_installed(backend):
-        raise RuntimeUnavailableError(f"The {backend} backend is not installed: {_PIP[backend]}.")
+        raise not_installed(backend)
     if backend == "torch" and precision != "fp32":
         raise InputError(
             f"The torch backend runs fp32 only; for {precision} pass --backend onnx or openvino (or auto)."
@@ -140,4 +148,4 @@ def resolve_backend(
         supported, reason = bf16_support()
         if not supported:
             raise InputError(f"bf16 is not available: {reason}")
-    return BackendChoice(backend, precision)
+    return BackendChoice(backend, precision, auto)

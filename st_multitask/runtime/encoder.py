@@ -3,30 +3,21 @@
 ``tokenizers`` reads the model's ``tokenizer.json``, the runtime runs the graph, and numpy pools
 and normalises as the model's own ``1_Pooling`` and ``modules.json`` say. Batches are formed from
 texts of similar token length, so almost no compute goes into padding.
-
-    >>> from st_multitask.runtime.encoder import load_encoder
-    >>> encoder = load_encoder(None, "onnx", "fp32")
-    >>> encoder.encode(["The dog ran across the grass."]).shape
-    (1, 384)
+:func:`st_multitask.runtime.load.load_encoder` finds (or exports) the graph and opens one.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from . import resolve_backend
 from .model_files import ModelFiles
 from .session import GraphSession
 
-__all__ = ["FastEncoder", "TextTokenizer", "TokenBatch", "load_encoder", "pool"]
+__all__ = ["FastEncoder", "TextTokenizer", "TokenBatch", "normalize_rows", "pool"]
 
 
 @dataclass
@@ -83,9 +74,16 @@ class TextTokenizer:
         """Character span of every word piece of ``text`` (no special tokens, no window)."""
         return [tuple(o) for o in self._plain.encode(text, add_special_tokens=False).offsets]
 
+    def encode(self, texts: Sequence[str]) -> list[Any]:
+        """Each text's encoding, with special tokens, truncated to the window (not padded)."""
+        return self._tokenizer.encode_batch(list(texts))
+
     def batch(self, texts: Sequence[str]) -> TokenBatch:
         """Tokenize and pad ``texts`` to their longest member (truncated to the window)."""
-        encoded = self._tokenizer.encode_batch(list(texts))
+        return self.pad(self.encode(texts))
+
+    def pad(self, encoded: Sequence[Any]) -> TokenBatch:
+        """A right-padded batch of encodings from :meth:`encode`."""
         width = max(len(e.ids) for e in encoded)
         n = len(encoded)
         ids = np.full((n, width), self.pad_id, dtype=np.int64)
@@ -148,10 +146,14 @@ class FastEncoder:
         """Run the graph on a tokenized batch; returns the named outputs."""
         return dict(zip(outputs, self.session.run(batch.feeds(), list(outputs))))
 
-    def order(self, texts: Sequence[str]) -> list[int]:
-        """Indices sorted by token length, longest first (stable), so batches pad little."""
-        lengths = self.tokenizer.lengths(texts)
-        return sorted(range(len(texts)), key=lambda i: -lengths[i])
+    def batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[list[int], TokenBatch]]:
+        """``(indices, padded batch)`` over ``texts``, tokenized once, grouped by token length
+        (longest first, stable) so that batches pad little."""
+        encoded = self.tokenizer.encode(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].ids))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            yield rows, self.tokenizer.pad([encoded[i] for i in rows])
 
     def encode(
         self,
@@ -165,15 +167,12 @@ class FastEncoder:
         """(n, dim) float32 embeddings, as ``SentenceTransformer.encode`` computes them."""
         texts = [str(t) for t in texts]
         out = np.zeros((len(texts), self.files.dim), dtype=np.float32)
-        order = self.order(texts)
         progress = None
         if show_progress_bar:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=len(texts), unit="text", desc="Embedding")
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            batch = self.tokenizer.batch([texts[i] for i in rows])
+        for rows, batch in self.batches(texts, batch_size):
             (states,) = self.session.run(batch.feeds(), ["token_embeddings"])  # (batch, seq, dim)
             vectors = pool(states.astype(np.float32, copy=False), batch.attention_mask, self.files.pooling)
             if normalize_embeddings or self.files.normalize:  # the model's own Normalize module too
@@ -184,41 +183,3 @@ class FastEncoder:
         if progress is not None:
             progress.close()
         return out
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_encoder(name: str | None, backend: str, precision: str) -> FastEncoder:
-    from .graphs import find_graph
-    from .session import open_session
-
-    graph, _, files = find_graph(name, _choice(backend, precision))
-    return FastEncoder(files, open_session(graph, backend, precision), backend, precision)
-
-
-def _choice(backend: str, precision: str) -> Any:
-    from . import BackendChoice
-
-    return BackendChoice(backend, precision)
-
-
-def load_encoder(
-    name_or_path: str | os.PathLike[str] | None = None,
-    backend: str | None = "auto",
-    precision: str | None = None,
-) -> FastEncoder:
-    """A FastEncoder for the model (``None``: the packaged all-MiniLM-L6-v2), once per process.
-
-    ``backend`` must resolve to ``onnx`` or ``openvino``; the graph is found in the model
-    directory, else in the per-user cache, else exported once into it.
-    """
-    choice = resolve_backend(backend, precision, device="cpu")
-    if not choice.fast:
-        raise InputError(f"load_encoder runs the fast backends (onnx, openvino), not {choice.backend}.")
-    name = (
-        None
-        if name_or_path is None
-        else str(Path(name_or_path).expanduser().resolve())
-        if Path(os.fspath(name_or_path)).expanduser().exists()
-        else os.fspath(name_or_path)
-    )
-    return _cached_encoder(name, choice.backend, choice.precision)

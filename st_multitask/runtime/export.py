@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, InputError, ModelLoadError, RuntimeUnavailableError, StMultitaskError
-from .graphs import EXPORT_FORMAT, GRAPH_FILES, graph_key
+from .layout import EXPORT_FORMAT, GRAPH_FILES, graph_key
 from .model_files import ModelFiles, sha256_file
 
 __all__ = ["OPSET", "default_calibration", "export_graph", "export_model", "hidden_output_names"]
@@ -310,10 +310,10 @@ def export_model(
     ``stmt export`` is this function on the command line.
     """
     from .._atomic import atomic_directory
-    from ..exported_model import bundled_model_dir
+    from ..backbone import bundled_model_dir
     from ..manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest
     from . import BackendChoice
-    from .graphs import graph_precision
+    from .layout import graph_precision
     from .model_files import backbone_dir, read_model_files
 
     if backend not in ("onnx", "openvino"):

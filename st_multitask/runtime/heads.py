@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..decoding import decode_sentence
 from ..errors import ModelLoadError
 
 __all__ = [
@@ -218,9 +219,18 @@ class NumpyMLPHead(NumpyHead):
         mixed = np.einsum("l,bld->bd", softmax(self.weights["layer_weights"]), pooled)
         return self.mlp(layer_norm(mixed, self.weights["layer_norm.weight"], self.weights["layer_norm.bias"]))
 
+    @property
+    def multi_label(self) -> bool:
+        return bool(self.config.get("multi_label", False))
+
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         logits = logits / float(self.config.get("temperature", 1.0))
-        return _sigmoid(logits) if self.config.get("multi_label") else softmax(logits)
+        return _sigmoid(logits) if self.multi_label else softmax(logits)
+
+    def decode(self, probabilities: np.ndarray, min_score: float | None = None) -> dict:
+        """As :meth:`MLPHead.decode <st_multitask.heads.MLPHead.decode>`."""
+        threshold = float(self.config.get("threshold", 0.5))
+        return decode_sentence(self.labels, probabilities.tolist(), self.multi_label, threshold, min_score)
 
 
 @register_numpy_head("token")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelLoadError, RuntimeUnavailableError
+from ..errors import ModelLoadError
+from . import not_installed
 
 __all__ = ["GraphSession", "OnnxSession", "OpenVINOSession", "open_session", "runtime_version"]
 
@@ -43,9 +44,7 @@ class OnnxSession(GraphSession):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise RuntimeUnavailableError(
-                "The onnx backend is not installed: pip install 'st-multitask[onnx]'."
-            ) from None
+            raise not_installed("onnx") from None
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
@@ -69,9 +68,7 @@ class OpenVINOSession(GraphSession):
         try:
             import openvino
         except ImportError:
-            raise RuntimeUnavailableError(
-                "The openvino backend is not installed: pip install 'st-multitask[openvino]'."
-            ) from None
+            raise not_installed("openvino") from None
         hint = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}[precision]
         core = openvino.Core()
         try:

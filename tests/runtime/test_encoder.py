@@ -12,7 +12,8 @@ import pytest
 
 from st_multitask import embed
 from st_multitask.errors import InputError
-from st_multitask.runtime.encoder import FastEncoder, load_encoder
+from st_multitask.runtime.encoder import FastEncoder
+from st_multitask.runtime.load import load_encoder
 
 TEXTS = [
     "The dog ran across the grass.",

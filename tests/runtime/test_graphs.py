@@ -148,7 +148,7 @@ def test_auto_runs_a_model_that_does_not_export_in_torch(
     import st_multitask.runtime.export as export
     from st_multitask import embed
     from st_multitask.errors import ExportError
-    from st_multitask.runtime.encoder import _cached_encoder
+    from st_multitask.runtime.load import _cached_encoder
 
     def unsupported(*args, **kwargs):
         raise RuntimeError("operator 'foo' is not supported")

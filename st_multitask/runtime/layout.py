@@ -1,0 +1,34 @@
+"""Where exported graphs live and what they are called: the layout every part of the runtime shares.
+
+>>> graph_key("onnx", "int8"), GRAPH_FILES[("onnx", "int8")]
+('onnx/int8', ('onnx/model_qint8.onnx',))
+"""
+
+from __future__ import annotations
+
+from . import BackendChoice
+
+__all__ = ["ENTRY_NAME", "EXPORT_FORMAT", "GRAPH_FILES", "graph_key", "graph_precision"]
+
+EXPORT_FORMAT = 3  # part of every cache key: a change in how graphs are made re-exports them
+# files of each graph, main file first, in sentence-transformers' layout
+GRAPH_FILES = {
+    ("onnx", "fp32"): ("onnx/model.onnx",),
+    ("onnx", "int8"): ("onnx/model_qint8.onnx",),
+    ("openvino", "fp32"): ("openvino/openvino_model.xml", "openvino/openvino_model.bin"),
+    ("openvino", "int8"): (
+        "openvino/openvino_model_qint8_quantized.xml",
+        "openvino/openvino_model_qint8_quantized.bin",
+    ),
+}
+ENTRY_NAME = "graph.json"
+
+
+def graph_precision(choice: BackendChoice) -> str:
+    """The precision stored in the graph: OpenVINO's bf16 is a run-time hint on the fp32 graph."""
+    return "fp32" if choice.precision == "bf16" else choice.precision
+
+
+def graph_key(backend: str, precision: str) -> str:
+    """``"onnx/int8"``: the key of a graph in a manifest's ``graphs``."""
+    return f"{backend}/{precision}"
