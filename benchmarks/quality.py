@@ -1,9 +1,13 @@
 """Quality report: the bundled default model against baselines on the test splits, in one run.
 
 - topic (BBC News) and sentiment (Rotten Tomatoes): TF-IDF (1-2 grams) + logistic regression;
-  frozen all-MiniLM-L6-v2 embeddings + logistic regression; the default model's head. Accuracy
-  and macro-F1 on the fixed test splits (stratified 80/10/10, seed 0; baselines train on train).
-- NER (CoNLL-2003 test): the default model's head, entity F1 (seqeval, strict IOB2).
+  frozen all-MiniLM-L6-v2 embeddings (whole texts: windows pooled) + logistic regression; the
+  hybrid logistic regression on both side by side; the default model's head. Accuracy, macro-F1
+  and ECE on the fixed test splits (stratified 80/10/10, seed 0; baselines train on train).
+- sentiment, second domain: the same systems (trained on Rotten Tomatoes) on VADER's Amazon review
+  and tweet snippets (``st_multitask.corpora.load_vader_snippets``; ``make data`` fetches them).
+- NER (CoNLL-2003 test): a CRF over word features (sklearn-crfsuite) and the default model's
+  head, entity F1 (seqeval, strict IOB2).
 - similarity (STS-B test): Spearman x 100 of the default model's embeddings and of plain
   SentenceTransformer.encode.
 
@@ -28,37 +32,84 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, sts_test_spearman
 
 from st_multitask import MultiTaskModel, embed
-from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes
-from st_multitask.evaluation import evaluate_task, sentence_metrics
+from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes, load_vader_snippets
+from st_multitask.evaluation import evaluate_task, sentence_metrics, token_metrics
 
 HERE = Path(__file__).resolve().parent
 
 
-def tfidf_lr(train, test) -> dict:
+SECOND_DOMAIN = ("amazon", "tweets")  # VADER ground-truth snippets, |score| >= 1 (see corpora)
+
+
+def _metrics(classifier, x_test, gold) -> dict:
+    predicted = classifier.predict(x_test).tolist()
+    return sentence_metrics(gold, predicted, list(classifier.classes_), classifier.predict_proba(x_test))
+
+
+def sentence_baselines(train, tests: dict, backbone) -> dict[str, dict[str, dict]]:
+    """TF-IDF + LR, frozen embeddings + LR and the hybrid LR (TF-IDF beside the embedding), each
+    trained on ``train`` and scored on every split of ``tests``: {system: {split: metrics}}."""
+    from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
-    x_train = vectorizer.fit_transform(train.texts)
-    classifier = LogisticRegression(max_iter=2000, C=10.0).fit(x_train, train.labels)
-    x_test = vectorizer.transform(test.texts)
-    predicted = classifier.predict(x_test).tolist()
-    return sentence_metrics(
-        test.labels, predicted, list(classifier.classes_), classifier.predict_proba(x_test)
-    )
+    sparse = {"train": vectorizer.fit_transform(train.texts)}
+    dense = {"train": embed(train.texts, model=backbone, long="chunk")}
+    for name, data in tests.items():
+        sparse[name] = vectorizer.transform(data.texts)
+        dense[name] = embed(data.texts, model=backbone, long="chunk")
+    hybrid = {k: hstack([sparse[k], csr_matrix(dense[k])]).tocsr() for k in sparse}
+    out: dict[str, dict[str, dict]] = {}
+    for system, features, c in (
+        ("TF-IDF + logistic regression", sparse, 10.0),
+        ("frozen embeddings + logistic regression", dense, 10.0),
+        ("hybrid: TF-IDF + embeddings, logistic regression", hybrid, 4.0),
+    ):
+        classifier = LogisticRegression(max_iter=3000, C=c).fit(features["train"], train.labels)
+        out[system] = {
+            name: _metrics(classifier, features[name], data.labels) for name, data in tests.items()
+        }
+    return out
 
 
-def embeddings_lr(train, test, backbone) -> dict:
-    from sklearn.linear_model import LogisticRegression
+def _word_features(words: list[str], i: int) -> dict:
+    word = words[i]
+    features = {
+        "bias": 1.0,
+        "lower": word.lower(),
+        "suffix3": word[-3:],
+        "suffix2": word[-2:],
+        "prefix3": word[:3],
+        "upper": word.isupper(),
+        "title": word.istitle(),
+        "digit": word.isdigit(),
+        "shape": "".join(
+            "X" if c.isupper() else "x" if c.islower() else "d" if c.isdigit() else c for c in word
+        )[:6],
+    }
+    for offset in (-2, -1, 1, 2):
+        j = i + offset
+        if 0 <= j < len(words):
+            features[f"{offset}:lower"] = words[j].lower()
+            features[f"{offset}:title"] = words[j].istitle()
+            features[f"{offset}:upper"] = words[j].isupper()
+        else:
+            features[f"{offset}:edge"] = True
+    return features
 
-    classifier = LogisticRegression(max_iter=3000, C=10.0).fit(
-        embed(train.texts, model=backbone), train.labels
+
+def crf_ner(train, test) -> dict:
+    """A linear-chain CRF (sklearn-crfsuite) over hand-made word features: the classic strong
+    non-transformer NER baseline (Lafferty et al. 2001; features as in the sklearn-crfsuite tutorial)."""
+    import sklearn_crfsuite
+
+    crf = sklearn_crfsuite.CRF(
+        algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=100, all_possible_transitions=True
     )
-    x_test = embed(test.texts, model=backbone)
-    predicted = classifier.predict(x_test).tolist()
-    return sentence_metrics(
-        test.labels, predicted, list(classifier.classes_), classifier.predict_proba(x_test)
-    )
+    featurize = lambda sentences: [[_word_features(s, i) for i in range(len(s))] for s in sentences]  # noqa: E731
+    crf.fit(featurize(train.words), train.tags)
+    return token_metrics(test.tags, crf.predict(featurize(test.words)))
 
 
 def main() -> None:
@@ -78,19 +129,23 @@ def main() -> None:
     rows: dict[str, dict] = {}
     for task, loader in (("topic", load_bbc), ("sentiment", load_rotten_tomatoes)):
         train, test = loader("train"), loader("test")
-        rows[task] = {
-            "data": f"{len(train)} train / {len(test)} test",
-            "TF-IDF + logistic regression": tfidf_lr(train, test),
-            "frozen embeddings + logistic regression": embeddings_lr(train, test, backbone),
-        }
-        if task in model.heads:
-            rows[task]["default model head"] = evaluate_task(model, task, test)
-        print(task, {k: v["accuracy"] for k, v in rows[task].items() if isinstance(v, dict)}, flush=True)
-    ner_test = load_conll2003("test")
-    ner = {"data": f"{len(load_conll2003('train'))} train / {len(ner_test)} test sentences"}
+        tests = {"test": test}
+        if task == "sentiment":
+            tests.update({domain: load_vader_snippets(domain) for domain in SECOND_DOMAIN})
+        baselines = sentence_baselines(train, tests, backbone)
+        for split, data in tests.items():
+            key = task if split == "test" else f"sentiment, second domain: VADER {split}"
+            size = f"{len(train)} train / {len(data)} test" if split == "test" else f"{len(data)} test"
+            rows[key] = {"data": size, **{system: scores[split] for system, scores in baselines.items()}}
+            if task in model.heads:
+                rows[key]["default model head"] = evaluate_task(model, task, data)
+            print(key, {k: v["accuracy"] for k, v in rows[key].items() if isinstance(v, dict)}, flush=True)
+    ner_train, ner_test = load_conll2003("train"), load_conll2003("test")
+    ner = {"data": f"{len(ner_train)} train / {len(ner_test)} test sentences"}
+    ner["CRF (sklearn-crfsuite, word features)"] = crf_ner(ner_train, ner_test)
     if "ner" in model.heads:
         ner["default model head"] = evaluate_task(model, "ner", ner_test)
-        print("ner", ner["default model head"]["f1"], flush=True)
+    print("ner", {k: v["f1"] for k, v in ner.items() if isinstance(v, dict)}, flush=True)
     rows["ner"] = ner
     from st_multitask.backbone import load_backbone
 
@@ -166,6 +221,11 @@ def render(result: dict) -> str:
 def render_finetuned(path: Path, plain_sts: float | None) -> list[str]:
     """Rows for the fine-tuned systems trained by benchmarks/finetune.py, when it has run."""
     if not path.exists():
+        previous = (HERE / "RESULTS.md").read_text() if (HERE / "RESULTS.md").exists() else ""
+        if "## Fine-tuned backbones" in previous:  # keep the last run's table rather than drop it
+            section = previous[previous.index("## Fine-tuned backbones") :].rstrip().splitlines()
+            note = "(Carried over from the last run of `benchmarks/finetune.py`; rerun it to refresh.)"
+            return ["", *section[:2], note, *[line for line in section[2:] if line != note]]
         return [
             "",
             "Fine-tuned systems: not run (`python benchmarks/finetune.py` trains them, then rerun this).",

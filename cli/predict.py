@@ -111,10 +111,21 @@ def predict(
 
     over = count_over_window(items, model.backbone)
     if over:
+        levels = [h.level for h in selected.values()]
+        whole = [
+            n for n, h in selected.items() if h.level == "sentence" and getattr(h, "reads_windows", False)
+        ]
+        cut = [n for n, h in selected.items() if h.level == "sentence" and n not in whole]
+        parts = []
+        if whole:
+            parts.append(f"{', '.join(whole)} read{'s' * (len(whole) == 1)} the whole text (windows)")
+        if cut:
+            parts.append(f"{', '.join(cut)} read{'s' * (len(cut) == 1)} the start of the text only")
+        if "token" in levels:
+            parts.append("no entities are found past the window")
         note(
             f"{over} text{'s were' if over != 1 else ' was'} longer than the model window "
-            f"({model.backbone.max_seq_length} tokens): sentence labels read the start of the text only, "
-            "and no entities are found past the window."
+            f"({model.backbone.max_seq_length} tokens): {'; '.join(parts)}."
         )
     results = model.predict(items, tasks=list(selected), batch_size=batch_size, min_score=min_score)
     levels = {name: head.level for name, head in selected.items()}

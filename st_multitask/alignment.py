@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALIGNMENTS",
+    "CHAR_VOCABULARY",
+    "CHAR_WIDTH",
     "SHAPE_FEATURES",
     "Entity",
     "decode_bio",
@@ -95,6 +97,34 @@ def word_shape_rows(
                 ]
             )
             previous = word
+        rows.append(row + [empty] * (n_words - len(row)))
+    return rows
+
+
+CHAR_WIDTH = 16  # characters kept per word: all of a short word, the first and last 8 of a long one
+CHAR_VOCABULARY = 258  # 0 pads, 1..256 are code points 0..255, 257 is any other character
+
+
+def word_char_rows(
+    texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], n_words: int
+) -> list[list[list[int]]]:
+    """(batch, n_words, CHAR_WIDTH) character ids of each word's original characters (case kept),
+    0-padded; for torch or numpy.
+
+    >>> word_char_rows(["Hi you"], [[(0, 2), (3, 6)]], 2)[0][0][:3]
+    [73, 106, 0]
+    """
+    half = CHAR_WIDTH // 2
+    empty = [0] * CHAR_WIDTH
+    rows = []
+    for text, word_spans in zip(texts, spans):
+        row = []
+        for start, end in word_spans:
+            word = text[start:end]
+            if len(word) > CHAR_WIDTH:
+                word = word[:half] + word[-half:]
+            ids = [ord(c) + 1 if ord(c) < 256 else CHAR_VOCABULARY - 1 for c in word]
+            row.append(ids + [0] * (CHAR_WIDTH - len(ids)))
         rows.append(row + [empty] * (n_words - len(row)))
     return rows
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import os
+import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -27,6 +29,7 @@ __all__ = [
     "load_conll2003",
     "load_rotten_tomatoes",
     "load_sts_b",
+    "load_vader_snippets",
     "package_dir",
     "stratified_split",
 ]
@@ -143,3 +146,61 @@ def load_conll2003(split: Split = "train") -> TokenExamples:
     return read_token_examples(
         package_dir("neuroner") / "data" / "conll2003" / "en" / f"{name}.txt", fmt="conll"
     )
+
+
+VADER_SDIST = "vaderSentiment-3.3.2.tar.gz"
+VADER_DOMAINS = {
+    "amazon": "amazonReviewSnippets",
+    "tweets": "tweets",
+    "nyt": "nytEditorialSnippets",
+    "movies": "movieReviewSnippets",
+}
+
+
+def data_dir() -> Path:
+    """Where ``make data`` puts source distributions that carry data: ``$STMT_DATA`` or
+    ``~/.cache/st_multitask/data``."""
+    return Path(os.environ.get("STMT_DATA") or Path.home() / ".cache" / "st_multitask" / "data")
+
+
+def load_vader_snippets(domain: str = "amazon", min_abs_score: float = 1.0) -> SentenceExamples:
+    """Hutto & Gilbert's (ICWSM 2014) human-rated sentiment snippets from the VADER source
+    distribution on PyPI (``vaderSentiment==3.3.2``, MIT): ``amazon`` (3,708 product review
+    sentences), ``tweets`` (4,200), ``nyt`` (5,190 editorial sentences) or ``movies`` (10,605).
+
+    Each text's gold score is the mean of 20 raters on -4..4; texts scoring at least
+    ``min_abs_score`` away from 0 are kept as ``positive``/``negative`` (the rest are neutral).
+    A second-domain test set for the sentiment head: none of it is in the training data, apart
+    from ``movies``, which overlaps Rotten Tomatoes. ``make data`` downloads the sdist (no import).
+    """
+    if domain not in VADER_DOMAINS:
+        raise InputError(f"Unknown VADER domain {domain!r}. Valid: {', '.join(VADER_DOMAINS)}.")
+    path = data_dir() / VADER_SDIST
+    if not path.is_file():
+        raise DataPackageMissing(
+            f"{path} is missing: run `make data` (or pip download --no-deps --no-binary :all: "
+            f"vaderSentiment==3.3.2 -d {data_dir()})."
+        )
+    member = f"hutto_ICWSM_2014/{VADER_DOMAINS[domain]}_GroundTruth.txt"
+    with tarfile.open(path) as outer:
+        inner_file = outer.extractfile("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz")
+        if inner_file is None:
+            raise DataPackageMissing(f"{path} does not hold the VADER ground-truth archive.")
+        with tarfile.open(fileobj=inner_file) as inner:
+            raw = inner.extractfile(member)
+            if raw is None:
+                raise DataPackageMissing(f"{path} does not hold {member}.")
+            lines = raw.read().decode("utf-8", errors="replace").splitlines()
+    texts: list[str] = []
+    labels: list[str] = []
+    numbers: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        parts = line.split("\t")
+        if len(parts) < 3 or not parts[2].strip():
+            continue
+        score = float(parts[1])
+        if abs(score) >= min_abs_score:
+            texts.append(parts[2].strip())
+            labels.append("positive" if score > 0 else "negative")
+            numbers.append(number)
+    return SentenceExamples(texts, labels, f"VADER {domain} snippets", numbers)

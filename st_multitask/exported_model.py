@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .alignment import piece_to_word, repair_bio, word_shape_rows
+from .alignment import piece_to_word, repair_bio, word_char_rows, word_shape_rows
 from .backbone import bundled_model_dir
 from .decoding import decode_words, word_tags
 from .errors import ModelLoadError
@@ -165,11 +165,55 @@ class ExportedMultiTaskModel(TaskSelection):
         )
         features["n_words"] = max((len(s) for s in spans), default=0)
         features["word_count"] = np.array([len(s) for s in spans], dtype=np.int64)
+        features["texts"] = texts
+        if any(h.reads_windows for h in heads.values()):
+            features.update(self._window_features(texts, features, heads))
+        if any(getattr(h, "uses_word_chars", False) for h in heads.values()):
+            features["word_chars"] = np.asarray(
+                word_char_rows(texts, spans, features["n_words"]), dtype=np.int64
+            ).reshape(len(texts), features["n_words"], -1)
         if any(h.uses_word_shape for h in heads.values()):
             features["word_shape"] = np.asarray(
                 word_shape_rows(texts, spans, features["n_words"]), dtype=np.float32
             ).reshape(len(texts), features["n_words"], -1)
         return features
+
+    def _window_features(
+        self, texts: list[str], features: dict[str, Any], heads: dict[str, NumpyHead]
+    ) -> dict[str, np.ndarray]:
+        """As :meth:`MultiTaskModel._window_features <st_multitask.model.MultiTaskModel>`: texts
+        past the window read as overlapping windows, their states mean-pooled."""
+        from .embedding import _chunks, _token_lengths, window_size
+
+        layers = sorted(set().union(*(h.window_layers for h in heads.values())))
+        names = [f"hidden_state_{i}" for i in layers]
+
+        def pooled_layers(values: dict[str, Any], mask: np.ndarray) -> np.ndarray:
+            weights = mask[..., None].astype(np.float32)
+            return np.stack(
+                [(values[n] * weights).sum(1) / np.maximum(weights.sum(1), 1) for n in names], axis=1
+            )
+
+        sentence = features["sentence_embedding"].copy()
+        stacked = pooled_layers(features, features["attention_mask"]) if layers else None
+        encoder, window = self.backbone, window_size(self.backbone)
+        for i, n in enumerate(_token_lengths(encoder, texts)):
+            if n <= window:
+                continue
+            tokens = encoder.tokenizer.batch(_chunks(encoder, texts[i], window))
+            parts = encoder.forward(tokens, sorted({"token_embeddings", *names}))
+            parts = {k: v.astype(np.float32, copy=False) for k, v in parts.items()}
+            vectors = pool(parts["token_embeddings"], tokens.attention_mask, encoder.files.pooling)
+            if encoder.files.normalize:
+                vectors = normalize_rows(vectors)
+            mean = vectors.mean(0, keepdims=True)
+            sentence[i] = (normalize_rows(mean) if encoder.files.normalize else mean)[0]
+            if stacked is not None:
+                stacked[i] = pooled_layers(parts, tokens.attention_mask).mean(0)
+        out = {"window_sentence_embedding": sentence}
+        if stacked is not None:
+            out["window_pooled_layers"] = {index: stacked[:, k] for k, index in enumerate(layers)}
+        return out
 
     def _passes(self, items: list, heads: dict[str, NumpyHead], batch_size: int) -> Iterator[tuple]:
         """Per batch: indices, texts, spans, words read, and each head's probabilities.

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ._atomic import atomic_directory
-from .alignment import piece_to_word, word_shapes
+from .alignment import piece_to_word, word_char_rows, word_shapes
 from .backbone import (
     DEFAULT_MODEL_NAME,
     bundled_model_dir,
@@ -37,7 +37,6 @@ from .decoding import decode_words
 from .embedding import embed
 from .errors import InputError, ModelLoadError
 from .heads import Head
-from .heads.base import CONFIG_NAME, WEIGHTS_NAME
 from .inference import TaskSelection, check_items, check_min_score, texts_and_spans
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, check_head_files, read_manifest, sha256_file
 
@@ -153,8 +152,50 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
             out["word_shape"] = word_shapes(texts, spans, out["n_words"]).to(
                 self.device
             )  # (batch, words, shapes)
+        if any(getattr(h, "uses_word_chars", False) for h in self._heads.values()):
+            out["word_chars"] = torch.tensor(
+                word_char_rows(texts, spans, out["n_words"]), dtype=torch.long, device=self.device
+            ).reshape(len(texts), out["n_words"], -1)  # (batch, words, chars)
         out["word_count"] = torch.tensor([len(s) for s in spans], dtype=torch.long)
+        out["texts"] = texts
+        if any(getattr(h, "reads_windows", False) for h in self._heads.values()):
+            out.update(self._window_features(texts, out, grad))
         return out, texts, spans
+
+    def _window_features(self, texts: list[str], out: dict[str, Any], grad: bool) -> dict[str, Tensor]:
+        """Features of whole texts: those longer than the window are read as overlapping windows
+        (as ``embed(long="chunk")`` cuts them) whose states are mean-pooled. ``window_sentence_embedding``
+        (batch, dim) and, with hidden states, ``window_pooled_layers`` (batch, layers + 1, dim)."""
+        from .embedding import _chunks, _token_lengths, window_size
+
+        def pooled_layers(features: dict[str, Any]) -> Tensor | None:
+            hidden = features.get("all_layer_embeddings")
+            if hidden is None:
+                return None
+            mask = features["attention_mask"].unsqueeze(-1).to(hidden[0].dtype)
+            return torch.stack([(h * mask).sum(1) / mask.sum(1).clamp(min=1) for h in hidden], dim=1)
+
+        sentence, layers = out["sentence_embedding"], pooled_layers(out)
+        window = window_size(self.backbone)
+        over = [i for i, n in enumerate(_token_lengths(self.backbone, texts)) if n > window]
+        if over:
+            sentence, layers = sentence.clone(), None if layers is None else layers.clone()
+            for i in over:
+                with self._hidden_states(layers is not None):
+                    parts = forward_batch(self.backbone, _chunks(self.backbone, texts[i], window), grad=grad)
+                mean = parts["sentence_embedding"].mean(0)
+                sentence[i] = torch.nn.functional.normalize(mean, dim=0) if self._normalizes() else mean
+                if layers is not None:
+                    layers[i] = pooled_layers(parts).mean(0)
+        windows = {"window_sentence_embedding": sentence}
+        if layers is not None:
+            windows["window_pooled_layers"] = layers
+        return windows
+
+    def _normalizes(self) -> bool:
+        from sentence_transformers.models import Normalize
+
+        return any(isinstance(module, Normalize) for module in self.backbone)
 
     def head_inputs(
         self, items: Sequence[str | Sequence[str]], tasks: Sequence[str], grad: bool = False
@@ -381,7 +422,7 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
                     "kind": head.kind,
                     "level": head.level,
                     "labels": head.labels,
-                    "files": {f: sha256_file(head_dir / f) for f in (CONFIG_NAME, WEIGHTS_NAME)},
+                    "files": {f.name: sha256_file(f) for f in sorted(head_dir.iterdir()) if f.is_file()},
                 }
             (tmp / MANIFEST_NAME).write_text(
                 json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

@@ -104,6 +104,10 @@ def load_recipe(
     training = dict(recipe.get("training") or {})
     training.update(overrides or {})
     config = TrainingConfig.from_dict(training)
+    # seed before the heads are built: their initial weights are part of the run
+    from transformers import set_seed
+
+    set_seed(config.seed)
     model_spec = recipe.get("model") or {}
     if not isinstance(model_spec, dict) or any(k != "backbone" for k in model_spec):
         raise InputError(f"{where}: the 'model' section takes one key, 'backbone'.")
@@ -137,10 +141,17 @@ def load_recipe(
                     value if value.startswith("corpus:") else path, head_cls.level, spec
                 )
         labels = spec.get("labels") or splits["train"].label_set()
+        if head_cls.level == "token" and "long" in head_spec:
+            raise InputError(
+                f"{where}: task {name!r}: 'long' (reading long texts as windows) is a sentence-head "
+                f"setting; a {kind!r} head tags the words of the first window. Remove it."
+            )
         try:
             head = head_cls(in_features=model.dim, labels=labels, **head_spec)
         except TypeError as exc:
             raise InputError(f"{where}: task {name!r}: bad head settings ({exc}).") from None
+        except InputError as exc:
+            raise InputError(f"{where}: task {name!r}: {exc}") from None
         model.add_head(name, head)
         tasks.append(TaskData(name, splits["train"], splits.get("dev"), splits.get("test")))
     return model, tasks, config

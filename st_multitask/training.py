@@ -410,7 +410,13 @@ class Trainer:
                 )
 
         for name, head in self.model.heads.items():
-            add(list(head.named_parameters()), cfg.head_learning_rate, f"head.{name}")
+            # a head may ask for a larger step on some of its weights (the hybrid head's sparse part)
+            scales: dict[str, float] = getattr(head, "learning_rate_scales", {})
+            own = [(n, p) for n, p in head.named_parameters() if n.split(".")[0] not in scales]
+            add(own, cfg.head_learning_rate, f"head.{name}")
+            for prefix, scale in scales.items():
+                scaled = [(n, p) for n, p in head.named_parameters() if n.split(".")[0] == prefix]
+                add(scaled, cfg.head_learning_rate * scale, f"head.{name}.{prefix}")
         backbone = list(self.model.backbone.named_parameters())
         try:
             n_layers = len(self._encoder_layers())
@@ -481,8 +487,14 @@ class Trainer:
                 cache["_read"][index] = read[row, :n_words].clone()
                 for task in tasks:
                     for key, value in inputs[task].items():
+                        pad = -1 if key.endswith("_ids") else 0
                         column = cache[task].setdefault(key, [None] * len(items))
-                        piece = value[row, :n_words] if key.startswith("word_") else value[row]
+                        if key.startswith("word_"):
+                            piece = value[row, :n_words]
+                        elif key.startswith("ragged_"):  # padded per batch: keep the row's own width
+                            piece = value[row, : max(int((value[row] != pad).sum()), 1)]
+                        else:
+                            piece = value[row]
                         column[index] = piece.detach().cpu().clone()
         if self.config.cache_embeddings == "disk" or (
             self.config.cache_embeddings == "auto" and self._cache_bytes(cache) > 4 * 2**30
@@ -541,9 +553,10 @@ class Trainer:
             inputs[task] = {}
             for key, column in cache[task].items():
                 values = [column[i] for i in indices]
-                if key.startswith("word_"):
+                if key.startswith(("word_", "ragged_")):
                     width = max(v.shape[0] for v in values)
-                    batch = values[0].new_zeros((len(values), width, *values[0].shape[1:]))
+                    pad = -1 if key.startswith("ragged_") and key.endswith("_ids") else 0
+                    batch = values[0].new_full((len(values), width, *values[0].shape[1:]), pad)
                     for row, v in enumerate(values):
                         batch[row, : v.shape[0]] = v
                 else:
@@ -645,6 +658,11 @@ class Trainer:
 
         random.seed(cfg.seed)
 
+        for task in tasks:  # heads with a text vocabulary (hybrid) fit it on their training texts
+            head = self.model.heads[task.name]
+            if getattr(head, "uses_text", False) and not getattr(head, "is_fitted", True):
+                head.fit_features(task.train.texts)
+                head.to(self.model.device)
         self._apply_freezing([t.name for t in tasks])
         if cfg.best_per_task and (
             cfg.strategy != "joint" or not self._backbone_frozen() or cfg.unfreeze_every is not None

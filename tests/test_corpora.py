@@ -75,3 +75,19 @@ def test_recipes_read_packaged_corpora():
         "sport",
         "tech",
     ]
+
+
+def test_vader_snippets_second_domain(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from st_multitask.corpora import DataPackageMissing, load_vader_snippets
+
+    amazon = load_vader_snippets("amazon")
+    assert len(amazon) == 2455 and Counter(amazon.labels) == {"positive": 1514, "negative": 941}
+    assert all(text.strip() for text in amazon.texts) and amazon.lines[0] >= 1
+    assert len(load_vader_snippets("tweets", min_abs_score=0.5)) > len(load_vader_snippets("tweets"))
+    with pytest.raises(InputError, match="Unknown VADER domain 'imdb'. Valid: amazon, tweets"):
+        load_vader_snippets("imdb")
+    monkeypatch.setenv("STMT_DATA", str(tmp_path))
+    with pytest.raises(DataPackageMissing, match="make data"):
+        load_vader_snippets("amazon")

@@ -1,7 +1,8 @@
 """Heads and the registry of head kinds.
 
 Built-in kinds: ``"mlp"`` (:class:`MLPHead`, sentence level), ``"token"`` (:class:`TokenHead`,
-token level) and ``"token_context"`` (:class:`ContextTokenHead`: layer mix, word shapes, BiLSTM). Third parties add kinds without touching this code, either by calling
+token level) and ``"token_context"`` (:class:`ContextTokenHead`: layer mix, word shapes, BiLSTM) and ``"hybrid"``
+(:class:`HybridHead`: wide and deep, TF-IDF n-grams of the text beside the backbone's states). Third parties add kinds without touching this code, either by calling
 :func:`register_head` or through the ``st_multitask.heads`` entry point group::
 
     [options.entry_points]
@@ -16,12 +17,14 @@ from importlib.metadata import entry_points
 from ..errors import InputError, ModelLoadError
 from .base import Head
 from .context import ContextTokenHead
+from .hybrid import HybridHead
 from .mlp import MLPHead
 from .token import TokenHead
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Head",
+    "HybridHead",
     "MLPHead",
     "TokenHead",
     "get_head_class",
@@ -90,3 +93,4 @@ def get_head_class(kind: str) -> type[Head]:
 register_head(MLPHead)
 register_head(TokenHead)
 register_head(ContextTokenHead)
+register_head(HybridHead)

@@ -133,6 +133,15 @@ class Head(nn.Module):
         )
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         save_file(state, str(path / WEIGHTS_NAME), metadata={"kind": self.kind})
+        self.save_extra(path)
+
+    def save_extra(self, path: Path) -> None:
+        """Write files beyond config and weights (a vocabulary, say); the manifest hashes them too."""
+
+    @classmethod
+    def load_extra(cls, path: Path) -> dict[str, Any]:
+        """Constructor arguments read from the files :meth:`save_extra` wrote."""
+        return {}
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Head:
@@ -159,6 +168,7 @@ class Head(nn.Module):
         unknown = sorted(set(kwargs) - set(head_cls.config_keys))
         if unknown:
             raise ModelLoadError(f"{config_path}: unknown settings {', '.join(unknown)} for a {kind!r} head.")
+        kwargs = {**kwargs, **head_cls.load_extra(path)}
         try:
             head = head_cls(**kwargs)
         except (InputError, TypeError, ValueError) as exc:

@@ -5,6 +5,8 @@ capital letters nor much word-level context. This head adds what it misses:
 
 - a learned mix of hidden layers (``layers``), pooled into words as in :class:`TokenHead`;
 - word-shape features read from the original characters (capitalised, ALL CAPS, digits...);
+- optionally a character CNN over each word's original characters (``char_dim > 0``): case,
+  affixes and spelling that the uncased backbone cannot see (Ma & Hovy 2016);
 - a bidirectional LSTM over the words of the sentence, then an MLP to IOB2 tags.
 
     >>> import torch
@@ -23,7 +25,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from ..alignment import SHAPE_FEATURES
+from ..alignment import CHAR_VOCABULARY, SHAPE_FEATURES
 from ..errors import InputError
 from .mlp import build_mlp
 from .token import TokenHead
@@ -39,6 +41,8 @@ class ContextTokenHead(TokenHead):
         shape_dim: width of their learned projection.
         lstm_hidden: hidden size of each LSTM direction.
         lstm_layers: stacked LSTM layers.
+        char_dim: width of the character embeddings of the char CNN; 0 turns it off.
+        char_filters: filters (output width per word) of the char CNN (kernel 3, ReLU, max-pool).
     """
 
     kind: ClassVar[str] = "token_context"
@@ -49,6 +53,8 @@ class ContextTokenHead(TokenHead):
         "shape_dim",
         "lstm_hidden",
         "lstm_layers",
+        "char_dim",
+        "char_filters",
     ]
 
     def __init__(
@@ -64,10 +70,16 @@ class ContextTokenHead(TokenHead):
         shape_dim: int = 16,
         lstm_hidden: int = 256,
         lstm_layers: int = 1,
+        char_dim: int = 0,
+        char_filters: int = 50,
     ):
         super().__init__(in_features, labels, hidden, activation, dropout, alignment, layers)
-        if lstm_hidden < 1 or lstm_layers < 1 or shape_dim < 1:
-            raise InputError("lstm_hidden, lstm_layers and shape_dim must be positive.")
+        if lstm_hidden < 1 or lstm_layers < 1 or shape_dim < 1 or char_filters < 1:
+            raise InputError("lstm_hidden, lstm_layers, shape_dim and char_filters must be positive.")
+        if isinstance(char_dim, bool) or not isinstance(char_dim, int) or char_dim < 0:
+            raise InputError(f"char_dim must be 0 (no char CNN) or a positive integer, got {char_dim!r}.")
+        self.char_dim = int(char_dim)
+        self.char_filters = int(char_filters)
         self.shape_features = bool(shape_features)
         self.shape_dim = int(shape_dim)
         self.lstm_hidden = int(lstm_hidden)
@@ -76,6 +88,10 @@ class ContextTokenHead(TokenHead):
         if self.shape_features:
             self.shape_proj = nn.Linear(len(SHAPE_FEATURES), self.shape_dim)
             width += self.shape_dim
+        if self.char_dim:
+            self.char_embedding = nn.Embedding(CHAR_VOCABULARY, self.char_dim, padding_idx=0)
+            self.char_conv = nn.Conv1d(self.char_dim, self.char_filters, kernel_size=3, padding=1)
+            width += self.char_filters
         self.input_dropout = nn.Dropout(self.dropout)
         self.lstm = nn.LSTM(
             width,
@@ -94,6 +110,19 @@ class ContextTokenHead(TokenHead):
         """The model computes ``word_shape`` features only when a head asks for them."""
         return self.shape_features
 
+    @property
+    def uses_word_chars(self) -> bool:
+        """The model computes ``word_chars`` only when a head asks for them."""
+        return self.char_dim > 0
+
+    def char_vectors(self, chars: Tensor) -> Tensor:
+        """(batch, words, char_filters) from character ids (batch, words, chars): embed, convolve,
+        ReLU, max over the word's characters (padding counts as 0)."""
+        batch, words, width = chars.shape
+        x = self.char_embedding(chars.reshape(-1, width)).transpose(1, 2)  # (batch * words, dim, chars)
+        x = torch.relu(self.char_conv(x)) * (chars.reshape(-1, 1, width) > 0)
+        return x.amax(dim=2).reshape(batch, words, self.char_filters)
+
     def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         if "word_inputs" in features:
             return features
@@ -102,6 +131,8 @@ class ContextTokenHead(TokenHead):
         out = {"word_inputs": word_inputs, "lengths": features["word_count"]}
         if self.shape_features:
             out["word_shape"] = features["word_shape"][:, :n_words]
+        if self.char_dim:
+            out["word_chars"] = features["word_chars"][:, :n_words]
         return out
 
     def forward(self, features: dict[str, Tensor]) -> Tensor:
@@ -110,6 +141,8 @@ class ContextTokenHead(TokenHead):
         if self.shape_features:
             shapes = inputs["word_shape"].to(words.dtype)
             words = torch.cat([words, self.shape_proj(shapes)], dim=-1)  # (batch, words, dim + shape_dim)
+        if self.char_dim:
+            words = torch.cat([words, self.char_vectors(inputs["word_chars"]).to(words.dtype)], dim=-1)
         words = self.input_dropout(words)
         width = words.shape[1]
         lengths = inputs["lengths"].clamp(min=1, max=width).cpu()

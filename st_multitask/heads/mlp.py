@@ -18,7 +18,9 @@ from ..decoding import decode_sentence
 from ..errors import InputError
 from .base import Head, activation_from_name, activation_name
 
-__all__ = ["MLPHead", "build_mlp"]
+__all__ = ["LONG_MODES", "MLPHead", "build_mlp"]
+
+LONG_MODES = ("truncate", "chunk")
 
 
 def build_mlp(
@@ -53,6 +55,9 @@ class MLPHead(Head):
             text's tokens, then mixed with learned softmax weights and layer-normalised.
         temperature: the logits are divided by it before the softmax (or sigmoid); fitted on dev
             data after training (:meth:`MultiTaskModel.calibrate`) so that scores are calibrated.
+        long: texts longer than the backbone's window: ``"truncate"`` reads the first window only;
+            ``"chunk"`` reads the whole text as overlapping windows whose states are mean-pooled,
+            as ``embed(long="chunk")`` does.
     """
 
     kind: ClassVar[str] = "mlp"
@@ -67,6 +72,7 @@ class MLPHead(Head):
         "threshold",
         "layers",
         "temperature",
+        "long",
     ]
 
     def __init__(
@@ -80,8 +86,12 @@ class MLPHead(Head):
         threshold: float = 0.5,
         layers: Sequence[int] | None = None,
         temperature: float = 1.0,
+        long: str = "truncate",
     ):
         super().__init__(in_features, labels)
+        if long not in LONG_MODES:
+            raise InputError(f"Unknown long mode {long!r}. Valid: {', '.join(LONG_MODES)}.")
+        self.long = long
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
             raise InputError(f"temperature must be a positive number, got {temperature!r}.")
         self.temperature = float(temperature)
@@ -106,9 +116,21 @@ class MLPHead(Head):
     def needs_hidden_states(self) -> bool:
         return self.layers is not None
 
+    @property
+    def reads_windows(self) -> bool:
+        """The model computes window-pooled features (``window_*``) only when a head asks."""
+        return self.long == "chunk"
+
     def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
-        if self.layers is None or "pooled_layers" in features:
-            return {k: features[k] for k in ("sentence_embedding", "pooled_layers") if k in features}
+        windows = self.long == "chunk"
+        if self.layers is None:
+            if windows and "window_sentence_embedding" in features:
+                return {"sentence_embedding": features["window_sentence_embedding"]}
+            return {"sentence_embedding": features["sentence_embedding"]}
+        if "pooled_layers" in features:
+            return {"pooled_layers": features["pooled_layers"]}
+        if windows and "window_pooled_layers" in features:
+            return {"pooled_layers": features["window_pooled_layers"][:, self.layers]}
         hidden = features.get("all_layer_embeddings")
         if hidden is None:
             raise InputError("This head reads hidden layers; run the backbone with output_hidden_states.")
@@ -117,9 +139,10 @@ class MLPHead(Head):
         return {"pooled_layers": torch.stack(pooled, dim=1)}  # (batch, layers, dim)
 
     def forward(self, features: dict[str, Tensor]) -> Tensor:
+        inputs = self.inputs(features)
         if self.layers is None:
-            return self.mlp(features["sentence_embedding"])  # (batch, labels)
-        pooled = self.inputs(features)["pooled_layers"]
+            return self.mlp(inputs["sentence_embedding"])  # (batch, labels)
+        pooled = inputs["pooled_layers"]
         weights = torch.softmax(self.layer_weights, dim=0).to(pooled.dtype)
         return self.mlp(self.layer_norm(torch.einsum("l,bld->bd", weights, pooled)))
 

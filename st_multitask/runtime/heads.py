@@ -185,6 +185,16 @@ class NumpyHead:
 
     uses_word_shape: ClassVar[bool] = False
 
+    @property
+    def reads_windows(self) -> bool:
+        """The head reads whole texts as pooled windows (``long: chunk``)."""
+        return self.config.get("long", "truncate") == "chunk"
+
+    @property
+    def window_layers(self) -> set[int]:
+        """The hidden layers whose window-pooled states this head reads."""
+        return set(self.layers or ()) if self.reads_windows else set()
+
     def mlp(self, x: np.ndarray, prefix: str = "mlp") -> np.ndarray:
         """The saved ``build_mlp`` stack: Linear (activation, dropout)* ... Linear."""
         hidden = self.config.get("hidden", [])
@@ -198,6 +208,11 @@ class NumpyHead:
     def logits(self, features: dict[str, Any]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @classmethod
+    def read_extra(cls, head_dir: Path) -> dict[str, Any]:
+        """Config values read from the head's files beyond config and weights (a vocabulary)."""
+        return {}
+
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         return softmax(logits)
 
@@ -208,16 +223,27 @@ class NumpyMLPHead(NumpyHead):
 
     level = "sentence"
 
-    def logits(self, features: dict[str, Any]) -> np.ndarray:
+    def vector(self, features: dict[str, Any]) -> np.ndarray:
+        """(batch, dim): what the MLP reads (pooled embedding, or the normalised layer mix)."""
+        windows = self.reads_windows and "window_sentence_embedding" in features
         if self.layers is None:
-            return self.mlp(features["sentence_embedding"])
-        mask = features["attention_mask"][..., None].astype(np.float32)
-        pooled = np.stack(
-            [(features[f"hidden_state_{i}"] * mask).sum(1) / np.maximum(mask.sum(1), 1) for i in self.layers],
-            axis=1,
-        )  # (batch, layers, dim)
+            return features["window_sentence_embedding" if windows else "sentence_embedding"]
+        if windows and "window_pooled_layers" in features:
+            pooled = np.stack([features["window_pooled_layers"][i] for i in self.layers], axis=1)
+        else:
+            mask = features["attention_mask"][..., None].astype(np.float32)
+            pooled = np.stack(
+                [
+                    (features[f"hidden_state_{i}"] * mask).sum(1) / np.maximum(mask.sum(1), 1)
+                    for i in self.layers
+                ],
+                axis=1,
+            )  # (batch, layers, dim)
         mixed = np.einsum("l,bld->bd", softmax(self.weights["layer_weights"]), pooled)
-        return self.mlp(layer_norm(mixed, self.weights["layer_norm.weight"], self.weights["layer_norm.bias"]))
+        return layer_norm(mixed, self.weights["layer_norm.weight"], self.weights["layer_norm.bias"])
+
+    def logits(self, features: dict[str, Any]) -> np.ndarray:
+        return self.mlp(self.vector(features))
 
     @property
     def multi_label(self) -> bool:
@@ -231,6 +257,30 @@ class NumpyMLPHead(NumpyHead):
         """As :meth:`MLPHead.decode <st_multitask.heads.MLPHead.decode>`."""
         threshold = float(self.config.get("threshold", 0.5))
         return decode_sentence(self.labels, probabilities.tolist(), self.multi_label, threshold, min_score)
+
+
+@register_numpy_head("hybrid")
+class NumpyHybridHead(NumpyMLPHead):
+    """Twin of :class:`~st_multitask.heads.HybridHead`: the MLP's logits plus the wide part's,
+    a linear map of the text's TF-IDF n-grams (the same scikit-learn vectorizer, rebuilt from
+    ``vocabulary.json`` and the saved idf)."""
+
+    def __init__(self, config: dict[str, Any], weights: dict[str, np.ndarray], num_layers: int):
+        from ..text_features import SparseFeatures
+
+        super().__init__(config, weights, num_layers)
+        self.sparse = SparseFeatures(config["vocabulary"], self.weights["idf"], config.get("features"))
+
+    @classmethod
+    def read_extra(cls, head_dir: Path) -> dict[str, Any]:
+        from ..text_features import read_vocabulary
+
+        return {"vocabulary": read_vocabulary(head_dir)}
+
+    def logits(self, features: dict[str, Any]) -> np.ndarray:
+        ids, weights = self.sparse.transform(features["texts"])
+        wide = (self.weights["wide"][np.maximum(ids, 0)] * weights[..., None]).sum(1)
+        return super().logits(features) + wide
 
 
 @register_numpy_head("token")
@@ -264,6 +314,20 @@ class NumpyContextTokenHead(NumpyTokenHead):
     def uses_word_shape(self) -> bool:  # type: ignore[override]
         return bool(self.config.get("shape_features", True))
 
+    @property
+    def uses_word_chars(self) -> bool:
+        return int(self.config.get("char_dim", 0)) > 0
+
+    def char_vectors(self, chars: np.ndarray) -> np.ndarray:
+        """As :meth:`ContextTokenHead.char_vectors`: embed, conv (kernel 3, padding 1), ReLU, max."""
+        x = self.weights["char_embedding.weight"][chars]  # (batch, words, chars, dim)
+        kernel, bias = self.weights["char_conv.weight"], self.weights["char_conv.bias"]  # (filters, dim, 3)
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)))
+        width = chars.shape[2]
+        out = bias + sum(padded[:, :, k : k + width] @ kernel[:, :, k].T for k in range(3))
+        out = np.maximum(out, 0) * (chars > 0)[..., None]
+        return out.max(axis=2) if width else np.zeros((*chars.shape[:2], kernel.shape[0]), np.float32)
+
     def logits(self, features: dict[str, Any]) -> np.ndarray:
         words = self.words(features)  # (batch, words, dim)
         width = words.shape[1]
@@ -271,6 +335,8 @@ class NumpyContextTokenHead(NumpyTokenHead):
             shapes = features["word_shape"][:, :width].astype(np.float32)
             projected = shapes @ self.weights["shape_proj.weight"].T + self.weights["shape_proj.bias"]
             words = np.concatenate([words, projected], axis=-1)
+        if int(self.config.get("char_dim", 0)):
+            words = np.concatenate([words, self.char_vectors(features["word_chars"][:, :width])], axis=-1)
         lengths = np.clip(np.asarray(features["word_count"]), 1, max(width, 1))
         x = words
         for layer in range(int(self.config.get("lstm_layers", 1))):
@@ -305,4 +371,4 @@ def load_numpy_head(head_dir: Path, num_layers: int) -> NumpyHead:
         raise ModelLoadError(
             f"{head_dir / WEIGHTS_NAME} is not a readable safetensors file ({exc})."
         ) from None
-    return cls(config, weights, num_layers)
+    return cls({**config, **cls.read_extra(head_dir)}, weights, num_layers)

@@ -116,7 +116,7 @@ def test_load_rejects_bad_directories(tmp_path):
         Head.load(tmp_path / "h2")
     config["kind"] = "nope"
     (tmp_path / "h2" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelLoadError, match="Unknown head kind 'nope'. Valid: mlp, token"):
+    with pytest.raises(ModelLoadError, match="Unknown head kind 'nope'. Valid: hybrid, mlp, token"):
         Head.load(tmp_path / "h2")
     with pytest.raises(ModelLoadError, match="not a 'token' head"):
         head.save(tmp_path / "h3") or TokenHead.load(tmp_path / "h3")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from st_multitask.heads import MLPHead, TokenHead
+from st_multitask.heads import HybridHead, MLPHead, TokenHead
 from st_multitask.heads.context import ContextTokenHead
 from st_multitask.runtime.heads import get_numpy_head_class, load_numpy_head, pool_words
 
@@ -35,7 +35,15 @@ def _features(batch: int = 3, seq: int = 9, words: tuple[int, ...] = (4, 2, 1)) 
         "n_words": n_words,
         "word_shape": shapes,
         "word_count": torch.tensor(words),
+        "texts": ["a great film", "dull , dull film", "x"][:batch],
+        "word_chars": torch.randint(0, 258, (batch, n_words, 16), generator=generator),
     }
+
+
+def _hybrid(**settings) -> HybridHead:
+    head = HybridHead(DIM, ["neg", "pos"], features={"min_df": 1}, **settings)
+    head.fit_features(["a great film", "a dull film", "great fun", "dull and long film"])
+    return head
 
 
 def _numpy_features(features: dict) -> dict:
@@ -62,6 +70,9 @@ def _numpy_features(features: dict) -> dict:
         ContextTokenHead(
             DIM, ["O", "B-LOC", "I-LOC"], shape_features=False, lstm_hidden=4, lstm_layers=2, hidden=[3]
         ),
+        ContextTokenHead(DIM, ["O", "B-LOC", "I-LOC"], lstm_hidden=4, char_dim=5, char_filters=7),
+        _hybrid(hidden=[4]),
+        _hybrid(hidden=[], layers=[1, 3], temperature=1.7),
     ],
     ids=[
         "mlp",
@@ -72,12 +83,17 @@ def _numpy_features(features: dict) -> dict:
         "token-mean-layers",
         "context",
         "context-2-layers",
+        "context-chars",
+        "hybrid",
+        "hybrid-layers",
     ],
 )
 def test_numpy_twin_gives_the_torch_logits(head, tmp_path):
     torch.manual_seed(1)
     for parameter in head.parameters():  # not the initial zeros: a real test of the mixes
         torch.nn.init.normal_(parameter, std=0.5)
+    if isinstance(head, HybridHead):  # the wide part must weigh in
+        assert head.wide.abs().sum() > 0
     head.mark_trained()
     head.eval()
     features = _features()

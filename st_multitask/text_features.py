@@ -1,0 +1,156 @@
+"""Sparse word n-gram features of the original text (TF-IDF), for the hybrid ("wide and deep") head.
+
+The vocabulary and the inverse document frequencies are fitted once on the training texts with
+scikit-learn's :class:`~sklearn.feature_extraction.text.TfidfVectorizer`, saved beside the head
+(``vocabulary.json`` + the head's safetensors), and rebuilt exactly at load time. A text becomes
+its non-zero features as two padded rows: the term ids and their TF-IDF weights. This module
+imports neither torch nor transformers, so the fast inference path uses it too.
+
+>>> features = SparseFeatures.fit(["a great film", "a dull film", "great fun"], {"min_df": 1})
+>>> ids, weights = features.transform(["great film"])
+>>> [features.terms[i] for i in ids[0] if i >= 0]
+['film', 'great', 'great film']
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, ModelLoadError
+
+__all__ = ["DEFAULT_SETTINGS", "VOCABULARY_NAME", "SparseFeatures", "check_settings", "read_vocabulary"]
+
+VOCABULARY_NAME = "vocabulary.json"
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "ngram_range": [1, 2],
+    "min_df": 2,
+    "max_features": 100_000,
+    "sublinear_tf": True,
+    "lowercase": True,
+}
+
+
+def check_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The full feature settings: ``settings`` over the defaults, each checked.
+
+    >>> check_settings({"ngram_range": [1, 3]})["ngram_range"]
+    [1, 3]
+    """
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise InputError(
+            f"Unknown feature setting{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}. "
+            f"Valid: {', '.join(DEFAULT_SETTINGS)}."
+        )
+    out = {**DEFAULT_SETTINGS, **settings}
+    low_high = out["ngram_range"]
+    if (
+        not isinstance(low_high, (list, tuple))
+        or len(low_high) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in low_high)
+        or low_high[0] > low_high[1]
+    ):
+        raise InputError(f"ngram_range must be two positive integers [low, high], got {low_high!r}.")
+    out["ngram_range"] = [int(n) for n in low_high]
+    for key in ("min_df", "max_features"):
+        value = out[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"{key} must be a positive integer, got {value!r}.")
+    for key in ("sublinear_tf", "lowercase"):
+        if not isinstance(out[key], bool):
+            raise InputError(f"{key} must be true or false, got {out[key]!r}.")
+    return out
+
+
+def _vectorizer(settings: dict[str, Any], vocabulary: dict[str, int] | None = None) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        ngram_range=tuple(settings["ngram_range"]),
+        min_df=1 if vocabulary is not None else settings["min_df"],
+        max_features=None if vocabulary is not None else settings["max_features"],
+        sublinear_tf=settings["sublinear_tf"],
+        lowercase=settings["lowercase"],
+        vocabulary=vocabulary,
+        dtype=np.float32,
+    )
+
+
+class SparseFeatures:
+    """A fitted TF-IDF vocabulary: ``terms`` (id order) and their ``idf``."""
+
+    def __init__(self, terms: Sequence[str], idf: np.ndarray, settings: dict[str, Any] | None = None):
+        self.settings = check_settings(settings)
+        self.terms = list(terms)
+        if not self.terms:
+            raise InputError("The vocabulary is empty: the hybrid head has no word features to read.")
+        idf = np.asarray(idf, dtype=np.float64).reshape(-1)
+        if idf.shape[0] != len(self.terms):
+            raise ModelLoadError(f"{len(self.terms)} vocabulary terms but {idf.shape[0]} idf weights.")
+        self._vectorizer = _vectorizer(self.settings, {term: i for i, term in enumerate(self.terms)})
+        self._vectorizer.idf_ = idf
+
+    @classmethod
+    def fit(cls, texts: Sequence[str], settings: dict[str, Any] | None = None) -> SparseFeatures:
+        """Fit the vocabulary and idf on ``texts`` (the training texts)."""
+        settings = check_settings(settings)
+        vectorizer = _vectorizer(settings)
+        texts = [t if isinstance(t, str) else " ".join(t) for t in texts]
+        try:
+            vectorizer.fit(texts)
+        except ValueError as exc:  # "empty vocabulary; perhaps the documents only contain stop words"
+            raise InputError(
+                f"No word features could be built from the {len(texts)} training texts ({exc}): they are "
+                "blank or hold no words after cleaning (or min_df is higher than the number of texts)."
+            ) from None
+        return cls(vectorizer.get_feature_names_out().tolist(), vectorizer.idf_, settings)
+
+    @property
+    def idf(self) -> np.ndarray:
+        return np.asarray(self._vectorizer.idf_, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    def transform(self, texts: Sequence[str | Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Per text its non-zero features, padded: ids (batch, width) int64 (``-1`` pads) and
+        weights (batch, width) float32 (``0`` pads); each row is L2-normalised, as TF-IDF is."""
+        texts = [t if isinstance(t, str) else " ".join(t) for t in texts]
+        matrix = self._vectorizer.transform(texts).tocsr()
+        matrix.sort_indices()
+        counts = np.diff(matrix.indptr)
+        width = max(int(counts.max()) if len(counts) else 0, 1)
+        ids = np.full((len(texts), width), -1, dtype=np.int64)
+        weights = np.zeros((len(texts), width), dtype=np.float32)
+        for row in range(len(texts)):
+            start, end = matrix.indptr[row], matrix.indptr[row + 1]
+            ids[row, : end - start] = matrix.indices[start:end]
+            weights[row, : end - start] = matrix.data[start:end]
+        return ids, weights
+
+    def save(self, directory: str | Path) -> None:
+        """Write the terms as ``vocabulary.json`` (the idf goes into the head's safetensors)."""
+        payload = {"settings": self.settings, "terms": self.terms}
+        (Path(directory) / VOCABULARY_NAME).write_text(
+            json.dumps(payload, ensure_ascii=False), encoding="utf-8"
+        )
+
+
+def read_vocabulary(directory: str | Path) -> list[str]:
+    """The terms saved in ``directory/vocabulary.json``, naming the file when it is missing or bad."""
+    path = Path(directory) / VOCABULARY_NAME
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing: a hybrid head needs its vocabulary.")
+    try:
+        terms = json.loads(path.read_text(encoding="utf-8"))["terms"]
+        if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
+            raise TypeError("terms must be a list of strings")
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path} is not a valid vocabulary file ({exc}).") from None
+    return terms

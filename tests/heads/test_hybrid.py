@@ -1,0 +1,93 @@
+"""The hybrid ("wide and deep") head: TF-IDF n-grams of the text beside the backbone's states."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from st_multitask.errors import InputError, ModelLoadError
+from st_multitask.heads import Head, HybridHead, get_head_class
+from st_multitask.text_features import SparseFeatures, check_settings
+
+TRAIN = ["a great film", "a dull film", "great fun", "dull and long", "great great cast"]
+
+
+def _features(texts: list[str]) -> dict:
+    return {"sentence_embedding": torch.zeros(len(texts), 8), "texts": texts}
+
+
+def test_registered_and_reads_text():
+    assert get_head_class("hybrid") is HybridHead
+    head = HybridHead(8, ["neg", "pos"], hidden=[], features={"min_df": 1})
+    head.fit_features(TRAIN)
+    assert head.is_fitted and "great film" in head._sparse.terms
+    with torch.no_grad():
+        head.wide[head._sparse.terms.index("great")] = torch.tensor([-3.0, 3.0])
+        head.mlp[0].weight.zero_()
+        head.mlp[0].bias.zero_()
+    logits = head(_features(["Great!", "dull", ""]))  # case-free words; a blank text has no features
+    assert logits[0, 1] > logits[0, 0] and logits[1].abs().sum() == 0 and logits[2].abs().sum() == 0
+
+
+def test_sparse_inputs_equal_sklearn_tfidf():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    features = SparseFeatures.fit(TRAIN, {"min_df": 1, "ngram_range": [1, 2]})
+    reference = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(TRAIN)
+    ids, weights = features.transform(["great great film", "unknown words only"])
+    dense = np.zeros((2, len(features)), dtype=np.float32)
+    for row in range(2):
+        for i, w in zip(ids[row], weights[row]):
+            if i >= 0:
+                dense[row, i] = w
+    np.testing.assert_allclose(
+        dense, reference.transform(["great great film", "unknown words only"]).toarray(), atol=1e-6
+    )
+    assert (ids[1] == -1).all() and (weights[1] == 0).all()
+
+
+def test_save_load_roundtrip_keeps_vocabulary_and_logits(tmp_path):
+    torch.manual_seed(0)
+    head = HybridHead(8, ["neg", "pos"], hidden=[4], features={"min_df": 1})
+    head.fit_features(TRAIN)
+    torch.nn.init.normal_(head.wide)
+    head.eval()
+    head.save(tmp_path / "h")
+    assert json.loads((tmp_path / "h" / "vocabulary.json").read_text())["terms"] == head._sparse.terms
+    assert "vocabulary" not in json.loads((tmp_path / "h" / "config.json").read_text())["config"]
+    loaded = Head.load(tmp_path / "h").eval()
+    texts = ["great film", "dull dull"]
+    feats = {"sentence_embedding": torch.randn(2, 8), "texts": texts}
+    torch.testing.assert_close(loaded(feats), head(feats))
+    (tmp_path / "h" / "vocabulary.json").unlink()
+    with pytest.raises(ModelLoadError, match="vocabulary.json is missing"):
+        Head.load(tmp_path / "h")
+
+
+def test_bad_settings_and_empty_vocabulary():
+    with pytest.raises(InputError, match="Unknown feature setting 'ngrams'. Valid: ngram_range"):
+        HybridHead(8, ["a", "b"], features={"ngrams": 2})
+    with pytest.raises(InputError, match="ngram_range"):
+        check_settings({"ngram_range": [2, 1]})
+    head = HybridHead(8, ["a", "b"], features={"min_df": 1})
+    with pytest.raises(InputError, match="blank or hold no words"):
+        head.fit_features(["", "  ", "!!"])
+    with pytest.raises(InputError, match="no vocabulary yet"):
+        head(_features(["text"]))
+    with pytest.raises(InputError, match="cannot be saved"):
+        head.save_extra(None)  # type: ignore[arg-type]
+
+
+def test_long_mode_is_checked():
+    from st_multitask.heads import MLPHead
+
+    with pytest.raises(InputError, match="Unknown long mode 'whole'. Valid: truncate, chunk"):
+        MLPHead(8, ["a", "b"], long="whole")
+    head = MLPHead(8, ["a", "b"], hidden=[], long="chunk")
+    windows = torch.randn(2, 8)
+    feats = {"sentence_embedding": torch.zeros(2, 8), "window_sentence_embedding": windows}
+    torch.testing.assert_close(head(feats), head.mlp(windows))
+    assert MLPHead(8, ["a", "b"]).inputs(feats)["sentence_embedding"].abs().sum() == 0
