@@ -12,8 +12,7 @@ import json
 import os
 import struct
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,23 +25,12 @@ TABLE_FORMATS = ("table", "csv", "tsv", "json", "jsonl")
 EMBEDDING_EXTENSIONS = (".npy", ".parquet", ".csv", ".jsonl")
 
 
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """A temporary path beside ``target``; renamed to ``target`` if the block succeeds, else removed."""
-    target = Path(target)
-    if target.is_dir():
-        raise UserError(f"{target} is a directory; give a file name to write.")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"Cannot write {target}: the folder {parent} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> contextlib.AbstractContextManager[Path]:
+    """A temporary path beside ``target``; renamed to ``target`` if the block succeeds, else removed
+    (the library's one atomic writer: the file gets the permissions of a plain write)."""
+    from st_multitask._atomic import atomic_file
+
+    return atomic_file(target, suffix)
 
 
 def shorten(text: str, width: int) -> str:

@@ -1,6 +1,7 @@
-"""Write a directory atomically: build it in a hidden folder beside the target, then swap it in.
-
-An interrupted writer leaves the previous directory (or none) in place, never half of a new one.
+"""Write files and directories atomically: build them under a hidden name beside the target, then
+swap them in. An interrupted writer leaves the previous file or directory (or none) in place, never
+half of a new one; the result gets the permissions a plain write would give (umask applied), not
+the private ones of a temporary file.
 """
 
 from __future__ import annotations
@@ -14,13 +15,47 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["atomic_directory"]
+__all__ = ["atomic_directory", "atomic_file"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` (mode 0666 & ~umask,
+    as ``open(path, "w")`` would create it), else it is removed.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_file(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text()
+    'done'
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a directory; give a file name to write.")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"Cannot write {path}: the folder {parent} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _usual_permissions(directory: Path) -> None:
     """mkdtemp makes private folders; give the result the permissions of any new file."""
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = _umask()
     os.chmod(directory, 0o777 & ~mask)
     for path in directory.rglob("*"):
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)

@@ -8,10 +8,8 @@ previous checkpoint intact.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ._atomic import atomic_directory
 from .errors import InputError
 
 __all__ = ["latest_checkpoint", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]
@@ -87,8 +86,8 @@ def save_checkpoint(
 ) -> Path:
     """Write ``directory/step-N`` atomically and keep only the ``keep`` newest checkpoints."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=directory))
-    try:
+    final = directory / f"{_PREFIX}{step:08d}"
+    with atomic_directory(final, overwrite=True) as tmp:
         save_file(
             {k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "weights.safetensors")
         )
@@ -98,12 +97,6 @@ def save_checkpoint(
         save_file(rng_tensors, str(tmp / "rng.safetensors"))
         state = {**trainer_state, "step": step, "optimizer": opt_meta, "rng": rng_json}
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-        final = directory / f"{_PREFIX}{step:08d}"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     for old in sorted(directory.glob(f"{_PREFIX}*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .errors import InputError
+
 if TYPE_CHECKING:
     from .data import SentenceExamples, TokenExamples
     from .model import MultiTaskModel
@@ -33,7 +35,7 @@ def sentence_metrics(
     from sklearn.preprocessing import MultiLabelBinarizer
 
     if len(gold) != len(predicted):
-        raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions.")
+        raise InputError(f"{len(gold)} gold labels but {len(predicted)} predictions.")
     labels = list(labels)
     if gold and isinstance(gold[0], list):
         binarizer = MultiLabelBinarizer(classes=labels)
@@ -78,7 +80,7 @@ def token_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
     gold, predicted = [list(g) for g in gold], [list(p) for p in predicted]
     for i, (g, p) in enumerate(zip(gold, predicted)):
         if len(g) != len(p):
-            raise ValueError(f"Sentence {i}: {len(g)} gold tags but {len(p)} predicted.")
+            raise InputError(f"Sentence {i}: {len(g)} gold tags but {len(p)} predicted.")
     kwargs = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
     report = classification_report(gold, predicted, output_dict=True, **kwargs)
     return {

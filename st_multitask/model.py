@@ -39,6 +39,7 @@ from .errors import InputError, ModelLoadError
 from .heads import Head
 from .inference import TaskSelection, check_items, check_min_score, texts_and_spans
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, check_head_files, read_manifest, sha256_file
+from .model_card import CARD_NAME, render_model_card
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "MultiTaskModel"]
 
 logger = logging.getLogger(__name__)
+
+RECORD_KEYS = ("metrics", "test_metrics", "training")  # what training records in the manifest
 
 
 class MultiTaskModel(TaskSelection, torch.nn.Module):
@@ -408,7 +411,7 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         with atomic_directory(path, overwrite) as tmp:
             manifest: dict[str, Any] = {"format_version": FORMAT_VERSION, "dimension": self.dim}
             previous = getattr(self, "_manifest", {})  # a loaded model keeps its stored metrics
-            manifest.update({k: previous[k] for k in ("metrics", "training") if k in previous})
+            manifest.update({k: previous[k] for k in RECORD_KEYS if k in previous})
             if backbone == "copy":
                 self.backbone.save(str(tmp), safe_serialization=True)
                 manifest["backbone"] = {"type": "directory"}
@@ -427,6 +430,7 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
             (tmp / MANIFEST_NAME).write_text(
                 json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )
+            (tmp / CARD_NAME).write_text(render_model_card(manifest, path.name), encoding="utf-8")
         return path
 
     @classmethod

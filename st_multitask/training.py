@@ -646,6 +646,14 @@ class Trainer:
         start_time = time.perf_counter()
         cfg = self.config
         self._check_tasks(tasks)
+        self._data_sources = {
+            t.name: {
+                split: f"{getattr(data, 'source', '<data>')} ({len(data)})"
+                for split, data in (("train", t.train), ("dev", t.dev), ("test", t.test))
+                if data is not None
+            }
+            for t in tasks
+        }
         self._prepare_output()
         by_name = {t.name: t for t in tasks}
         if cfg.strategy == "joint":
@@ -1039,18 +1047,20 @@ class Trainer:
         tmp = out / ".final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         backbone = "reference" if self._backbone_frozen() and self.model._is_packaged_default() else "copy"
+        record = {  # the model writes these into its manifest and model card
+            "metrics": {
+                t: {k: v for k, v in m.items() if isinstance(v, (int, float))}
+                for t, m in result.metrics.items()
+            },
+            "training": {
+                "config": self.config.to_dict(),
+                "steps": result.steps,
+                "seconds": round(result.seconds, 1),
+                "data": self._data_sources,
+            },
+        }
+        self.model._manifest = {**getattr(self.model, "_manifest", {}), **record}
         self.model.save(tmp, backbone=backbone)
-        manifest_path = tmp / "st_multitask.json"
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        manifest["metrics"] = {
-            t: {k: v for k, v in m.items() if isinstance(v, (int, float))} for t, m in result.metrics.items()
-        }
-        manifest["training"] = {
-            "config": self.config.to_dict(),
-            "steps": result.steps,
-            "seconds": round(result.seconds, 1),
-        }
-        manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / "training_result.json").write_text(
             json.dumps(
                 {"metrics": result.metrics, "forgetting": result.forgetting, "steps": result.steps}, indent=2

@@ -37,6 +37,15 @@ def trained(tmp_path_factory):
     return model, folder / "model"
 
 
+def test_model_card_is_written_on_every_save(trained):
+    _, path = trained
+    card = (path / "README.md").read_text()
+    assert "| wide | `hybrid` | sentence | neg, pos |" in card and "## Metrics" in card
+    assert "toy (24)" in card and "stmt predict --model model" in card
+    run_card = (path.parent / "run" / "README.md").read_text()
+    assert "## Training" in run_card and '"freeze"' in run_card
+
+
 def test_windows_read_the_whole_text(trained):
     model, _ = trained
     features, _, _ = model.features([LONG, "short text"])

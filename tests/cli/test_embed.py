@@ -92,3 +92,16 @@ def test_error_mid_file_leaves_no_output(run, write, tmp_path):
     assert result.exit_code == 2 and "line 3 is not valid UTF-8" in result.stderr
     assert out.read_bytes() == b"previous"  # untouched: outputs are replaced atomically
     assert run("embed", path, "-o", str(tmp_path / "w.npy")).exit_code == 0
+
+
+def test_output_gets_the_permissions_of_a_plain_write(run, text_file, tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        result = run("embed", text_file, "-o", str(tmp_path / "v.npy"))
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE((tmp_path / "v.npy").stat().st_mode) == 0o644  # not the temp file's 0600
