@@ -195,3 +195,14 @@ def _default_encoder():
     from st_multitask.embedding import resolve_model
 
     return resolve_model(None)
+
+
+def test_leftovers_of_a_killed_add_are_ignored_then_replaced(saved):
+    (saved / "index.2.faiss").write_bytes(b"half a file")
+    (saved / "texts.2.sqlite").write_bytes(b"not a database")
+    (saved / ".add-stale").mkdir()
+    index = Index.load(saved)  # only what manifest.json lists counts
+    assert index.count == len(TEXTS)
+    index.add(["one more"], source="more.txt").save(saved)
+    assert Index.load(saved).count == len(TEXTS) + 1
+    assert sorted(p.name for p in saved.iterdir()) == ["index.2.faiss", "manifest.json", "texts.2.sqlite"]

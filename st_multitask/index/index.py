@@ -421,6 +421,8 @@ class Index:
     def _write(self, directory: Path, generation: int) -> None:
         """Write every file of ``generation`` into ``directory``, then the manifest that lists them."""
         names = self._files(generation)
+        for name in names.values():  # what a killed writer may have left under these names
+            (directory / name).unlink(missing_ok=True)
         write_index(self._structure, directory / names["index"], self.settings.precision)
         self._texts.copy_to(directory / names["texts"])
         if self._vectors is not None:
