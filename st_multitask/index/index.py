@@ -391,8 +391,7 @@ class Index:
         scores, ids = search_index(
             self._structure, q, fetch, self.settings.precision, self.settings.ef_search
         )
-        found = self._texts.get(ids[ids >= 0].tolist())
-        results = []
+        best = []
         for row, (row_scores, row_ids) in enumerate(zip(scores, ids)):
             keep = row_ids >= 0
             row_ids, row_scores = row_ids[keep], row_scores[keep]
@@ -401,8 +400,9 @@ class Index:
                 stored = from_int8(stored, self._scale) if self.settings.rescore == "int8" else stored
                 row_scores = stored @ q[row]
             order = np.lexsort((row_ids, -row_scores))[:k]  # by score, then by corpus position
-            results.append([self._hit(int(row_ids[i]), float(row_scores[i]), found) for i in order])
-        return results
+            best.append([(int(row_ids[i]), float(row_scores[i])) for i in order])
+        found = self._texts.get([i for row in best for i, _ in row])
+        return [[self._hit(i, score, found) for i, score in row] for row in best]
 
     @staticmethod
     def _hit(i: int, score: float, found: dict[int, tuple[int, str, str]]) -> IndexHit:

@@ -94,6 +94,7 @@ class VectorStore:
         self.dtype = np.dtype(dtype)
         if not self.path.exists():
             self.path.touch()
+        self._map: np.ndarray | None = None  # mapped once, again after an append
 
     def count(self) -> int:
         return self.path.stat().st_size // (self.dim * self.dtype.itemsize)
@@ -101,11 +102,13 @@ class VectorStore:
     def append(self, rows: np.ndarray) -> None:
         with open(self.path, "ab") as f:
             f.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+        self._map = None
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` (any order) as an array of shape (len(ids), dim)."""
-        n = self.count()
-        if n == 0:
-            return np.zeros((0, self.dim), dtype=self.dtype)
-        rows = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(n, self.dim))
-        return np.asarray(rows[np.asarray(ids, dtype=np.int64)])
+        if self._map is None:
+            n = self.count()
+            if n == 0:
+                return np.zeros((0, self.dim), dtype=self.dtype)
+            self._map = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(n, self.dim))
+        return np.asarray(self._map[np.asarray(ids, dtype=np.int64)])
