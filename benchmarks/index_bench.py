@@ -54,10 +54,10 @@ WORK = OUT_DIR / "index_bench"
 K = 10
 # name -> Index settings; searched at each breadth (efSearch for HNSW, rescoring multiplier for binary)
 CONFIGS: dict[str, dict[str, Any]] = {
-    "hnsw-int8-M16": {"kind": "hnsw", "precision": "int8", "hnsw_m": 16, "ef_construction": 200},
-    "hnsw-int8-M32": {"kind": "hnsw", "precision": "int8", "hnsw_m": 32, "ef_construction": 200},
+    "hnsw-int8-M16": {"kind": "hnsw", "precision": "int8", "hnsw_m": 16, "ef_construction": 40},
+    "hnsw-int8-M32": {"kind": "hnsw", "precision": "int8", "hnsw_m": 32, "ef_construction": 40},
     "flat-binary-rescore": {"kind": "flat", "precision": "binary"},
-    "hnsw-binary-M32-rescore": {"kind": "hnsw", "precision": "binary", "hnsw_m": 32, "ef_construction": 200},
+    "hnsw-binary-M32-rescore": {"kind": "hnsw", "precision": "binary", "hnsw_m": 32, "ef_construction": 40},
 }
 BREADTHS = {
     "hnsw-int8-M16": [{"ef_search": e} for e in (64, 128, 256, 512)],
@@ -266,7 +266,7 @@ def compare_stage(corpus: np.ndarray, queries: np.ndarray, latency_queries: int)
     for m in (16, 32):
         start = time.perf_counter()
         fx = faiss.IndexHNSWSQ(corpus.shape[1], faiss.ScalarQuantizer.QT_8bit, m, faiss.METRIC_INNER_PRODUCT)
-        fx.hnsw.efConstruction = 200
+        fx.hnsw.efConstruction = 40
         fx.train(corpus)
         fx.add(corpus)
         f_build = time.perf_counter() - start
@@ -283,7 +283,7 @@ def compare_stage(corpus: np.ndarray, queries: np.ndarray, latency_queries: int)
             metric="ip",
             dtype="i8",
             connectivity=m,
-            expansion_add=200,
+            expansion_add=40,
             expansion_search=128,
         )
         ux.add(np.arange(len(corpus)), corpus)
@@ -416,6 +416,10 @@ def main() -> None:
     texts, counts = real_texts()
     queries_text, corpus_text = texts[: args.queries], texts[args.queries :]
     result["real_texts"] = {"total": len(texts), "by_source": counts, "queries": len(queries_text)}
+    if {"configs", "compare"} <= skip:  # build memory alone: no vectors needed
+        result["build_memory"] = build_memory_stage(texts, [10_000, args.build_lines])
+        log(f"wrote {write_result('index_bench_build', result, args.out)}")
+        return
     vectors = real_embeddings(texts)
     queries, real = vectors[: args.queries], vectors[args.queries :]
     corpus, source = noisy_corpus(real, args.size)

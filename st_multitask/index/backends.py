@@ -56,7 +56,7 @@ def check_settings(kind: str, precision: str) -> None:
         raise InputError(f"Unknown index precision {precision!r}. Valid: {', '.join(PRECISIONS)}.")
 
 
-def new_index(dim: int, kind: str, precision: str, hnsw_m: int = 32, ef_construction: int = 200) -> Any:
+def new_index(dim: int, kind: str, precision: str, hnsw_m: int = 16, ef_construction: int = 40) -> Any:
     """An empty FAISS index scoring by inner product (cosine, as vectors are unit length);
     binary codes are compared by Hamming distance."""
     check_settings(kind, precision)

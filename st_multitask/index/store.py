@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,7 +87,7 @@ class TextStore:
 
 class VectorStore:
     """Fixed-width vectors (int8 or float32 rows of ``dim``) appended to a raw file, read back by id
-    through a memory map."""
+    with ``pread``: the rows stay on disk (in the page cache), not in the process's memory."""
 
     def __init__(self, path: str | os.PathLike[str], dim: int, dtype: str):
         self.path = Path(path)
@@ -94,7 +95,7 @@ class VectorStore:
         self.dtype = np.dtype(dtype)
         if not self.path.exists():
             self.path.touch()
-        self._map: np.ndarray | None = None  # mapped once, again after an append
+        self._fd: int | None = None
 
     def count(self) -> int:
         return self.path.stat().st_size // (self.dim * self.dtype.itemsize)
@@ -102,13 +103,12 @@ class VectorStore:
     def append(self, rows: np.ndarray) -> None:
         with open(self.path, "ab") as f:
             f.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
-        self._map = None
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` (any order) as an array of shape (len(ids), dim)."""
-        if self._map is None:
-            n = self.count()
-            if n == 0:
-                return np.zeros((0, self.dim), dtype=self.dtype)
-            self._map = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(n, self.dim))
-        return np.asarray(self._map[np.asarray(ids, dtype=np.int64)])
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            weakref.finalize(self, os.close, self._fd)
+        width = self.dim * self.dtype.itemsize
+        data = b"".join(os.pread(self._fd, width, int(i) * width) for i in np.asarray(ids, dtype=np.int64))
+        return np.frombuffer(data, dtype=self.dtype).reshape(-1, self.dim)
