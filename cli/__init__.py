@@ -18,7 +18,8 @@ from ._common import StmtGroup
 COMMANDS = {
     "embed": ("embed", "embed", "Embed texts into vectors (.npy, .parquet, .csv, .jsonl)."),
     "similarity": ("similarity", "similarity", "Compare the lines of two files by cosine similarity."),
-    "search": ("search", "search", "Semantic search of a corpus file for queries."),
+    "search": ("search", "search", "Semantic search of a corpus file (or an index) for queries."),
+    "index": ("index", "index", "Build, grow and describe a persistent vector index for search --index."),
     "predict": ("predict", "predict", "Predict every task (labels, entities) of a multi-task model."),
     "info": ("info", "info", "Describe a multi-task model: backbone, heads, labels."),
     "train": ("train", "train", "Train heads (and the backbone) from a recipe, jointly or in sequence."),

@@ -45,10 +45,12 @@ def note(message: str) -> None:
     click.echo(f"note: {message}", err=True)
 
 
-def backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--backend, --precision (with STMT_BACKEND / STMT_PRECISION)."""
+def backend_options(func: Callable[..., Any], precision_flag: str = "--precision") -> Callable[..., Any]:
+    """--backend, --precision (with STMT_BACKEND / STMT_PRECISION). Where --precision means something
+    else (an index's storage), the encoder's takes ``precision_flag``; it still arrives as ``precision``."""
     func = click.option(
-        "--precision",
+        precision_flag,
+        "precision",
         envvar="STMT_PRECISION",
         show_envvar=True,
         type=click.Choice(["fp32", "bf16", "int8"]),
@@ -69,8 +71,8 @@ def backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--model, --device, --batch-size, --backend, --precision."""
+def model_options(func: Callable[..., Any], precision_flag: str = "--precision") -> Callable[..., Any]:
+    """--model, --device, --batch-size, --backend, --precision (named ``precision_flag``)."""
 
     @click.option(
         "--model",
@@ -93,12 +95,11 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="Texts per forward pass.",
     )
-    @backend_options
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
 
-    return wrapper
+    return backend_options(wrapper, precision_flag)
 
 
 multitask_model_option = click.option(

@@ -33,6 +33,27 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> contextlib.
     return atomic_file(target, suffix)
 
 
+def count_lines(path: str) -> int | None:
+    """Lines in a file (for a progress bar's total); None for stdin."""
+    if path == "-":
+        return None
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def progress_rows(rows: Iterator[tuple[int, str]], path: str) -> Iterator[tuple[int, str]]:
+    """Pass ``(line, text)`` rows through, with a progress bar by line on stderr when it is a terminal."""
+    from tqdm.auto import tqdm
+
+    show = sys.stderr.isatty()
+    with tqdm(
+        total=count_lines(path) if show else None, unit="line", disable=not show, file=sys.stderr
+    ) as bar:
+        for line, text in rows:
+            yield line, text
+            bar.update(line - bar.n)
+
+
 def shorten(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"

@@ -8,14 +8,7 @@ import sys
 import click
 
 from ._common import errors_option, load_model, long_option, model_options, report_reading, report_truncation
-from ._io import EmbeddingWriter
-
-
-def _count_lines(path: str) -> int | None:
-    if path == "-":
-        return None
-    with open(path, "rb") as f:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+from ._io import EmbeddingWriter, count_lines
 
 
 @click.command()
@@ -72,7 +65,7 @@ def embed(
     rows = iter_texts(input_path, column=column, errors=errors, report=report)
     first = list(itertools.islice(rows, chunk_size))  # read (and validate) before loading the model
     model = load_model(model_name, device, backend, precision)
-    total = _count_lines(input_path)
+    total = count_lines(input_path)
     show = sys.stderr.isatty()
     over = 0
     with EmbeddingWriter(output, embedding_dim(model)) as writer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -23,9 +24,14 @@ from ._io import emit_records, format_option
 @click.option(
     "--corpus",
     "corpus_path",
-    required=True,
     type=click.Path(allow_dash=True),
     help="File of documents, one a line (or a CSV/TSV/JSONL column with --column).",
+)
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(),
+    help="An index directory (stmt index build), searched instead of embedding a --corpus again.",
 )
 @click.option("--column", help="Column (CSV/TSV) or key (JSONL) of the corpus that holds the text.")
 @click.option(
@@ -37,7 +43,8 @@ from ._io import emit_records, format_option
 @model_options
 def search(
     queries: tuple[str, ...],
-    corpus_path: str,
+    corpus_path: str | None,
+    index_dir: str | None,
     column: str | None,
     top_k: int,
     fmt: str,
@@ -49,7 +56,7 @@ def search(
     backend: str,
     precision: str,
 ) -> None:
-    """Find the lines of the corpus closest in meaning to each QUERY.
+    """Find the lines of the corpus (or of an index) closest in meaning to each QUERY.
 
     Queries come from the arguments, or one a line from stdin when none are given (or with '-').
 
@@ -57,11 +64,14 @@ def search(
     Examples:
       stmt search --corpus examples/b.txt "a pet animal"
       cat questions.txt | stmt search --corpus faq.txt -k 3 --format jsonl
+      stmt search --index faq-index "how do I reset my password"
     """
-    from st_multitask.data import ReadReport, iter_texts
-    from st_multitask.embedding import count_over_window, embed
-    from st_multitask.similarity import search as semantic_search
+    from st_multitask.data import iter_texts
 
+    if (corpus_path is None) == (index_dir is None):
+        raise UserError("Give either --corpus FILE or --index DIR to search.")
+    if index_dir is not None and column is not None:
+        raise UserError("--column applies to --corpus; an index keeps the texts it was built from.")
     if corpus_path == "-" and (not queries or queries == ("-",)):
         raise UserError("The corpus and the queries cannot both come from stdin.")
     if not queries or queries == ("-",):
@@ -73,6 +83,79 @@ def search(
     blank = [i for i, q in enumerate(queries, 1) if not q.strip()]
     if blank:
         raise UserError(f"Query {blank[0]} is blank; give a text to search for.")
+    if index_dir is not None:
+        records = _search_index(
+            index_dir, list(queries), top_k, long, model_name, device, batch_size, backend, precision
+        )
+    else:
+        records = _search_corpus(
+            corpus_path,
+            list(queries),
+            column,
+            top_k,
+            long,
+            errors,
+            model_name,
+            device,
+            batch_size,
+            backend,
+            precision,
+        )
+    emit_records(records, fmt)
+
+
+def _search_index(
+    index_dir: str,
+    queries: list[str],
+    top_k: int,
+    long: str,
+    model_name: str | None,
+    device: str | None,
+    batch_size: int,
+    backend: str,
+    precision: str,
+) -> list[dict[str, Any]]:
+    """Search the index directory: its files are checked, and its model embeds the queries."""
+    from st_multitask.embedding import embed
+    from st_multitask.index import Index
+
+    index = Index.load(index_dir, model_name)
+    model = load_model(model_name or index.builder, device, backend, precision)
+    index.use_model(model)
+    results = index.search(embed(queries, model=model, batch_size=batch_size, long=long), top_k=top_k)
+    several = len(index.sources()) > 1  # lines of several files: say which file
+    return [
+        {
+            "query": q,
+            "rank": rank,
+            "score": hit["score"],
+            **({"source": hit["source"]} if several else {}),
+            "line": hit["line"],
+            "text": hit["text"],
+        }
+        for q, hits in zip(queries, results)
+        for rank, hit in enumerate(hits, 1)
+    ]
+
+
+def _search_corpus(
+    corpus_path: str,
+    queries: list[str],
+    column: str | None,
+    top_k: int,
+    long: str,
+    errors: str,
+    model_name: str | None,
+    device: str | None,
+    batch_size: int,
+    backend: str,
+    precision: str,
+) -> list[dict[str, Any]]:
+    """Embed the corpus file and the queries, and search."""
+    from st_multitask.data import ReadReport, iter_texts
+    from st_multitask.embedding import count_over_window, embed
+    from st_multitask.similarity import search as semantic_search
+
     report = ReadReport()
     rows = list(iter_texts(corpus_path, column=column, errors=errors, report=report))
     report_reading(click.format_filename(corpus_path), report)
@@ -81,9 +164,9 @@ def search(
     model = load_model(model_name, device, backend, precision)
     report_truncation(count_over_window(corpus, model), model, long)
     corpus_emb = embed(corpus, model=model, batch_size=batch_size, long=long)
-    query_emb = embed(list(queries), model=model, batch_size=batch_size, long=long)
+    query_emb = embed(queries, model=model, batch_size=batch_size, long=long)
     results = semantic_search(query_emb, corpus_emb, top_k=top_k)
-    records = [
+    return [
         {
             "query": q,
             "rank": rank,
@@ -94,4 +177,3 @@ def search(
         for q, hits in zip(queries, results)
         for rank, hit in enumerate(hits, 1)
     ]
-    emit_records(records, fmt)

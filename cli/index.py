@@ -1,0 +1,239 @@
+"""``stmt index``: build, grow and describe a persistent vector index that ``stmt search --index`` reads."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from ._common import (
+    StmtGroup,
+    UserError,
+    errors_option,
+    load_model,
+    long_option,
+    model_options,
+    report_reading,
+)
+from ._io import progress_rows
+
+encoder_options = functools.partial(model_options, precision_flag="--encoder-precision")
+
+chunk_option = click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=4096,
+    show_default=True,
+    help="Texts read, embedded and added at a time (memory stays flat however long the file).",
+)
+
+
+@click.group(cls=StmtGroup)
+def index() -> None:
+    """Embed a corpus once into an index directory, then search it many times.
+
+    \b
+    Examples:
+      stmt index build examples/b.txt -o pets-index
+      stmt index add pets-index more.txt
+      stmt index info pets-index
+      stmt search --index pets-index "a pet animal"
+    """
+
+
+def _rows(path: str, column: str | None, errors: str, report: object) -> Iterator[tuple[int, str]]:
+    """The file's (line, text) rows, the first one read (and the file checked) before any model loads."""
+    from st_multitask.data import iter_texts
+
+    rows = iter_texts(path, column=column, errors=errors, report=report)
+    first = next(rows)
+    return progress_rows(itertools.chain([first], rows), path)
+
+
+def _source(path: str) -> str:
+    return "<stdin>" if path == "-" else click.format_filename(path)
+
+
+@index.command()
+@click.argument("corpus_path", metavar="CORPUS", type=click.Path(allow_dash=True))
+@click.option("-o", "--output", required=True, type=click.Path(), help="The index directory to write.")
+@click.option("--column", help="Column (CSV/TSV) or key (JSONL) of the corpus that holds the text.")
+@click.option(
+    "--kind",
+    type=click.Choice(["flat", "hnsw"]),
+    default="flat",
+    show_default=True,
+    help="flat: exact search; hnsw: approximate search (a graph), far faster on large corpora.",
+)
+@click.option(
+    "--precision",
+    "index_precision",
+    type=click.Choice(["fp32", "int8", "binary"]),
+    default="fp32",
+    show_default=True,
+    help="Vectors in the index: fp32, int8 (4x smaller) or binary (32x smaller, rescored with int8 "
+    "vectors kept on disk).",
+)
+@click.option(
+    "--rescore",
+    type=click.Choice(["auto", "int8", "fp32", "none"]),
+    default="auto",
+    show_default=True,
+    help="Vectors kept on disk to rescore candidates (auto: int8 for binary, none otherwise).",
+)
+@click.option(
+    "--hnsw-m", type=click.IntRange(min=2), default=16, show_default=True, help="Graph links a vector."
+)
+@click.option(
+    "--ef-search",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="HNSW search breadth: more finds more, more slowly (1M vectors, M 16: 256 gives recall@10 0.94).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing index at --output.")
+@chunk_option
+@long_option
+@errors_option
+@encoder_options
+def build(
+    corpus_path: str,
+    output: str,
+    column: str | None,
+    kind: str,
+    index_precision: str,
+    rescore: str,
+    hnsw_m: int,
+    ef_search: int,
+    overwrite: bool,
+    chunk_size: int,
+    long: str,
+    errors: str,
+    model_name: str | None,
+    device: str | None,
+    batch_size: int,
+    backend: str,
+    precision: str,
+) -> None:
+    """Embed the texts of CORPUS (one a line, or a CSV/TSV/JSONL column) into the index directory -o.
+
+    Blank lines are skipped; hits keep their line numbers. The directory appears whole or not at
+    all, and an existing one is replaced only with --overwrite.
+
+    \b
+    Examples:
+      stmt index build examples/b.txt -o pets-index
+      stmt index build reviews.csv --column review -o reviews-index --kind hnsw --precision int8
+    """
+    from st_multitask.data import ReadReport
+    from st_multitask.index import Index
+
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise UserError(f"{output} exists already; pass --overwrite to replace it.")
+    report = ReadReport()
+    rows = _rows(corpus_path, column, errors, report)
+    model = load_model(model_name, device, backend, precision)
+    built = Index.build(
+        rows,
+        model,
+        kind=kind,
+        precision=index_precision,
+        rescore=None if rescore == "none" else rescore,
+        hnsw_m=hnsw_m,
+        ef_search=ef_search,
+        source=_source(corpus_path),
+        column=column,
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        long=long,
+        workdir=out.absolute().parent,
+    )
+    built.save(out, overwrite=overwrite)
+    report_reading(_source(corpus_path), report)
+    click.echo(f"Indexed {built.count} texts ({kind}, {index_precision}) into {output}.", err=True)
+
+
+@index.command()
+@click.argument("index_dir", metavar="DIR", type=click.Path())
+@click.argument("input_path", metavar="FILE", type=click.Path(allow_dash=True))
+@click.option("--column", help="Column (CSV/TSV) or key (JSONL); must be the one the index was built from.")
+@chunk_option
+@long_option
+@errors_option
+@encoder_options
+def add(
+    index_dir: str,
+    input_path: str,
+    column: str | None,
+    chunk_size: int,
+    long: str,
+    errors: str,
+    model_name: str | None,
+    device: str | None,
+    batch_size: int,
+    backend: str,
+    precision: str,
+) -> None:
+    """Add the texts of FILE to the index DIR, embedded with the model that built it.
+
+    The index changes all at once: interrupted, it stays as it was.
+
+    \b
+    Example:
+      stmt index add pets-index more-pets.txt
+    """
+    from st_multitask.data import ReadReport, detect_format
+    from st_multitask.index import Index
+
+    existing = Index.load(index_dir, model_name)
+    source = _source(input_path)
+    if column is not None and column != (existing.column or "text"):
+        raise UserError(
+            f"{source}: {index_dir} was built from the column {existing.column or 'text'!r}, not {column!r}; "
+            f"pass --column {existing.column or 'text'} or build a new index."
+        )
+    read_column = None if input_path != "-" and detect_format(input_path) == "lines" else existing.column
+    report = ReadReport()
+    rows = _rows(input_path, column or read_column, errors, report)
+    existing.use_model(load_model(model_name or existing.builder, device, backend, precision))
+    before = existing.count
+    existing.add(rows, source=source, batch_size=batch_size, chunk_size=chunk_size, long=long)
+    existing.save(index_dir)
+    report_reading(source, report)
+    click.echo(f"Added {existing.count - before} texts to {index_dir} ({existing.count} in all).", err=True)
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)  # pragma: no cover
+
+
+@index.command()
+@click.argument("index_dir", metavar="DIR", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def info(index_dir: str, fmt: str) -> None:
+    """Describe the index DIR (count, model, kind, precision, size on disk), after checking its files.
+
+    \b
+    Example:
+      stmt index info pets-index
+    """
+    from st_multitask.index import describe
+
+    facts = describe(index_dir)
+    if fmt == "json":
+        click.echo(json.dumps(facts, indent=2))
+        return
+    shown = dict(facts, bytes=f"{_size(facts['bytes'])} ({facts['bytes']:,} bytes)")
+    shown["size on disk"] = shown.pop("bytes")
+    width = max(len(key) for key in shown)
+    for key, value in shown.items():
+        click.echo(f"{key.ljust(width)}  {value if value is not None else '-'}")

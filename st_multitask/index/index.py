@@ -1,0 +1,565 @@
+"""Index: embed a corpus once, keep it on disk, search it many times.
+
+Texts stream in chunks: each chunk is embedded, added to the FAISS structure, and its texts (with
+their source line numbers) go to SQLite, so building a million-line index costs no more working
+memory than a thousand-line one. ``save`` writes a directory whose ``manifest.json`` names the
+model that built it and the sha256 of every file; ``load`` checks them all.
+
+    >>> import tempfile
+    >>> index = Index.build(["The cat sat.", "Stocks fell.", "A dog barked."])
+    >>> [hit["text"] for hit in index.search("a pet animal", top_k=2)[0]]
+    ['A dog barked.', 'The cat sat.']
+    >>> folder = tempfile.mkdtemp() + "/pets"
+    >>> index.save(folder)
+    >>> Index.load(folder).search("falling share prices", top_k=1)[0][0]["line"]
+    2
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._atomic import atomic_directory
+from ..errors import InputError
+from ..similarity import Hit, _check_top_k, _embeddings, _is_texts
+from .backends import (
+    KINDS,
+    PRECISIONS,
+    add_vectors,
+    check_settings,
+    faiss_version,
+    new_index,
+    read_index,
+    search_index,
+    write_index,
+)
+from .manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    check_model,
+    describe_files,
+    model_identity,
+    read_index_manifest,
+    write_manifest,
+)
+from .quantize import from_int8, int8_scale, to_int8, unit_rows
+from .store import TextStore, VectorStore
+
+__all__ = ["KINDS", "PRECISIONS", "RESCORE", "Index", "IndexHit", "IndexSettings", "describe"]
+
+RESCORE = ("int8", "fp32")
+_DTYPES = {"int8": "int8", "fp32": "float32"}  # rescoring vectors on disk
+_WORK_PREFIX = ".add-"
+_ROLES = ("index", "texts", "vectors")  # the files of a generation, by what they hold
+
+
+class IndexHit(Hit):
+    """A search hit with where its text came from: the source file and its line number."""
+
+    line: int
+    source: str
+
+
+@dataclass
+class IndexSettings:
+    """How the vectors are stored and searched."""
+
+    kind: str = "flat"  # flat: exact; hnsw: approximate, a graph
+    precision: str = "fp32"  # vectors in the search structure: fp32, int8 or binary (1 bit a dimension)
+    rescore: str | None = (
+        "auto"  # vectors kept on disk to rescore candidates: int8, fp32, None (auto: int8 for binary)
+    )
+    rescore_multiplier: int = 20  # candidates fetched per wanted hit when rescoring
+    hnsw_m: int = 16  # graph neighbours a vector (hnsw); 32 finds more, in 1.4x the memory
+    ef_construction: int = 40  # candidate list while building the graph (hnsw; 200 builds 4x slower)
+    ef_search: int = 256  # candidate list while searching (hnsw): more finds more, more slowly
+
+    def __post_init__(self) -> None:
+        check_settings(self.kind, self.precision)
+        if self.rescore == "auto":
+            self.rescore = "int8" if self.precision == "binary" else None
+        if self.rescore is not None and self.rescore not in RESCORE:
+            raise InputError(f"Unknown rescore {self.rescore!r}. Valid: {', '.join(RESCORE)}, None.")
+        for name in ("rescore_multiplier", "hnsw_m", "ef_construction", "ef_search"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _rows(texts: Any) -> Iterator[tuple[int, str]]:
+    """(line, text) from texts (numbered from 1) or from (line, text) pairs."""
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Iterable):
+        raise InputError(f"Expected texts (or (line, text) pairs), got {type(texts).__name__}.")
+    for i, item in enumerate(texts, 1):
+        if isinstance(item, str):
+            yield i, item
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str):
+            yield int(item[0]), item[1]
+        else:
+            raise InputError(f"Text {i} is a {type(item).__name__}, not a string or a (line, text) pair.")
+
+
+def _paired(vectors: Any, texts: Any) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Ready vectors as a float32 array, and their texts' rows: one vector a text."""
+    array = _embeddings(vectors, None, 64, "vectors")
+    rows = list(_rows(texts))
+    if len(rows) != len(array):
+        raise InputError(f"Got {len(array)} vectors for {len(rows)} texts; pass one vector a text.")
+    return array, rows
+
+
+class Index:
+    """A persistent vector index over texts. Build it with :meth:`build` or :meth:`from_embeddings`,
+    grow it with :meth:`add`, query it with :meth:`search`, keep it with :meth:`save` / :meth:`load`."""
+
+    def __init__(
+        self,
+        settings: IndexSettings,
+        model: dict[str, Any],
+        structure: Any,
+        texts: TextStore,
+        vectors: VectorStore | None,
+        *,
+        column: str | None = None,
+        scale: np.ndarray | None = None,
+        home: Path | None = None,
+        generation: int = 0,
+        workdir: Path | None = None,
+    ):
+        """Use :meth:`build`, :meth:`from_embeddings` or :meth:`load`."""
+        self.settings = settings
+        self.model = model  # the identity of the model that built the index
+        self.column = column
+        self._structure = structure
+        self._texts = texts
+        self._vectors = vectors
+        self._scale = scale  # int8 rescoring: per-dimension scale
+        self._home = home  # the directory it was loaded from
+        self._generation = generation
+        self._workdir = workdir  # private writable copies of the stores
+        self._dirty = False
+        self._encoder: Any = None
+        self._request: Any = None  # the model asked for at load (None: the builder's)
+        self._backend: str | None = None
+        self._encoder_precision: str | None = None
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def _empty(
+        cls,
+        model: dict[str, Any],
+        settings: IndexSettings,
+        workdir: str | os.PathLike[str] | None,
+        column: str | None,
+    ) -> Index:
+        work = Path(tempfile.mkdtemp(prefix=".stmt-index-", dir=workdir))
+        structure = new_index(
+            model["dim"], settings.kind, settings.precision, settings.hnsw_m, settings.ef_construction
+        )
+        vectors = (
+            VectorStore(work / "vectors", model["dim"], _DTYPES[settings.rescore])
+            if settings.rescore
+            else None
+        )
+        index = cls(
+            settings, model, structure, TextStore(work / "texts.sqlite"), vectors, column=column, workdir=work
+        )
+        weakref.finalize(index, shutil.rmtree, work, True)
+        return index
+
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str] | Iterable[tuple[int, str]],
+        model: Any = None,
+        *,
+        kind: str = "flat",
+        precision: str = "fp32",
+        source: str = "<texts>",
+        column: str | None = None,
+        backend: str | None = None,
+        encoder_precision: str | None = None,
+        batch_size: int = 64,
+        chunk_size: int = 4096,
+        long: str = "truncate",
+        workdir: str | os.PathLike[str] | None = None,
+        **settings: Any,
+    ) -> Index:
+        """Embed ``texts`` (strings, or ``(line, text)`` pairs; any iterable, read in chunks of
+        ``chunk_size``) with ``model`` and index them.
+
+        Args:
+            kind: ``flat`` (exact) or ``hnsw`` (approximate).
+            precision: vectors in the search structure: ``fp32``, ``int8`` or ``binary``.
+            source: the name hits give as their ``source`` (the CLI passes the file name).
+            column: the column the texts came from (``add`` insists on the same one).
+            backend, encoder_precision: the engine that embeds (see :func:`embed`).
+            workdir: where the working files go until :meth:`save` (default: the system temp folder).
+            settings: more :class:`IndexSettings` (``rescore``, ``hnsw_m``, ``ef_search``, ...).
+        """
+        from ..embedding import resolve_model
+
+        options = IndexSettings(kind=kind, precision=precision, **settings)
+        encoder = resolve_model(model, backend, encoder_precision)
+        index = cls._empty(model_identity(encoder, model), options, workdir, column)
+        index._encoder = encoder
+        index._add_rows(_rows(texts), source, batch_size, chunk_size, long)
+        if index.count == 0:
+            raise InputError("No texts to index: pass at least one string.")
+        return index
+
+    @classmethod
+    def from_embeddings(
+        cls,
+        vectors: Any,
+        texts: Iterable[str] | Iterable[tuple[int, str]],
+        model: Any = None,
+        *,
+        kind: str = "flat",
+        precision: str = "fp32",
+        source: str = "<texts>",
+        column: str | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        **settings: Any,
+    ) -> Index:
+        """Index ready embeddings (n, dim) of ``texts``, made by ``model`` (a name or path, checked
+        against the width; ``None``: the packaged all-MiniLM-L6-v2), which text queries will use.
+
+        >>> import numpy as np
+        >>> index = Index.from_embeddings(np.eye(384, dtype=np.float32)[:2], ["first", "second"])
+        >>> index.search(np.eye(384, dtype=np.float32)[1:2], top_k=1)[0][0]["text"]
+        'second'
+        """
+        array, rows = _paired(vectors, texts)
+        identity = model_identity(
+            model if not isinstance(model, (str, os.PathLike, type(None))) else None, model
+        )
+        if identity["dim"] not in (None, array.shape[1]):
+            raise InputError(
+                f"The vectors have dimension {array.shape[1]}; the model {identity['name']} makes {identity['dim']}."
+            )
+        identity["dim"] = array.shape[1]
+        index = cls._empty(
+            identity, IndexSettings(kind=kind, precision=precision, **settings), workdir, column
+        )
+        if isinstance(model, (str, os.PathLike, type(None))):
+            index._request = model
+        else:
+            index._encoder = model
+        index._add_vectors([n for n, _ in rows], [t for _, t in rows], array, source)
+        return index
+
+    # ------------------------------------------------------------------ growing
+
+    def add(
+        self,
+        texts: Iterable[str] | Iterable[tuple[int, str]],
+        vectors: Any = None,
+        *,
+        source: str = "<added>",
+        column: str | None = None,
+        batch_size: int = 64,
+        chunk_size: int = 4096,
+        long: str = "truncate",
+    ) -> Index:
+        """Add texts (embedded with the index's model, or given as ``vectors``); returns self.
+
+        A loaded index changes on disk only when it is saved again, all at once.
+        """
+        if column is not None and (column or "text") != (self.column or "text"):
+            raise InputError(
+                f"{source}: the index was built from the column {self.column or 'text'!r}, not {column!r}; "
+                f"pass --column {self.column or 'text'} or build a new index."
+            )
+        self._writable()
+        if vectors is None:
+            self._add_rows(_rows(texts), source, batch_size, chunk_size, long)
+        else:
+            array, rows = _paired(vectors, texts)
+            self._add_vectors([n for n, _ in rows], [t for _, t in rows], array, source)
+        return self
+
+    def _add_rows(
+        self, rows: Iterator[tuple[int, str]], source: str, batch_size: int, chunk_size: int, long: str
+    ) -> None:
+        from ..embedding import embed
+
+        while chunk := list(itertools.islice(rows, chunk_size)):
+            texts = [t for _, t in chunk]
+            vectors = embed(texts, model=self._query_encoder(), batch_size=batch_size, long=long)
+            self._add_vectors([n for n, _ in chunk], texts, vectors, source)
+
+    def _add_vectors(self, lines: list[int], texts: list[str], vectors: np.ndarray, source: str) -> None:
+        if vectors.shape[1] != self.model["dim"]:
+            raise InputError(
+                f"The vectors have dimension {vectors.shape[1]}; the index holds {self.model['dim']}."
+            )
+        vectors = unit_rows(vectors)
+        add_vectors(self._structure, vectors, self.settings.precision)
+        self._texts.append(lines, texts, source)
+        if self._vectors is not None:
+            if self.settings.rescore == "int8":
+                if self._scale is None:  # calibrated on the first chunk, as quantize_embeddings does
+                    self._scale = int8_scale(vectors)
+                self._vectors.append(to_int8(vectors, self._scale))
+            else:
+                self._vectors.append(vectors)
+        self._dirty = True
+
+    def _writable(self) -> None:
+        """Copy the stores of a loaded index before the first change (the files stay as they are)."""
+        if self._workdir is not None:
+            return
+        assert self._home is not None
+        work = Path(tempfile.mkdtemp(prefix=_WORK_PREFIX, dir=self._home))
+        weakref.finalize(self, shutil.rmtree, work, True)
+        self._texts.copy_to(work / "texts.sqlite")
+        self._texts.close()
+        self._texts = TextStore(work / "texts.sqlite")
+        if self._vectors is not None:
+            shutil.copyfile(self._vectors.path, work / "vectors")
+            self._vectors = VectorStore(work / "vectors", self._vectors.dim, self._vectors.dtype.name)
+        self._workdir = work
+
+    # ------------------------------------------------------------------ searching
+
+    @property
+    def count(self) -> int:
+        """How many texts the index holds."""
+        return int(self._structure.ntotal)
+
+    def sources(self) -> list[str]:
+        """The names of the sources (files) the texts came from, in the order they were added."""
+        return self._texts.sources()
+
+    @property
+    def builder(self) -> str | None:
+        """The model to load for text queries: the builder's name or path (None: the packaged model)."""
+        from ..backbone import DEFAULT_MODEL_NAME
+
+        return None if self.model["name"] == DEFAULT_MODEL_NAME else self.model["name"]
+
+    def use_model(self, model: Any) -> Index:
+        """Embed text queries and added texts with the loaded ``model``, which must be the builder."""
+        check_model({"model": self.model}, model_identity(model, model), self._home or Path("the index"))
+        self._encoder = model
+        return self
+
+    def _query_encoder(self) -> Any:
+        """The builder's model (or the one asked for at load, once checked against the builder)."""
+        if self._encoder is None:
+            from ..embedding import resolve_model
+
+            request = self.builder if self._request is None else self._request
+            encoder = resolve_model(request, self._backend, self._encoder_precision)
+            check_model(
+                {"model": self.model}, model_identity(encoder, request), self._home or Path("the index")
+            )
+            self._encoder = encoder
+        return self._encoder
+
+    def search(self, queries: Any, top_k: int = 10) -> list[list[IndexHit]]:
+        """For each query (a text, texts, or vectors), the ``top_k`` nearest texts, best first.
+
+        Hits are the dicts of :func:`st_multitask.search` (``corpus_id``, ``score``, ``text``) with
+        the text's ``line`` and ``source``. Scores are cosine similarities (rescored where the
+        index keeps rescoring vectors; for binary without rescoring, ``1 - 2 * hamming / dim``).
+        """
+        _check_top_k(top_k)
+        encoder = self._query_encoder() if _is_texts(queries) else None
+        q = _embeddings(queries, encoder, 64, "queries")
+        if q.shape[1] != self.model["dim"]:
+            raise InputError(f"The queries have dimension {q.shape[1]}; the index holds {self.model['dim']}.")
+        q = unit_rows(q)
+        if self.count == 0:
+            return [[] for _ in q]
+        k = min(top_k, self.count)
+        fetch = min(self.count, k * self.settings.rescore_multiplier) if self._vectors is not None else k
+        scores, ids = search_index(
+            self._structure, q, fetch, self.settings.precision, self.settings.ef_search
+        )
+        best = []
+        for row, (row_scores, row_ids) in enumerate(zip(scores, ids)):
+            keep = row_ids >= 0
+            row_ids, row_scores = row_ids[keep], row_scores[keep]
+            if self._vectors is not None:
+                stored = self._vectors.get(row_ids)
+                stored = from_int8(stored, self._scale) if self.settings.rescore == "int8" else stored
+                row_scores = stored @ q[row]
+            order = np.lexsort((row_ids, -row_scores))[:k]  # by score, then by corpus position
+            best.append([(int(row_ids[i]), float(row_scores[i])) for i in order])
+        found = self._texts.get([i for row in best for i, _ in row])
+        return [[self._hit(i, score, found) for i, score in row] for row in best]
+
+    @staticmethod
+    def _hit(i: int, score: float, found: dict[int, tuple[int, str, str]]) -> IndexHit:
+        line, source, text = found[i]
+        return IndexHit(corpus_id=i, score=score, text=text, line=line, source=source)
+
+    # ------------------------------------------------------------------ saving and loading
+
+    def _files(self, generation: int) -> dict[str, str]:
+        tag = "" if generation == 1 else f".{generation}"
+        names = {"index": f"index{tag}.faiss", "texts": f"texts{tag}.sqlite"}
+        if self._vectors is not None:
+            names["vectors"] = f"vectors{tag}.{self.settings.rescore}"
+        return names
+
+    def _write(self, directory: Path, generation: int) -> None:
+        """Write every file of ``generation`` into ``directory``, then the manifest that lists them."""
+        names = self._files(generation)
+        for name in names.values():  # what a killed writer may have left under these names
+            (directory / name).unlink(missing_ok=True)
+        write_index(self._structure, directory / names["index"], self.settings.precision)
+        self._texts.copy_to(directory / names["texts"])
+        if self._vectors is not None:
+            shutil.copyfile(self._vectors.path, directory / names["vectors"])
+        settings = {"library": "faiss", "library_version": faiss_version(), "metric": "cosine"}
+        settings.update(asdict(self.settings))
+        settings["int8_scale"] = self._scale.tolist() if self._scale is not None else None
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "generation": generation,
+            "count": self.count,
+            "model": self.model,
+            "index": settings,
+            "texts": {"column": self.column, "sources": self.sources()},
+            "roles": names,
+            "files": describe_files(directory, sorted(names.values())),
+        }
+        write_manifest(directory, manifest)
+        self._generation = generation
+        self._dirty = False
+
+    def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+        """Write the index to the directory ``path`` (see the module docstring).
+
+        A new directory appears whole or not at all. Saving a loaded index back to its own
+        directory (after :meth:`add`) writes the new files beside the old ones and switches to
+        them by replacing ``manifest.json`` in one rename; the old files are removed after.
+        """
+        path = Path(path)
+        if self._home is not None and path.resolve() == self._home.resolve():
+            if self._dirty:
+                self._write(self._home, self._generation + 1)
+                self._read_home()
+                self._remove_unlisted()
+            return
+        with atomic_directory(path, overwrite) as tmp:
+            self._write(tmp, 1)
+
+    def _read_home(self) -> None:
+        """Read the stores from the directory's files again, dropping the private copies."""
+        assert self._home is not None and self._workdir is not None
+        names = self._files(self._generation)
+        self._texts.close()
+        self._texts = TextStore(self._home / names["texts"], readonly=True)
+        if self._vectors is not None:
+            self._vectors = VectorStore(
+                self._home / names["vectors"], self._vectors.dim, self._vectors.dtype.name
+            )
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        self._workdir = None
+
+    def _remove_unlisted(self) -> None:
+        """Remove what earlier generations (or killed writers) left in the loaded directory."""
+        assert self._home is not None
+        listed = set(self._files(self._generation).values())
+        for entry in self._home.iterdir():
+            if entry.name.startswith(_WORK_PREFIX) and entry != self._workdir:
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_file() and entry.name.split(".")[0] in _ROLES and entry.name not in listed:
+                entry.unlink()
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        model: Any = None,
+        *,
+        backend: str | None = None,
+        encoder_precision: str | None = None,
+        verify: bool = True,
+    ) -> Index:
+        """Open the index at ``path``, checking every file against the manifest (sha256 with
+        ``verify``). Text queries use ``model`` (default: the model that built the index), which
+        must be the builder."""
+        path = Path(path)
+        manifest = read_index_manifest(path, verify=verify)
+        try:
+            stored = manifest["index"]
+            settings = IndexSettings(**{f.name: stored[f.name] for f in fields(IndexSettings)})
+            roles, model_info = manifest["roles"], manifest["model"]
+            dim = int(model_info["dim"])
+            scale = np.asarray(stored["int8_scale"], dtype=np.float32) if stored.get("int8_scale") else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{path / 'manifest.json'} is not a valid index manifest ({exc}).") from None
+        structure = read_index(path / roles["index"], settings.precision)
+        if structure.ntotal != manifest["count"] or structure.d != dim:
+            raise InputError(f"{path / roles['index']} does not match {path / 'manifest.json'}: altered.")
+        texts = TextStore(path / roles["texts"], readonly=True)
+        vectors = (
+            VectorStore(path / roles["vectors"], dim, _DTYPES[settings.rescore])
+            if "vectors" in roles
+            else None
+        )
+        index = cls(
+            settings,
+            model_info,
+            structure,
+            texts,
+            vectors,
+            column=manifest.get("texts", {}).get("column"),
+            scale=scale,
+            home=path,
+            generation=int(manifest["generation"]),
+        )
+        index._request, index._backend, index._encoder_precision = model, backend, encoder_precision
+        if model is not None and isinstance(model, (str, os.PathLike)):  # refuse another model now
+            check_model(manifest, model_identity(None, model), path)
+        return index
+
+    def __repr__(self) -> str:
+        return (
+            f"Index({self.count} texts, {self.settings.kind}, {self.settings.precision}, "
+            f"model={self.model['name']!r})"
+        )
+
+
+def describe(path: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
+    """What ``stmt index info`` shows: count, model, kind, precision, rescoring, size on disk.
+
+    The files are checked as :meth:`Index.load` checks them, but nothing is loaded.
+    """
+    manifest = read_index_manifest(path, verify=verify)
+    stored = manifest["index"]
+    return {
+        "count": manifest["count"],
+        "model": manifest["model"]["name"],
+        "fingerprint": manifest["model"].get("fingerprint"),
+        "dimension": manifest["model"]["dim"],
+        "encoder": " ".join(
+            str(manifest["model"].get(key) or "") for key in ("backend", "precision")
+        ).strip(),
+        "kind": stored["kind"],
+        "precision": stored["precision"],
+        "rescore": stored.get("rescore"),
+        "column": manifest.get("texts", {}).get("column"),
+        "sources": len(manifest.get("texts", {}).get("sources", [])),
+        "bytes": sum(int(info["bytes"]) for info in manifest["files"].values())
+        + (Path(path) / "manifest.json").stat().st_size,
+    }

@@ -1,0 +1,156 @@
+"""The manifest of an index directory (``manifest.json``): what built it and the hash of every file.
+
+An index is trusted only as far as its manifest: loading checks that the directory is an index,
+that every listed file is there with its size and sha256, and that the model asking is the model
+that built it. Each failure is one :class:`InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ModelLoadError
+from ..manifest import sha256_file
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "check_model",
+    "describe_files",
+    "model_identity",
+    "read_index_manifest",
+    "write_manifest",
+]
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "st_multitask-index"
+FORMAT_VERSION = 1
+
+
+def describe_files(directory: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """{name: {"bytes": size, "sha256": hex}} for files of ``directory``."""
+    return {
+        name: {"bytes": (directory / name).stat().st_size, "sha256": sha256_file(directory / name)}
+        for name in names
+    }
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest.json`` atomically (a temporary file renamed over it): the commit point."""
+    tmp = directory / f".{MANIFEST_NAME}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, directory / MANIFEST_NAME)
+
+
+def read_index_manifest(directory: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
+    """The manifest of the index at ``directory``, after checking every file it lists (sizes
+    always, sha256 hashes with ``verify``)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "does not exist" if not directory.exists() else "is a file"
+        raise InputError(f"{directory} {what}; expected an index directory (stmt index build).")
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise InputError(f"{directory} is not a st_multitask index: {MANIFEST_NAME} is missing.")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise KeyError("format")
+        version = manifest["format_version"]
+        files, model, settings = manifest["files"], manifest["model"], manifest["index"]
+        if not all(isinstance(x, dict) for x in (files, model, settings)):
+            raise TypeError("files, model and index must be objects")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path} is not a st_multitask index manifest ({exc}).") from None
+    if version != FORMAT_VERSION:
+        raise InputError(f"{path} has format version {version}; this st_multitask reads {FORMAT_VERSION}.")
+    for name, info in files.items():
+        file = directory / name
+        if not file.is_file():
+            raise InputError(f"{file} is missing (listed in {MANIFEST_NAME}); rebuild the index.")
+        size = file.stat().st_size
+        if size != info.get("bytes"):
+            change = "truncated" if size < info.get("bytes", 0) else "altered"
+            raise InputError(
+                f"{file} is {change}: {size} bytes, {MANIFEST_NAME} lists {info.get('bytes')}; rebuild the index."
+            )
+        if verify and sha256_file(file) != info.get("sha256"):
+            raise InputError(
+                f"{file} does not match its sha256 in {MANIFEST_NAME}: altered; rebuild the index."
+            )
+    return manifest
+
+
+def model_identity(encoder: Any, requested: Any = None) -> dict[str, Any]:
+    """Who embeds: a display name, the sha256 fingerprint of the model files (when they are a
+    local sentence-transformers directory), the width, and the engine and its precision.
+
+    ``requested`` is what the caller asked for: ``None`` (the packaged model), a name or path, or
+    the loaded ``encoder`` itself. Without an ``encoder`` the identity is read from the files alone.
+
+    >>> identity = model_identity(None)
+    >>> identity["name"], identity["dim"], len(identity["fingerprint"])
+    ('all-MiniLM-L6-v2', 384, 64)
+    """
+    from ..backbone import _DEFAULT_ALIASES, DEFAULT_MODEL_NAME, default_model_path, embedding_dim
+    from ..runtime.model_files import read_model_files
+
+    if requested is None:
+        source: str | None = DEFAULT_MODEL_NAME
+    elif isinstance(requested, (str, os.PathLike)):
+        source = os.fspath(requested)
+    else:  # a loaded model: a FastEncoder knows its files, a SentenceTransformer its folder
+        files = getattr(encoder, "files", None)
+        source = str(files.path) if files is not None else _source_dir(encoder)
+    files = getattr(encoder, "files", None)
+    if files is None and source is not None:
+        try:
+            files = read_model_files(source)
+        except ModelLoadError:
+            files = None
+    if source is None:
+        display = type(encoder).__name__
+    elif source in _DEFAULT_ALIASES or (files is not None and files.path == default_model_path().resolve()):
+        display = DEFAULT_MODEL_NAME
+    else:
+        path = Path(source).expanduser()
+        display = str(path.resolve()) if path.exists() else source
+    return {
+        "name": display,
+        "fingerprint": files.fingerprint() if files is not None else None,
+        "dim": embedding_dim(encoder) if encoder is not None else (files.dim if files else None),
+        "backend": None if encoder is None else getattr(encoder, "backend", "torch"),
+        "precision": None if encoder is None else getattr(encoder, "precision", "fp32"),
+    }
+
+
+def _source_dir(model: Any) -> str | None:
+    """The folder a loaded SentenceTransformer was read from, where it tells."""
+    try:
+        return str(model[0].auto_model.config._name_or_path)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+
+
+def check_model(manifest: dict[str, Any], asking: dict[str, Any], where: Path) -> None:
+    """Refuse a model other than the index's builder, naming the builder."""
+    built = manifest["model"]
+    same = (
+        built.get("fingerprint") == asking.get("fingerprint")
+        if built.get("fingerprint") and asking.get("fingerprint")
+        else built.get("name") == asking.get("name")
+    )
+    if not same or built.get("dim") != asking.get("dim"):
+        raise InputError(
+            f"{where} was built by the model {built.get('name')} (fingerprint "
+            f"{str(built.get('fingerprint'))[:12]}, dimension {built.get('dim')}); it cannot be searched "
+            f"with {asking.get('name')}. Pass --model {built.get('name')}, or build an index with this model."
+        )
