@@ -91,7 +91,7 @@ def render_model_card(manifest: dict[str, Any], name: str) -> str:
         "```python",
         "from st_multitask import MultiTaskModel",
         "",
-        f'model = MultiTaskModel.load("{name}")            # backend="auto" runs it without torch',
+        f'model = MultiTaskModel.load("{name}")  # backend="auto" runs it without torch',
         f'print(model.predict(["{example}"]))',
         "```",
         "",
