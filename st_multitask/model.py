@@ -170,13 +170,11 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         (as ``embed(long="chunk")`` cuts them) whose states are mean-pooled. ``window_sentence_embedding``
         (batch, dim) and, with hidden states, ``window_pooled_layers`` (batch, layers + 1, dim)."""
         from .embedding import _chunks, _token_lengths, window_size
+        from .heads.mlp import mean_pool_layers
 
         def pooled_layers(features: dict[str, Any]) -> Tensor | None:
             hidden = features.get("all_layer_embeddings")
-            if hidden is None:
-                return None
-            mask = features["attention_mask"].unsqueeze(-1).to(hidden[0].dtype)
-            return torch.stack([(h * mask).sum(1) / mask.sum(1).clamp(min=1) for h in hidden], dim=1)
+            return None if hidden is None else mean_pool_layers(hidden, features["attention_mask"])
 
         sentence, layers = out["sentence_embedding"], pooled_layers(out)
         window = window_size(self.backbone)

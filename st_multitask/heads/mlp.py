@@ -18,7 +18,7 @@ from ..decoding import decode_sentence
 from ..errors import InputError
 from .base import Head, activation_from_name, activation_name
 
-__all__ = ["LONG_MODES", "MLPHead", "build_mlp"]
+__all__ = ["LONG_MODES", "MLPHead", "build_mlp", "mean_pool_layers"]
 
 LONG_MODES = ("truncate", "chunk")
 
@@ -38,6 +38,15 @@ def build_mlp(
         width = size
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
+
+
+def mean_pool_layers(
+    hidden: Sequence[Tensor], attention_mask: Tensor, layers: Sequence[int] | None = None
+) -> Tensor:
+    """(batch, layers, dim): each hidden layer (all, or ``layers``) mean-pooled over the text's tokens."""
+    mask = attention_mask.unsqueeze(-1).to(hidden[0].dtype)  # (batch, seq, 1)
+    chosen = hidden if layers is None else [hidden[i] for i in layers]
+    return torch.stack([(h * mask).sum(1) / mask.sum(1).clamp(min=1) for h in chosen], dim=1)
 
 
 class MLPHead(Head):
@@ -134,9 +143,7 @@ class MLPHead(Head):
         hidden = features.get("all_layer_embeddings")
         if hidden is None:
             raise InputError("This head reads hidden layers; run the backbone with output_hidden_states.")
-        mask = features["attention_mask"].unsqueeze(-1).to(hidden[0].dtype)  # (batch, seq, 1)
-        pooled = [(hidden[i] * mask).sum(1) / mask.sum(1).clamp(min=1) for i in self.layers]
-        return {"pooled_layers": torch.stack(pooled, dim=1)}  # (batch, layers, dim)
+        return {"pooled_layers": mean_pool_layers(hidden, features["attention_mask"], self.layers)}
 
     def forward(self, features: dict[str, Tensor]) -> Tensor:
         inputs = self.inputs(features)
