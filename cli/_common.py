@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,25 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+# The library names the argument that fixes a mistake (overwrite=True, backend='torch'); the
+# command line names the flag: `--overwrite`, `--backend torch`.
+_SWITCHES = {
+    "overwrite=True": "--overwrite",
+    "resume=True": "--resume",
+    "pass model=None": "leave --model out",
+}
+_VALUED = re.compile(r"\b(backend|precision|device|errors|column|text_column|label_column|model)='([^']*)'")
+
+
+def cli_terms(message: str) -> str:
+    """A library error message with the arguments it names turned into this CLI's flags."""
+    for argument, flag in _SWITCHES.items():
+        message = message.replace(argument, flag)
+    return _VALUED.sub(lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}", message)
+
+
 class StmtGroup(click.Group):
-    """Runs subcommands, turning st_multitask errors into :class:`UserError`."""
+    """Runs subcommands, turning st_multitask errors into :class:`UserError` (in CLI terms)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         from st_multitask.errors import StMultitaskError
@@ -30,7 +48,7 @@ class StmtGroup(click.Group):
         try:
             return super().invoke(ctx)
         except StMultitaskError as exc:
-            raise UserError(str(exc)) from None
+            raise UserError(cli_terms(str(exc))) from None
         except BrokenPipeError:  # `stmt ... | head`: the reader left, nothing to report
             import os
             import sys

@@ -34,6 +34,8 @@ _LAZY = {
     "Trainer": "training",
     "TrainingConfig": "training",
     "TaskData": "training",
+    "TrainingResult": "training",
+    "fit": "training",
     "MultiTaskModel": "model",
     "ExportedMultiTaskModel": "exported_model",
     "RuntimeUnavailableError": "errors",
@@ -60,12 +62,14 @@ __all__ = [
     "TokenHead",
     "Trainer",
     "TrainingConfig",
+    "TrainingResult",
     "__version__",
     "cosine_similarity",
     "count_over_window",
     "default_model_path",
     "embed",
     "embed_tokens",
+    "fit",
     "load_backbone",
     "pairwise_similarity",
     "paraphrases",
@@ -81,7 +85,7 @@ if TYPE_CHECKING:
     from .heads import Head, MLPHead, TokenHead, register_head
     from .model import MultiTaskModel
     from .similarity import cosine_similarity, pairwise_similarity, paraphrases, search
-    from .training import TaskData, Trainer, TrainingConfig
+    from .training import TaskData, Trainer, TrainingConfig, TrainingResult, fit
 
 
 def __getattr__(name: str) -> Any:

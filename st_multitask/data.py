@@ -106,7 +106,7 @@ def _decoded_lines(stream: BinaryIO, name: str, errors: str, report: ReadReport)
             if errors != "replace":
                 raise InputError(
                     f"{name} line {number} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
-                    f"{exc.start + 1}); fix the file or pass --errors replace."
+                    f"{exc.start + 1}); fix the file or pass errors='replace'."
                 ) from None
             line = raw.decode("utf-8", errors="replace")
             report.replaced += 1
@@ -139,7 +139,7 @@ def _delimited_records(
         if wanted not in header:
             found = ", ".join(repr(h) for h in header)
             others = [h for h in header if h not in required]
-            hint = f" Pass --{_flag(wanted, required)} {others[0]}?" if others else ""
+            hint = f" Pass {_flag(wanted, required)}={others[0]!r}?" if others else ""
             raise InputError(f"Expected a column {wanted!r} in {name}; found {found}.{hint}")
     while True:
         seen = len(numbers)
@@ -161,10 +161,10 @@ def _delimited_records(
 
 
 def _flag(wanted: str, required: Sequence[str]) -> str:
-    """The CLI flag that names a column: --column for texts, --text-column / --label-column for data."""
+    """The argument that names a column: column for texts, text_column / label_column for data."""
     if len(required) == 1:
         return "column"
-    return "text-column" if wanted == required[0] else "label-column"
+    return "text_column" if wanted == required[0] else "label_column"
 
 
 def _jsonl_records(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -202,7 +202,7 @@ def _records(
                     found = ", ".join(repr(k) for k in record)
                     raise InputError(
                         f"{name} line {number} has no key {missing[0]!r} (found {found}); "
-                        f"pass --{_flag(missing[0], required)} NAME."
+                        f"pass {_flag(missing[0], required)}='NAME'."
                     )
                 yield number, record
         else:

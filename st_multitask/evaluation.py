@@ -18,7 +18,12 @@ if TYPE_CHECKING:
     from .data import SentenceExamples, TokenExamples
     from .model import MultiTaskModel
 
-__all__ = ["evaluate_task", "sentence_metrics", "token_metrics"]
+__all__ = ["evaluate_task", "main_metric", "sentence_metrics", "token_metrics"]
+
+
+def main_metric(level: str) -> str:
+    """The metric that ranks epochs and models of a task level: macro-F1 or entity F1."""
+    return "macro_f1" if level == "sentence" else "f1"
 
 
 def sentence_metrics(

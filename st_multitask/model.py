@@ -141,7 +141,7 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         spans.
         """
         texts, spans = texts_and_spans(items)
-        with self._hidden_states(any(getattr(h, "needs_hidden_states", False) for h in self._heads.values())):
+        with self._hidden_states(any(h.needs_hidden_states for h in self._heads.values())):
             out = forward_batch(self.backbone, texts, grad=grad)
         offsets = out["offset_mapping"].tolist()
         special = out["special_tokens_mask"].bool() | ~out["attention_mask"].bool().cpu()
@@ -151,17 +151,17 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
             piece_word.append(piece_to_word(row_offsets, word_spans))
         out["piece_word"] = torch.tensor(piece_word, dtype=torch.long, device=self.device)
         out["n_words"] = max((len(s) for s in spans), default=0)
-        if any(getattr(h, "uses_word_shape", False) for h in self._heads.values()):
+        if any(h.uses_word_shape for h in self._heads.values()):
             out["word_shape"] = word_shapes(texts, spans, out["n_words"]).to(
                 self.device
             )  # (batch, words, shapes)
-        if any(getattr(h, "uses_word_chars", False) for h in self._heads.values()):
+        if any(h.uses_word_chars for h in self._heads.values()):
             out["word_chars"] = torch.tensor(
                 word_char_rows(texts, spans, out["n_words"]), dtype=torch.long, device=self.device
             ).reshape(len(texts), out["n_words"], -1)  # (batch, words, chars)
         out["word_count"] = torch.tensor([len(s) for s in spans], dtype=torch.long)
         out["texts"] = texts
-        if any(getattr(h, "reads_windows", False) for h in self._heads.values()):
+        if any(h.reads_windows for h in self._heads.values()):
             out.update(self._window_features(texts, out, grad))
         return out, texts, spans
 
@@ -325,11 +325,7 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         from .calibration import expected_calibration_error, fit_temperature, softmax
 
         head = self._select([task])[task]
-        if (
-            head.level != "sentence"
-            or getattr(head, "multi_label", False)
-            or not hasattr(head, "temperature")
-        ):
+        if head.level != "sentence" or not head.calibrates:
             raise InputError(
                 f"Task {task!r}: only single-label sentence heads are calibrated by temperature."
             )
@@ -345,32 +341,16 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         after = expected_calibration_error(softmax(logits, head.temperature), ids)
         return {"temperature": head.temperature, "ece_before": round(before, 4), "ece_after": round(after, 4)}
 
-    def fit(self, tasks: Any, output_dir: str | os.PathLike[str] | None = None, **settings: Any) -> Any:
-        """Train in one call: ``tasks`` is a list of :class:`~st_multitask.training.TaskData` or a
-        dict ``{name: train}`` / ``{name: (train, dev)}``; ``settings`` are TrainingConfig fields.
-
-        >>> from st_multitask.data import SentenceExamples
-        >>> from st_multitask.heads import MLPHead
-        >>> model = MultiTaskModel().add_head("mood", MLPHead(384, ["happy", "sad"], hidden=[]))
-        >>> data = SentenceExamples(["What a lovely day!", "I lost my keys."] * 8, ["happy", "sad"] * 8)
-        >>> result = model.fit({"mood": (data, data)}, epochs=3, freeze=["backbone"], head_learning_rate=0.05)
-        >>> model.predict(["Such a lovely day!"])[0]["mood"]["label"]
-        'happy'
-        """
-        from .training import TaskData, Trainer, TrainingConfig
-
-        if isinstance(tasks, dict):
-            built = []
-            for name, value in tasks.items():
-                train, dev = value if isinstance(value, tuple) else (value, None)
-                built.append(TaskData(name, train, dev))
-            tasks = built
-        progress = settings.pop("progress", False)
-        trainer = Trainer(self, TrainingConfig.from_dict(settings), output_dir=output_dir, progress=progress)
-        return trainer.fit(tasks)
-
     # -- save / load ----------------------------------------------------------------------------
-    def _is_packaged_default(self) -> bool:
+    def record(self, **entries: Any) -> None:
+        """Keep facts about how the model was made (``metrics``, ``test_metrics``, ``training``):
+        :meth:`save` writes them into the manifest and the model card."""
+        unknown = [k for k in entries if k not in RECORD_KEYS]
+        if unknown:
+            raise InputError(f"Unknown record {unknown[0]!r}. Valid: {', '.join(RECORD_KEYS)}.")
+        self._manifest = {**getattr(self, "_manifest", {}), **entries}
+
+    def has_packaged_backbone(self) -> bool:
         """True when the backbone's weights are exactly those of the packaged all-MiniLM-L6-v2."""
         from safetensors.torch import load_file
 
@@ -401,8 +381,8 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         if backbone not in ("copy", "reference"):
             raise InputError(f"Unknown backbone mode {backbone!r}. Valid: copy, reference.")
         if path.exists() and not overwrite:
-            raise InputError(f"{path} exists already; pass overwrite=True (--overwrite) to replace it.")
-        if backbone == "reference" and not self._is_packaged_default():
+            raise InputError(f"{path} exists already; pass overwrite=True to replace it.")
+        if backbone == "reference" and not self.has_packaged_backbone():
             raise InputError(
                 "backbone='reference' needs the unchanged packaged all-MiniLM-L6-v2; use 'copy'."
             )
@@ -489,7 +469,7 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         if not (bundled / MANIFEST_NAME).is_file():
             raise ModelLoadError(
                 "No bundled default model ships with this version of st_multitask yet. Train one with "
-                "MultiTaskModel.add_head(...) and save(), then pass its directory (--model DIR or STMT_MODEL)."
+                "MultiTaskModel.add_head(...) and save(), then load its directory: model='DIR'."
             )
         return cls.load(bundled, device, backend, precision)
 

@@ -33,7 +33,7 @@ from .data import SentenceExamples, TokenExamples, read_sentence_examples, read_
 from .errors import InputError
 from .heads import get_head_class
 from .model import MultiTaskModel
-from .training import TaskData, TrainingConfig, load_config_file
+from .training.config import TaskData, TrainingConfig, load_config_file
 
 __all__ = ["TASK_KEYS", "load_recipe", "read_split"]
 

@@ -92,7 +92,7 @@ def test_min_score_is_checked_in_the_library():
 
 @pytest.mark.parametrize("calibrate", [True, False])
 def test_training_fits_the_temperature_on_dev(tiny_model_dir, calibrate):
-    from st_multitask import MultiTaskModel
+    from st_multitask import MultiTaskModel, fit
     from st_multitask.data import SentenceExamples
     from st_multitask.heads import MLPHead
 
@@ -100,8 +100,8 @@ def test_training_fits_the_temperature_on_dev(tiny_model_dir, calibrate):
     model = MultiTaskModel(str(tiny_model_dir)).add_head("mood", MLPHead(32, ["happy", "sad"], hidden=[]))
     data = SentenceExamples(["What a lovely day!", "I lost my keys.", "Great news!", "Awful weather."] * 6,
                             ["happy", "sad", "happy", "sad"] * 6)  # fmt: skip
-    result = model.fit({"mood": (data, data)}, epochs=2, freeze=["backbone"], head_learning_rate=0.05,
-                       calibrate=calibrate, progress=False)  # fmt: skip
+    result = fit(model, {"mood": (data, data)}, epochs=2, freeze=["backbone"], head_learning_rate=0.05,
+                 calibrate=calibrate, progress=False)  # fmt: skip
     temperature = model.heads["mood"].temperature
     if calibrate:
         assert result.metrics["mood"]["temperature"] == temperature and "ece" in result.metrics["mood"]

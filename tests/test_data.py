@@ -29,7 +29,7 @@ def test_bom_is_dropped(write):
     [
         (b"", "is empty"),
         (b"\n \n\t\n", "only blank lines"),
-        (b"ok\nbad \xff byte\n", r"line 2 is not valid UTF-8 \(byte 0xff at column 5\).*--errors replace"),
+        (b"ok\nbad \xff byte\n", r"line 2 is not valid UTF-8 \(byte 0xff at column 5\).*errors='replace'"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "looks like a binary file"),
     ],
 )
@@ -71,7 +71,7 @@ def test_csv_and_tsv_columns(write):
 
 def test_csv_missing_column_suggests_one(write):
     with pytest.raises(
-        InputError, match=r"Expected a column 'text' in .*found 'sentence', 'label'. Pass --column sentence\?"
+        InputError, match=r"Expected a column 'text' in .*found 'sentence', 'label'. Pass column='sentence'\?"
     ):
         read_texts(write("d.csv", "sentence,label\nhi,1\n"))
 

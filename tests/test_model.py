@@ -213,7 +213,7 @@ def test_default_model_ships_and_predicts():
     assert result["topic"]["label"] == "business"
     assert [(e["text"], e["label"]) for e in result["ner"]][:2] == [("Apple", "ORG"), ("U.K.", "LOC")]
     # the backbone is the unchanged packaged MiniLM: embeddings are exactly all-MiniLM-L6-v2's
-    assert model._is_packaged_default()
+    assert model.has_packaged_backbone()
 
 
 def test_info(model):

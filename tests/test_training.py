@@ -15,7 +15,9 @@ from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
 from st_multitask.data import SentenceExamples, TokenExamples
 from st_multitask.errors import InputError
 from st_multitask.heads import MLPHead
-from st_multitask.sampling import TaskSampler
+from st_multitask.training import TaskSampler
+from st_multitask.training.optim import encoder_layers
+from st_multitask.training.plan import streams_of
 
 sys.path.insert(0, str(Path(__file__).parent / "jobs"))
 from train_job import build_model, toy_tasks
@@ -119,7 +121,7 @@ def test_rows_with_several_labels_train_from_one_pass(tiny):
             epochs=1, batch_size=8, freeze=["backbone"], cache_embeddings="off", calibrate=False
         )
         trainer = Trainer(tiny, config, progress=False)
-        assert [s.tasks for s in trainer._streams(tasks)] == [["sentiment", "topic"]]
+        assert [s.tasks for s in streams_of(tiny, tasks)] == [["sentiment", "topic"]]
         before = len(calls)
         trainer.fit(tasks)
     finally:
@@ -173,17 +175,17 @@ def test_gradual_unfreezing_schedule(tiny):
     config = TrainingConfig(epochs=1, batch_size=8, unfreeze_every=3, unfreeze_unit="step", unfreeze_layers=1)
     trainer = Trainer(tiny, config, progress=False)
     trainable = []
-    original = trainer._set_unfrozen
+    original = trainer.freezing.set_unfrozen
 
     def spy(count):
         original(count)
-        layers = trainer._encoder_layers()
+        layers = encoder_layers(tiny)
         trainable.append(
             tuple(any(p.requires_grad for p in layer.parameters()) for layer in layers)
             + (any(p.requires_grad for p in tiny.backbone[0].auto_model.embeddings.parameters()),)
         )
 
-    trainer._set_unfrozen = spy
+    trainer.freezing.set_unfrozen = spy
     before = _snapshot(tiny)
     trainer.fit(toy_tasks(32))  # 8 micro-batches = 8 steps
     # (layer 0, layer 1, embeddings): top layer first, the next after 3 steps, embeddings after 6
@@ -250,7 +252,7 @@ def test_bad_training_input(tiny, tmp_path, write):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    with pytest.raises(InputError, match="exists and is not empty; pass --overwrite"):
+    with pytest.raises(InputError, match="exists and is not empty; pass overwrite=True"):
         Trainer(tiny, TrainingConfig(), output_dir=out, progress=False).fit(tasks)
     assert (out / "keep.txt").read_text() == "precious"
     with pytest.raises(InputError, match="Nothing to resume"):
@@ -401,7 +403,7 @@ def test_sequential_stages_each_get_their_own_warmup_and_decay(tiny, monkeypatch
     assert len(seen) == 8
     first, second = seen[:4], seen[4:]
     assert first == pytest.approx(second)  # the second stage starts over: warmup, then decay
-    assert first[0] < first[1] and first[-1] < first[1]
+    assert first[0] < first[1] < first[2] and first[-1] < first[2]  # linear warmup from 0, then decay
 
 
 def _uneven_tasks() -> list[TaskData]:

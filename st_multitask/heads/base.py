@@ -55,6 +55,16 @@ class Head(nn.Module):
     level: ClassVar[Literal["sentence", "token"]]
     config_keys: ClassVar[list[str]] = ["in_features", "labels"]
 
+    # What the head reads beyond the last layer's states. The model computes an input only when
+    # some head asks for it; kinds override these (as class attributes or properties).
+    needs_hidden_states: bool = False  # every layer's states (``all_layer_embeddings``)
+    uses_word_shape: bool = False  # ``word_shape`` (batch, words, shapes)
+    uses_word_chars: bool = False  # ``word_chars`` (batch, words, chars)
+    reads_windows: bool = False  # ``window_*``: long texts read as overlapping windows
+    uses_text: bool = False  # the raw texts: fit a vocabulary on them before training
+    multi_label: bool = False  # any number of labels per example
+    ignore_index: ClassVar[int] = -100  # a target the loss skips (padding, words not read)
+
     def __init__(self, in_features: int, labels: Sequence[str]):
         super().__init__()
         if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
@@ -118,6 +128,34 @@ class Head(nn.Module):
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # -- training -------------------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        """False while the head still has to see its training texts (see :meth:`fit_features`)."""
+        return True
+
+    def fit_features(self, texts: Sequence[str | Sequence[str]]) -> None:
+        """Fit whatever the head builds from its training texts (a vocabulary); most build nothing."""
+
+    @property
+    def learning_rate_scales(self) -> dict[str, float]:
+        """``{submodule: factor}``: weights that train at ``factor`` x the head learning rate."""
+        return {}
+
+    @property
+    def calibrates(self) -> bool:
+        """Whether a temperature fitted on dev data calibrates the head's scores."""
+        return False
+
+    def encode_targets(self, values: Sequence[Any]) -> Tensor:
+        """A batch of gold values (one label per example) as the targets :meth:`loss` takes."""
+        return self.encode_labels(values)
+
+    def training_loss(self, logits: Tensor, targets: Tensor, read: Tensor) -> Tensor | None:
+        """The loss of a training batch; ``read`` (batch, words) marks the words inside the model
+        window. ``None`` when the batch holds nothing to learn from."""
+        return self.loss(logits, targets)
 
     # -- save / load ----------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:

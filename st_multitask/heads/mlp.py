@@ -9,7 +9,7 @@ torch.Size([3, 2])
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -156,6 +156,20 @@ class MLPHead(Head):
     def probabilities(self, logits: Tensor) -> Tensor:
         logits = logits / self.temperature
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+
+    @property
+    def calibrates(self) -> bool:
+        return not self.multi_label
+
+    def encode_targets(self, values: Sequence[Any]) -> Tensor:
+        """Label ids (batch,), or a 0/1 matrix (batch, labels) when multi-label (a row may be one
+        label or a list of them)."""
+        if not self.multi_label:
+            return self.encode_labels(values)
+        matrix = torch.zeros(len(values), self.num_labels)
+        for row, labels in enumerate(values):
+            matrix[row, self.encode_labels(labels if isinstance(labels, list) else [labels])] = 1.0
+        return matrix
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Cross-entropy on label ids (batch,), or BCE on a 0/1 matrix (batch, labels) if multi-label."""

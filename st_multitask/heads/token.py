@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 
 from ..alignment import ALIGNMENTS, pool_words
 from ..errors import InputError
@@ -134,7 +135,22 @@ class TokenHead(Head):
         return torch.softmax(logits, dim=-1)
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """Cross-entropy over words; targets (batch, words) with -100 where there is no word."""
+        """Cross-entropy over words; targets (batch, words) hold ``ignore_index`` where there is no word."""
         return nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=self.ignore_index
         )
+
+    def encode_targets(self, values: Sequence[Sequence[str]]) -> Tensor:
+        """(batch, words) tag ids, padded with ``ignore_index`` past each sentence's end."""
+        rows = [self.encode_labels(list(tags)) for tags in values]
+        return pad_sequence(rows, batch_first=True, padding_value=self.ignore_index)
+
+    def training_loss(self, logits: Tensor, targets: Tensor, read: Tensor) -> Tensor | None:
+        """Words the model did not read (past its window) teach nothing: their targets are masked."""
+        width = logits.shape[1]  # (batch, words, labels)
+        targets = targets[:, :width]
+        unread = ~read[:, :width].to(targets.device)
+        targets = targets.masked_fill(unread[:, : targets.shape[1]], self.ignore_index)
+        if (targets != self.ignore_index).sum() == 0:
+            return None
+        return self.loss(logits, targets)

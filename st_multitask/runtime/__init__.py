@@ -83,7 +83,7 @@ def bf16_support() -> tuple[bool, str]:
     name = openvino.Core().get_property("CPU", "FULL_DEVICE_NAME")
     return False, (
         f"this CPU ({name}) has no bf16 support: it lacks AVX512_BF16 and AMX "
-        f"(OpenVINO reports {', '.join(capabilities)}). Use --precision fp32 or int8."
+        f"(OpenVINO reports {', '.join(capabilities)}). Use precision='fp32' or precision='int8'."
     )
 
 
@@ -136,13 +136,13 @@ def resolve_backend(
         raise not_installed(backend)
     if backend == "torch" and precision != "fp32":
         raise InputError(
-            f"The torch backend runs fp32 only; for {precision} pass --backend onnx or openvino (or auto)."
+            f"The torch backend runs fp32 only; for {precision} pass backend='onnx' or backend='openvino' (or backend='auto')."
         )
     if backend == "onnx" and precision == "bf16":
-        raise InputError("ONNX Runtime's CPU provider has no bf16 kernels; use --backend openvino for bf16.")
+        raise InputError("ONNX Runtime's CPU provider has no bf16 kernels; use backend='openvino' for bf16.")
     if backend in FAST_BACKENDS and device and not device.startswith("cpu"):
         raise InputError(
-            f"The {backend} backend runs on the CPU here; pass --device cpu, or --backend torch for {device}."
+            f"The {backend} backend runs on the CPU here; pass device='cpu', or backend='torch' for {device}."
         )
     if backend == "openvino" and precision == "bf16":
         supported, reason = bf16_support()

@@ -277,7 +277,7 @@ def _export_graph(
     if not difference <= _TOLERANCE[precision]:
         raise ExportError(
             f"The exported {graph_key(backend, precision)} graph of {files.path} differs from torch by "
-            f"{difference:.3g} (allowed {_TOLERANCE[precision]}); it was not kept. Use --backend torch."
+            f"{difference:.3g} (allowed {_TOLERANCE[precision]}); it was not kept. Use backend='torch'."
         )
     return {
         "backend": backend,
@@ -331,7 +331,7 @@ def export_model(
     read_model_files(backbone)  # fail early on models the fast path cannot run
     output = Path(output)
     if output.resolve() == source.resolve() and not overwrite:
-        raise InputError(f"{output} is the model itself; pass --overwrite to add the graph to it.")
+        raise InputError(f"{output} is the model itself; pass overwrite=True to add the graph to it.")
     with atomic_directory(output, overwrite) as tmp:
         shutil.copytree(backbone, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "__pycache__"))
         if manifest is None:

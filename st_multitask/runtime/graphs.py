@@ -60,12 +60,12 @@ def verify_graph(root: Path, record: dict[str, Any], fingerprint: str, where: st
         if sha256_file(file) != expected:
             raise ModelLoadError(
                 f"{file} does not match its sha256 in {where}: truncated or altered; export it again "
-                "with stmt export --overwrite."
+                "with overwrite=True."
             )
     if source != fingerprint:
         raise ModelLoadError(
             f"{root / next(iter(files))} was exported from another model (its weights or tokenizer "
-            f"differ from those in {root}); export it again with stmt export --overwrite."
+            f"differ from those in {root}); export it again with overwrite=True."
         )
     return root / next(iter(files))
 

@@ -172,7 +172,7 @@ class NumpyHead:
         activation = config.get("activation", "torch.nn.Identity")
         if activation not in ACTIVATIONS:
             raise ModelLoadError(
-                f"Activation {activation!r} has no numpy twin; use --backend torch for this model."
+                f"Activation {activation!r} has no numpy twin; use backend='torch' for this model."
             )
         self.activation = ACTIVATIONS[activation]
 
@@ -363,7 +363,7 @@ def load_numpy_head(head_dir: Path, num_layers: int) -> NumpyHead:
     if cls is None:
         raise ModelLoadError(
             f"Head kind {kind!r} has no torch-free twin (register one with "
-            "st_multitask.runtime.heads.register_numpy_head); use --backend torch for this model."
+            "st_multitask.runtime.heads.register_numpy_head); use backend='torch' for this model."
         )
     try:
         weights = load_file(str(head_dir / WEIGHTS_NAME))

@@ -56,7 +56,7 @@ def test_export_writes_a_complete_verified_model(exported, run):
 
 def test_export_errors_are_one_line(exported, run, write):
     existing = run("export", "--backend", "onnx", "-o", str(exported))
-    assert existing.exit_code == 2 and "exists already; pass overwrite=True (--overwrite)" in existing.stderr
+    assert existing.exit_code == 2 and "exists already; pass --overwrite to replace it" in existing.stderr
     for name, content, message in (("c.txt", "\n\n", "has no text"), ("c.bin", b"\x00\x01\xff", "binary")):
         calibration = write(name, content)
         result = run("export", "--backend", "openvino", "--precision", "int8", "--calibration", calibration,

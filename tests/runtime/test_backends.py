@@ -31,7 +31,7 @@ def test_environment_variables_choose(monkeypatch):
         ("tensorrt", "fp32", "Unknown backend 'tensorrt'. Valid: auto, torch, onnx, openvino."),
         ("onnx", "fp8", "Unknown precision 'fp8'. Valid: fp32, bf16, int8."),
         ("torch", "int8", "torch backend runs fp32 only"),
-        ("onnx", "bf16", "no bf16 kernels; use --backend openvino"),
+        ("onnx", "bf16", "no bf16 kernels; use backend='openvino'"),
     ],
 )
 def test_bad_choices_name_the_valid_ones(backend, precision, message):
@@ -61,5 +61,5 @@ def test_a_backend_that_is_not_installed_gives_the_pip_command(monkeypatch):
 
 
 def test_fast_backends_refuse_a_gpu_device():
-    with pytest.raises(InputError, match="runs on the CPU here; pass --device cpu"):
+    with pytest.raises(InputError, match="runs on the CPU here; pass device='cpu'"):
         resolve_backend("onnx", "fp32", device="cuda")

@@ -126,5 +126,5 @@ def test_a_kind_without_a_twin_is_named(tmp_path):
     head.save(tmp_path)
     from st_multitask.errors import ModelLoadError
 
-    with pytest.raises(ModelLoadError, match="Softplus.*--backend torch"):
+    with pytest.raises(ModelLoadError, match="Softplus.*backend='torch'"):
         load_numpy_head(tmp_path, num_layers=LAYERS)
