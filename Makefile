@@ -29,9 +29,10 @@ demo: install  ## the quick start: similarity and prediction with the packaged d
 	$(BIN)/stmt similarity examples/a.txt examples/b.txt
 	$(BIN)/stmt predict "Apple is buying a U.K. startup for \$$1 billion" "The film was a joy from start to finish."
 
-test: install data  ## lint, then the whole test suite
+test: install data  ## lint (ruff, the import layers), then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-fast: install  ## tests without the slow ones
@@ -40,6 +41,7 @@ test-fast: install  ## tests without the slow ones
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .
