@@ -230,32 +230,15 @@ def repair_bio(tags: Sequence[str]) -> list[str]:
 def decode_bio(
     tags: Sequence[str], scores: Sequence[float], word_spans: Sequence[tuple[int, int]], text: str
 ) -> list[Entity]:
-    """Entities from per-word IOB2 tags (repaired first); the score is the mean of the words' scores."""
-    entities: list[Entity] = []
-    current: dict | None = None
+    """Entities from per-word IOB2 tags (repaired first, then chunked by seqeval); the score is the
+    mean of the words' scores."""
+    from seqeval.scheme import IOB2, Entities
 
-    def close() -> None:
-        if current is not None:
-            start, end = current["start"], current["end"]
-            entities.append(
-                Entity(
-                    text=text[start:end],
-                    label=current["label"],
-                    start=start,
-                    end=end,
-                    score=round(sum(current["scores"]) / len(current["scores"]), 4),
-                )
-            )
-
-    for tag, score, (start, end) in zip(repair_bio(tags), scores, word_spans):
-        if tag.startswith("B-"):
-            close()
-            current = {"label": tag[2:], "start": start, "end": end, "scores": [score]}
-        elif tag.startswith("I-") and current is not None:
-            current["end"] = end
-            current["scores"].append(score)
-        else:
-            close()
-            current = None
-    close()
+    tags = repair_bio(tags)[: min(len(scores), len(word_spans))]
+    entities = []
+    for chunk in Entities([tags], IOB2).entities[0]:  # words [start, end) of one entity
+        start, end = word_spans[chunk.start][0], word_spans[chunk.end - 1][1]
+        words = scores[chunk.start : chunk.end]
+        score = round(sum(words) / len(words), 4)
+        entities.append(Entity(text=text[start:end], label=chunk.tag, start=start, end=end, score=score))
     return entities

@@ -31,3 +31,18 @@ def test_help_does_not_import_torch():
 def test_unknown_command(run):
     result = run("nope")
     assert result.exit_code == 2 and "No such command 'nope'" in result.stderr
+
+
+def test_library_errors_name_flags_on_the_command_line():
+    from st_multitask.cli._common import cli_terms
+
+    assert cli_terms("out exists already; pass overwrite=True to replace it.") == (
+        "out exists already; pass --overwrite to replace it."
+    )
+    assert (
+        cli_terms("Found 'sentence'. Pass text_column='sentence'?")
+        == "Found 'sentence'. Pass --text-column sentence?"
+    )
+    assert cli_terms("use backend='torch' or device='cpu'; or pass model=None") == (
+        "use --backend torch or --device cpu; or leave --model out"
+    )

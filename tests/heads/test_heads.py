@@ -82,6 +82,21 @@ def test_token_head_loss_ignores_padding():
     assert torch.allclose(full, padded)
 
 
+def test_heads_encode_their_targets_and_mask_what_they_cannot_learn():
+    token = TokenHead(4, ["O", "B-PER", "I-PER"])
+    targets = token.encode_targets([["B-PER", "I-PER", "O"], ["O"]])
+    assert targets.tolist() == [[1, 2, 0], [0, token.ignore_index, token.ignore_index]]
+    logits = torch.randn(2, 3, 3)
+    read = torch.tensor([[True, True, False], [True, False, False]])  # word 3 of text 1 not read
+    expected = token.loss(logits, torch.tensor([[1, 2, -100], [0, -100, -100]]))
+    assert torch.allclose(token.training_loss(logits, targets, read), expected)
+    assert token.training_loss(logits, targets, torch.zeros(2, 3, dtype=torch.bool)) is None
+    multi = MLPHead(4, ["a", "b", "c"], multi_label=True)
+    assert multi.encode_targets([["a", "c"], "b"]).tolist() == [[1, 0, 1], [0, 1, 0]]
+    assert MLPHead(4, ["a", "b"]).encode_targets(["b", "a"]).tolist() == [1, 0]
+    assert MLPHead(4, ["a", "b"]).calibrates and not multi.calibrates and not token.calibrates
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [
@@ -237,3 +252,28 @@ def test_mlp_head_mixing_hidden_layers(tmp_path):
     logits = head(features)
     assert torch.allclose(head(inputs), logits)  # cached inputs give the same result
     assert torch.allclose(_roundtrip(head, tmp_path).eval()(features), logits)
+
+
+def test_a_new_head_kind_trains_without_touching_the_trainer(tiny_model_dir):
+    """The trainer asks the head for its targets and its loss: a kind with other targets (here a
+    score per text, learned by regression) trains as it is."""
+    from st_multitask import MultiTaskModel, fit
+    from st_multitask.data import SentenceExamples
+
+    class ScoreHead(CosineHead):
+        kind: ClassVar[str] = "test-score"
+
+        def encode_targets(self, values):
+            return torch.tensor([float(v == "high") for v in values])
+
+        def training_loss(self, logits, targets, read):
+            calls.append(len(targets))
+            return nn.functional.mse_loss(logits[:, 1] - logits[:, 0], targets)
+
+    calls: list[int] = []
+    model = MultiTaskModel(str(tiny_model_dir), device="cpu")
+    model.add_head("score", ScoreHead(model.dim, ["low", "high"]))
+    data = SentenceExamples(["a calm day", "a wild storm"] * 4, ["low", "high"] * 4)
+    before = model.heads["score"].prototypes.detach().clone()
+    fit(model, {"score": data}, epochs=1, batch_size=4, freeze=["backbone"], calibrate=False)
+    assert calls == [4, 4] and not torch.equal(before, model.heads["score"].prototypes)
