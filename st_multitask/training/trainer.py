@@ -98,7 +98,7 @@ class Trainer:
         }
         if self.resume:
             scheduler = self._resume(optimizer, plan, state)
-        self._epoch_end_parts(tasks)
+        self._make_callbacks(tasks)
         from tqdm.auto import tqdm
 
         bar = tqdm(
@@ -294,7 +294,8 @@ class Trainer:
         return sampler
 
     # -- after each epoch and the run -------------------------------------------------------------
-    def _epoch_end_parts(self, tasks: Sequence[TaskData]) -> None:
+    def _make_callbacks(self, tasks: Sequence[TaskData]) -> None:
+        """The metrics log, the best weights and each head's best epoch (read back when resuming)."""
         folder = self.output_dir / "checkpoints" if self.output_dir is not None and self.rank == 0 else None
         self._tasks = {t.name: t for t in tasks}
         self._log = MetricsLog(self.output_dir / "metrics.jsonl" if folder else None, self.history)
