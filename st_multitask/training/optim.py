@@ -1,6 +1,6 @@
 """What trains and how fast: freezing (backbone, heads), gradual unfreezing of the encoder layers
 from the top, AdamW parameter groups with layer-wise learning-rate decay, and the linear warmup
-and decay schedule (``transformers.get_linear_schedule_with_warmup``)."""
+and decay schedule."""
 
 from __future__ import annotations
 
@@ -137,10 +137,20 @@ def make_optimizer(model: MultiTaskModel, config: TrainingConfig) -> torch.optim
 def make_schedule(
     optimizer: torch.optim.Optimizer, steps: int, config: TrainingConfig
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup over ``warmup_ratio`` of ``steps``, then linear decay to 0."""
-    from transformers import get_linear_schedule_with_warmup
+    """Linear warmup over ``warmup_ratio`` of ``steps``, then linear decay to 0.
 
-    return get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+    The decay is ``transformers.get_linear_schedule_with_warmup``'s; the warmup starts at
+    ``1 / warmup`` of the rate where transformers' starts at 0, so no step is spent at a zero
+    learning rate and runs (and the bundled model's recipe) keep the results they had.
+    """
+    warmup = int(config.warmup_ratio * steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (steps - step) / max(1, steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def autocast(config: TrainingConfig) -> Any:
