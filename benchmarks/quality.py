@@ -2,7 +2,8 @@
 
 - topic (BBC News) and sentiment (Rotten Tomatoes): TF-IDF (1-2 grams) + logistic regression;
   frozen all-MiniLM-L6-v2 embeddings (whole texts: windows pooled) + logistic regression; the
-  hybrid logistic regression on both side by side; the default model's head. Accuracy, macro-F1
+  hybrid logistic regression on both side by side, and again with the hybrid head's
+  ``unknown_norm`` TF-IDF rows; the default model's head. Accuracy, macro-F1
   and ECE on the fixed test splits (stratified 80/10/10, seed 0; baselines train on train).
 - sentiment, second domain: the same systems (trained on Rotten Tomatoes) on VADER's Amazon review
   and tweet snippets (``st_multitask.corpora.load_vader_snippets``; ``make data`` fetches them).
@@ -28,12 +29,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, sts_test_spearman
 
 from st_multitask import MultiTaskModel, embed
 from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes, load_vader_snippets
 from st_multitask.evaluation import evaluate_task, sentence_metrics, token_metrics
+from st_multitask.text_features import SparseFeatures
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,6 +48,17 @@ SECOND_DOMAIN = ("amazon", "tweets")  # VADER ground-truth snippets, |score| >= 
 def _metrics(classifier, x_test, gold) -> dict:
     predicted = classifier.predict(x_test).tolist()
     return sentence_metrics(gold, predicted, list(classifier.classes_), classifier.predict_proba(x_test))
+
+
+def _csr(ids: np.ndarray, weights: np.ndarray, width: int):
+    """Padded (ids, weights) rows of :class:`SparseFeatures` as a scipy CSR matrix."""
+    from scipy.sparse import csr_matrix
+
+    rows = np.repeat(np.arange(len(ids)), ids.shape[1])
+    keep = ids.reshape(-1) >= 0
+    return csr_matrix(
+        (weights.reshape(-1)[keep], (rows[keep], ids.reshape(-1)[keep])), shape=(len(ids), width)
+    )
 
 
 def sentence_baselines(train, tests: dict, backbone) -> dict[str, dict[str, dict]]:
@@ -60,11 +75,19 @@ def sentence_baselines(train, tests: dict, backbone) -> dict[str, dict[str, dict
         sparse[name] = vectorizer.transform(data.texts)
         dense[name] = embed(data.texts, model=backbone, long="chunk")
     hybrid = {k: hstack([sparse[k], csr_matrix(dense[k])]).tocsr() for k in sparse}
+    # the same with the hybrid head's unknown_norm: unknown n-grams count in each row's L2 norm
+    counted = SparseFeatures.fit(train.texts, {"unknown_norm": True})
+    texts = {"train": train.texts, **{name: data.texts for name, data in tests.items()}}
+    hybrid_unknown = {
+        k: hstack([_csr(*counted.transform(v), len(counted)), csr_matrix(dense[k])]).tocsr()
+        for k, v in texts.items()
+    }
     out: dict[str, dict[str, dict]] = {}
     for system, features, c in (
         ("TF-IDF + logistic regression", sparse, 10.0),
         ("frozen embeddings + logistic regression", dense, 10.0),
         ("hybrid: TF-IDF + embeddings, logistic regression", hybrid, 4.0),
+        ("hybrid, unknown n-grams in the TF-IDF norm, logistic regression", hybrid_unknown, 4.0),
     ):
         classifier = LogisticRegression(max_iter=3000, C=c).fit(features["train"], train.labels)
         out[system] = {

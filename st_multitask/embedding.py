@@ -263,7 +263,8 @@ def embed_tokens(
         out = forward_batch(model, batch)
         tokens = out["token_embeddings"].float().cpu().numpy()  # (batch, seq, dim)
         for row, text in enumerate(batch):
-            keep = (out["attention_mask"][row].bool() & ~out["special_tokens_mask"][row].bool()).cpu().numpy()
+            # the backbone's outputs are on its device, the tokenizer's masks on the CPU
+            keep = (out["attention_mask"][row].bool().cpu() & ~out["special_tokens_mask"][row].bool()).numpy()
             ids = out["input_ids"][row].cpu().numpy()[keep]
             offsets = [(int(s), int(e)) for s, e in out["offset_mapping"][row].numpy()[keep]]
             results.append(

@@ -32,6 +32,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "max_features": 100_000,
     "sublinear_tf": True,
     "lowercase": True,
+    "unknown_norm": False,
 }
 
 
@@ -62,7 +63,7 @@ def check_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
         value = out[key]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InputError(f"{key} must be a positive integer, got {value!r}.")
-    for key in ("sublinear_tf", "lowercase"):
+    for key in ("sublinear_tf", "lowercase", "unknown_norm"):
         if not isinstance(out[key], bool):
             raise InputError(f"{key} must be true or false, got {out[key]!r}.")
     return out
@@ -78,6 +79,7 @@ def _vectorizer(settings: dict[str, Any], vocabulary: dict[str, int] | None = No
         sublinear_tf=settings["sublinear_tf"],
         lowercase=settings["lowercase"],
         vocabulary=vocabulary,
+        norm=None if vocabulary is not None and settings["unknown_norm"] else "l2",
         dtype=np.float32,
     )
 
@@ -120,9 +122,12 @@ class SparseFeatures:
 
     def transform(self, texts: Sequence[str | Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
         """Per text its non-zero features, padded: ids (batch, width) int64 (``-1`` pads) and
-        weights (batch, width) float32 (``0`` pads); each row is L2-normalised, as TF-IDF is."""
+        weights (batch, width) float32 (``0`` pads). Each row is L2-normalised, as TF-IDF is: over
+        its known terms, or with the ``unknown_norm`` setting over all its n-grams."""
         texts = [t if isinstance(t, str) else " ".join(t) for t in texts]
         matrix = self._vectorizer.transform(texts).tocsr()
+        if self.settings["unknown_norm"]:
+            matrix = self._normalise_with_unknown(texts, matrix)
         matrix.sort_indices()
         counts = np.diff(matrix.indptr)
         width = max(int(counts.max()) if len(counts) else 0, 1)
@@ -133,6 +138,30 @@ class SparseFeatures:
             ids[row, : end - start] = matrix.indices[start:end]
             weights[row, : end - start] = matrix.data[start:end]
         return ids, weights
+
+    def _normalise_with_unknown(self, texts: list[str], matrix: Any) -> Any:
+        """L2-normalise each row over *all* its n-grams, the unknown ones counted at the highest
+        idf of the vocabulary (a term as rare as any kept). Plain TF-IDF normalises over the known
+        terms alone, so a text from another domain with two known words out of twenty gets those two
+        at full strength; here they keep their share, and the head leans on its dense part."""
+        analyze, vocabulary = self._vectorizer.build_analyzer(), self._vectorizer.vocabulary_
+        rare = float(np.max(self._vectorizer.idf_))
+        unknown = np.zeros(len(texts))
+        for row, text in enumerate(texts):
+            counts: dict[str, int] = {}
+            for gram in analyze(text):
+                if gram not in vocabulary:
+                    counts[gram] = counts.get(gram, 0) + 1
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            if self.settings["sublinear_tf"]:
+                tf = 1.0 + np.log(tf)
+            unknown[row] = float(np.sum((tf * rare) ** 2))
+        known = np.asarray(matrix.multiply(matrix).sum(axis=1), dtype=np.float64).reshape(-1)
+        norms = np.sqrt(known + unknown)
+        norms[norms == 0] = 1.0
+        from scipy.sparse import diags
+
+        return (diags((1.0 / norms).astype(np.float32)) @ matrix).tocsr()
 
     def save(self, directory: str | Path) -> None:
         """Write the terms as ``vocabulary.json`` (the idf goes into the head's safetensors)."""

@@ -36,7 +36,7 @@ class HybridHead(MLPHead):
 
     Args (besides :class:`MLPHead`'s):
         features: TF-IDF settings (``ngram_range``, ``min_df``, ``max_features``,
-            ``sublinear_tf``, ``lowercase``; see :mod:`st_multitask.text_features`).
+            ``sublinear_tf``, ``lowercase``, ``unknown_norm``; see :mod:`st_multitask.text_features`).
         wide_learning_rate_scale: the wide weights train with this multiple of the head learning
             rate: each weight sees few updates (one per text holding its n-gram), so they need
             larger steps than the dense MLP.

@@ -105,10 +105,11 @@ def resolve_backend(
 ) -> BackendChoice:
     """Pick the engine. ``None`` reads ``STMT_BACKEND`` / ``STMT_PRECISION`` (default auto, fp32).
 
-    ``auto`` is torch on a GPU, else the fastest installed fast runtime for the precision, else
-    torch. An explicit backend that is not installed, an unknown name, bf16 where the hardware
-    lacks it, or a precision the backend cannot run raise :class:`InputError` /
-    :class:`RuntimeUnavailableError` naming the fix.
+    ``auto`` is torch on a GPU (fp32; bf16 and int8 without a named GPU device go to the CPU
+    runtimes), else the fastest installed fast runtime for the precision, else torch. An explicit
+    backend that is not installed, an unknown name, bf16 where the hardware lacks it, or a
+    precision the backend cannot run raise :class:`InputError` / :class:`RuntimeUnavailableError`
+    naming the fix.
     """
     backend = (backend or os.environ.get("STMT_BACKEND") or "auto").strip().lower()
     precision = (precision or os.environ.get("STMT_PRECISION") or "fp32").strip().lower()
@@ -118,7 +119,9 @@ def resolve_backend(
         raise InputError(f"Unknown precision {precision!r}. Valid: {', '.join(PRECISIONS)}.")
     auto = backend == "auto"
     if auto:
-        if _gpu_requested(device):
+        # torch on a GPU runs fp32; bf16 and int8 exist on the CPU runtimes only, so for those auto
+        # picks a CPU runtime (as on a machine without a GPU) unless a GPU device was named
+        if _gpu_requested(device) and (precision == "fp32" or device):
             backend = "torch"
         else:
             installed = [b for b in _AUTO_ORDER[precision] if backend_installed(b)]

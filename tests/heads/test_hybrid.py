@@ -91,3 +91,39 @@ def test_long_mode_is_checked():
     feats = {"sentence_embedding": torch.zeros(2, 8), "window_sentence_embedding": windows}
     torch.testing.assert_close(head(feats), head.mlp(windows))
     assert MLPHead(8, ["a", "b"]).inputs(feats)["sentence_embedding"].abs().sum() == 0
+
+
+def test_unknown_norm_counts_unknown_ngrams_in_the_norm():
+    plain = SparseFeatures.fit(TRAIN, {"min_df": 1})
+    counted = SparseFeatures(plain.terms, plain.idf, {"min_df": 1, "unknown_norm": True})
+    # every n-gram known: the same weights as plain TF-IDF
+    for features in (plain, counted):
+        _ids, weights = features.transform(["great film"])
+        assert np.isclose(np.linalg.norm(weights[0]), 1.0)
+    np.testing.assert_allclose(
+        counted.transform(["great film"])[1], plain.transform(["great film"])[1], rtol=1e-6
+    )
+    # unknown n-grams take their share of the norm: the known terms keep their ratios, shrunk
+    text = ["great film from another domain entirely"]
+    ids_p, w_p = plain.transform(text)
+    ids_c, w_c = counted.transform(text)
+    np.testing.assert_array_equal(ids_p, ids_c)
+    assert 0 < np.linalg.norm(w_c[0]) < 0.6 and np.isclose(np.linalg.norm(w_p[0]), 1.0)
+    np.testing.assert_allclose(w_c[0] / np.linalg.norm(w_c[0]), w_p[0], rtol=1e-5)
+    # the head keeps the setting through save and load
+    assert check_settings({"unknown_norm": True})["unknown_norm"] is True
+    with pytest.raises(InputError, match="unknown_norm must be true or false"):
+        check_settings({"unknown_norm": "yes"})
+
+
+def test_unknown_norm_survives_save_and_load(tmp_path):
+    head = HybridHead(8, ["neg", "pos"], hidden=[], features={"min_df": 1, "unknown_norm": True})
+    head.fit_features(TRAIN)
+    torch.nn.init.normal_(head.wide)
+    head.eval()
+    head.save(tmp_path / "h")
+    loaded = Head.load(tmp_path / "h")
+    texts = ["great film and many words it never saw"]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(_features(texts)), head(_features(texts)))
+    assert loaded._sparse.settings["unknown_norm"] is True

@@ -35,13 +35,14 @@ def _features(batch: int = 3, seq: int = 9, words: tuple[int, ...] = (4, 2, 1)) 
         "n_words": n_words,
         "word_shape": shapes,
         "word_count": torch.tensor(words),
-        "texts": ["a great film", "dull , dull film", "x"][:batch],
+        "texts": ["a great film", "dull , dull film never seen", "x"][:batch],
         "word_chars": torch.randint(0, 258, (batch, n_words, 16), generator=generator),
     }
 
 
-def _hybrid(**settings) -> HybridHead:
-    head = HybridHead(DIM, ["neg", "pos"], features={"min_df": 1}, **settings)
+def _hybrid(unknown_norm: bool = False, **settings) -> HybridHead:
+    features = {"min_df": 1, "unknown_norm": unknown_norm}
+    head = HybridHead(DIM, ["neg", "pos"], features=features, **settings)
     head.fit_features(["a great film", "a dull film", "great fun", "dull and long film"])
     return head
 
@@ -73,6 +74,7 @@ def _numpy_features(features: dict) -> dict:
         ContextTokenHead(DIM, ["O", "B-LOC", "I-LOC"], lstm_hidden=4, char_dim=5, char_filters=7),
         _hybrid(hidden=[4]),
         _hybrid(hidden=[], layers=[1, 3], temperature=1.7),
+        _hybrid(hidden=[4], unknown_norm=True),
     ],
     ids=[
         "mlp",
@@ -86,6 +88,7 @@ def _numpy_features(features: dict) -> dict:
         "context-chars",
         "hybrid",
         "hybrid-layers",
+        "hybrid-unknown-norm",
     ],
 )
 def test_numpy_twin_gives_the_torch_logits(head, tmp_path):
