@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -38,8 +37,8 @@ from .embedding import embed
 from .errors import InputError, ModelLoadError
 from .heads import Head
 from .inference import TaskSelection, check_items, check_min_score, texts_and_spans
-from .manifest import FORMAT_VERSION, MANIFEST_NAME, check_head_files, read_manifest, sha256_file
-from .model_card import CARD_NAME, render_model_card
+from .manifest import FORMAT_VERSION, MANIFEST_NAME
+from .storage import RECORD_KEYS, read_heads, read_manifest, write_model_directory
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -49,8 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "MultiTaskModel"]
 
 logger = logging.getLogger(__name__)
-
-RECORD_KEYS = ("metrics", "test_metrics", "training")  # what training records in the manifest
 
 
 class MultiTaskModel(TaskSelection, torch.nn.Module):
@@ -387,28 +384,14 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
                 "backbone='reference' needs the unchanged packaged all-MiniLM-L6-v2; use 'copy'."
             )
         with atomic_directory(path, overwrite) as tmp:
-            manifest: dict[str, Any] = {"format_version": FORMAT_VERSION, "dimension": self.dim}
-            previous = getattr(self, "_manifest", {})  # a loaded model keeps its stored metrics
-            manifest.update({k: previous[k] for k in RECORD_KEYS if k in previous})
-            if backbone == "copy":
-                self.backbone.save(str(tmp), safe_serialization=True)
-                manifest["backbone"] = {"type": "directory"}
-            else:
-                manifest["backbone"] = {"type": "packaged", "name": DEFAULT_MODEL_NAME}
-            manifest["heads"] = {}
-            for name, head in self._heads.items():
-                head_dir = tmp / "heads" / name
-                head.save(head_dir)
-                manifest["heads"][name] = {
-                    "kind": head.kind,
-                    "level": head.level,
-                    "labels": head.labels,
-                    "files": {f.name: sha256_file(f) for f in sorted(head_dir.iterdir()) if f.is_file()},
-                }
-            (tmp / MANIFEST_NAME).write_text(
-                json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            write_model_directory(
+                tmp,
+                self._heads,
+                self.dim,
+                self.backbone if backbone == "copy" else None,
+                records=getattr(self, "_manifest", {}),  # a loaded model keeps its stored metrics
+                title=path.name,
             )
-            (tmp / CARD_NAME).write_text(render_model_card(manifest, path.name), encoding="utf-8")
         return path
 
     @classmethod
@@ -439,22 +422,14 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
                 return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
         path = Path(path)
         manifest = read_manifest(path)
-        heads_info, backbone_info = manifest["heads"], manifest["backbone"]
+        backbone_info = manifest["backbone"]
         if backbone_info.get("type") == "packaged":
             backbone = load_backbone(None, device)
         else:
             backbone = load_backbone(path, device)
         model = cls(backbone)
         model._backbone_source = str(path) if backbone_info["type"] == "directory" else DEFAULT_MODEL_NAME
-        for name, info in heads_info.items():
-            head_dir = check_head_files(path, name, info)
-            head = Head.load(head_dir)
-            if head.kind != info.get("kind") or head.labels != info.get("labels"):
-                raise ModelLoadError(f"{head_dir}: kind or labels differ from {MANIFEST_NAME}.")
-            if head.in_features != model.dim:
-                raise ModelLoadError(
-                    f"{head_dir}: head takes {head.in_features}-d input, the backbone gives {model.dim}-d."
-                )
+        for name, head in read_heads(path, manifest, model.dim).items():
             model.add_head(name, head)
         model._manifest = manifest
         return model

@@ -208,10 +208,20 @@ def test_default_model_ships_and_predicts():
     assert list(model.heads) == ["topic", "sentiment", "ner"] and all(
         h.is_trained for h in model.heads.values()
     )
-    text = "Apple is buying a U.K. startup for $1 billion"
-    (result,) = model.predict([text])
-    assert result["topic"]["label"] == "business"
-    assert [(e["text"], e["label"]) for e in result["ner"]][:2] == [("Apple", "ORG"), ("U.K.", "LOC")]
+    business, people = model.predict(
+        [
+            "Apple is buying a U.K. startup for $1 billion",
+            "Angela Merkel met Tim Cook in Berlin to discuss Apple's new factory.",
+        ]
+    )
+    assert business["topic"]["label"] == "business"
+    assert (business["ner"][0]["text"], business["ner"][0]["label"]) == ("Apple", "ORG")
+    assert [(e["text"], e["label"]) for e in people["ner"]] == [
+        ("Angela Merkel", "PER"),
+        ("Tim Cook", "PER"),
+        ("Berlin", "LOC"),
+        ("Apple", "ORG"),  # the possessive stays outside the span
+    ]
     # the backbone is the unchanged packaged MiniLM: embeddings are exactly all-MiniLM-L6-v2's
     assert model.has_packaged_backbone()
 
