@@ -67,7 +67,7 @@ finetune: install data  ## fine-tuned sentiment and NER models and the Hugging F
 considerations: install data  ## docs/training-considerations.md from real runs (about 30 minutes on 2 cores)
 	$(BIN)/python benchmarks/considerations.py
 
-default-model: install data  ## retrain the bundled heads from the data sets (about 20 minutes on 2 cores)
+default-model: install data  ## retrain the bundled heads from the data sets (about 47 minutes on 2 busy cores)
 	$(BIN)/stmt train --config examples/configs/default.yaml -o build/default-model --overwrite
 	$(BIN)/python -c "from st_multitask import MultiTaskModel; MultiTaskModel.load('build/default-model').save('st_multitask/default_model', overwrite=True, backbone='reference')"
 
