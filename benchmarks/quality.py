@@ -29,8 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, sts_test_spearman
 
@@ -50,17 +48,6 @@ def _metrics(classifier, x_test, gold) -> dict:
     return sentence_metrics(gold, predicted, list(classifier.classes_), classifier.predict_proba(x_test))
 
 
-def _csr(ids: np.ndarray, weights: np.ndarray, width: int):
-    """Padded (ids, weights) rows of :class:`SparseFeatures` as a scipy CSR matrix."""
-    from scipy.sparse import csr_matrix
-
-    rows = np.repeat(np.arange(len(ids)), ids.shape[1])
-    keep = ids.reshape(-1) >= 0
-    return csr_matrix(
-        (weights.reshape(-1)[keep], (rows[keep], ids.reshape(-1)[keep])), shape=(len(ids), width)
-    )
-
-
 def sentence_baselines(train, tests: dict, backbone) -> dict[str, dict[str, dict]]:
     """TF-IDF + LR, frozen embeddings + LR and the hybrid LR (TF-IDF beside the embedding), each
     trained on ``train`` and scored on every split of ``tests``: {system: {split: metrics}}."""
@@ -78,10 +65,7 @@ def sentence_baselines(train, tests: dict, backbone) -> dict[str, dict[str, dict
     # the same with the hybrid head's unknown_norm: unknown n-grams count in each row's L2 norm
     counted = SparseFeatures.fit(train.texts, {"unknown_norm": True})
     texts = {"train": train.texts, **{name: data.texts for name, data in tests.items()}}
-    hybrid_unknown = {
-        k: hstack([_csr(*counted.transform(v), len(counted)), csr_matrix(dense[k])]).tocsr()
-        for k, v in texts.items()
-    }
+    hybrid_unknown = {k: hstack([counted.matrix(v), csr_matrix(dense[k])]).tocsr() for k, v in texts.items()}
     out: dict[str, dict[str, dict]] = {}
     for system, features, c in (
         ("TF-IDF + logistic regression", sparse, 10.0),

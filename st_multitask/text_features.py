@@ -120,15 +120,22 @@ class SparseFeatures:
     def __len__(self) -> int:
         return len(self.terms)
 
-    def transform(self, texts: Sequence[str | Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Per text its non-zero features, padded: ids (batch, width) int64 (``-1`` pads) and
-        weights (batch, width) float32 (``0`` pads). Each row is L2-normalised, as TF-IDF is: over
-        its known terms, or with the ``unknown_norm`` setting over all its n-grams."""
+    def matrix(self, texts: Sequence[str | Sequence[str]]) -> Any:
+        """The TF-IDF rows of ``texts`` as a scipy CSR matrix (texts × terms). Each row is
+        L2-normalised, as TF-IDF is: over its known terms, or with the ``unknown_norm`` setting
+        over all its n-grams."""
         texts = [t if isinstance(t, str) else " ".join(t) for t in texts]
         matrix = self._vectorizer.transform(texts).tocsr()
         if self.settings["unknown_norm"]:
             matrix = self._normalise_with_unknown(texts, matrix)
         matrix.sort_indices()
+        return matrix
+
+    def transform(self, texts: Sequence[str | Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Per text its non-zero features (the rows of :meth:`matrix`), padded: ids (batch, width)
+        int64 (``-1`` pads) and weights (batch, width) float32 (``0`` pads)."""
+        texts = list(texts)
+        matrix = self.matrix(texts)
         counts = np.diff(matrix.indptr)
         width = max(int(counts.max()) if len(counts) else 0, 1)
         ids = np.full((len(texts), width), -1, dtype=np.int64)
