@@ -122,7 +122,11 @@ class HybridHead(MLPHead):
         inputs = self.inputs(features)
         deep = super().forward(inputs)
         ids, weights = inputs[IDS], inputs[WEIGHTS]
-        rows = self.wide[ids.clamp(min=0)]  # (batch, width, labels); padding has weight 0
+        # (batch, width, labels); padding has weight 0. An embedding lookup rather than
+        # ``self.wide[ids]``: the same rows forward, but its CPU backward sums each row's gradient
+        # in a fixed order, where indexing's accumulates across threads in any order and makes a
+        # seeded run differ in the last bits.
+        rows = nn.functional.embedding(ids.clamp(min=0), self.wide)
         return deep + (rows * weights.unsqueeze(-1).to(rows.dtype)).sum(1)
 
     # -- save / load: the vocabulary lives in its own JSON file -----------------------------------
