@@ -438,3 +438,88 @@ def test_sequential_run_resumes_from_any_checkpoint_to_the_same_weights(tiny_mod
     Trainer(resumed, config, output_dir=tmp_path / "cut", resume=True, progress=False).fit(_uneven_tasks())
     for (key, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5), key
+
+
+# -- average_epochs: checkpoint averaging -------------------------------------------------------
+
+
+def _averaging_config(**overrides) -> TrainingConfig:
+    settings = dict(
+        epochs=4, batch_size=8, freeze=["backbone"], head_learning_rate=2e-2, keep_checkpoints=100, seed=3
+    )
+    return TrainingConfig(**{**settings, **overrides})
+
+
+def _epoch_end_weights(out: Path) -> dict[int, dict[str, torch.Tensor]]:
+    """Epoch (1-based) -> the weights in the checkpoint written at its end."""
+    from st_multitask.training.checkpointing import load_checkpoint
+
+    ends = {}
+    for folder in sorted((out / "checkpoints").glob("step-*")):
+        weights, saved, _ = load_checkpoint(folder)
+        if saved["loop"]["micro"] == 0:
+            ends[saved["loop"]["epoch"]] = weights
+    return ends
+
+
+def test_average_epochs_ends_on_the_mean_of_the_last_epochs(tiny_model_dir, tmp_path):
+    from st_multitask.evaluation import evaluate_task
+
+    tasks = toy_tasks(32)
+    plain = build_model(str(tiny_model_dir))
+    Trainer(plain, _averaging_config(), output_dir=tmp_path / "plain", progress=False).fit(tasks)
+    ends = _epoch_end_weights(tmp_path / "plain")
+    assert sorted(ends) == [1, 2, 3, 4]
+
+    model = build_model(str(tiny_model_dir))
+    config = _averaging_config(average_epochs={"sentiment": 2})
+    result = Trainer(model, config, output_dir=tmp_path / "avg", progress=False).fit(tasks)
+    changed = False
+    for key, value in model.heads["sentiment"].state_dict().items():
+        full = f"_heads.sentiment.{key}"
+        if not value.is_floating_point():
+            continue
+        mean = ((ends[3][full].double() + ends[4][full].double()) / 2).to(value.dtype)
+        assert torch.equal(value, mean), key
+        changed |= not torch.equal(value, ends[4][full])
+    assert changed  # the mean is not the last epoch's weights
+    for key, value in model.heads["ner"].state_dict().items():  # not averaged: as the plain run
+        assert torch.equal(value, plain.heads["ner"].state_dict()[key]), key
+    assert result.metrics["sentiment"]["averaged_epochs"] == 2
+    assert "averaged_epochs" not in result.metrics["ner"]
+    dev = evaluate_task(model, "sentiment", tasks[0].dev)
+    assert result.metrics["sentiment"]["macro_f1"] == pytest.approx(dev["macro_f1"])
+    saved = json.loads((tmp_path / "avg" / "checkpoints" / "average-heads.json").read_text())
+    assert saved == {"sentiment": [2, 3]}  # 0-based epochs
+
+
+@pytest.mark.parametrize("cut", [12, 28])  # inside epoch 2 (before the window), inside epoch 4
+def test_averaged_run_resumes_to_the_same_bits(tiny_model_dir, tmp_path, cut):
+    import shutil
+
+    config = _averaging_config(average_epochs=2, best_per_task=True, checkpoint_every=1)
+    full = build_model(str(tiny_model_dir))
+    Trainer(full, config, output_dir=tmp_path / "full", progress=False).fit(toy_tasks(32))
+    shutil.copytree(tmp_path / "full", tmp_path / "cut")
+    for folder in (tmp_path / "cut" / "checkpoints").glob("step-*"):
+        if int(folder.name.split("-")[1]) > cut:
+            shutil.rmtree(folder)
+    if cut < 16:  # the snapshots of a run killed before its window are not there yet
+        for name in ("average-heads.safetensors", "average-heads.json"):
+            (tmp_path / "cut" / "checkpoints" / name).unlink()
+    resumed = build_model(str(tiny_model_dir))
+    Trainer(resumed, config, output_dir=tmp_path / "cut", resume=True, progress=False).fit(toy_tasks(32))
+    for (key, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+def test_average_epochs_bad_settings(tiny):
+    for value in (0, 5, True, "2", {"sentiment": 0}):
+        with pytest.raises(InputError, match="average_epochs must be an epoch count from 1 to epochs"):
+            TrainingConfig(epochs=4, average_epochs=value)
+    with pytest.raises(InputError, match="drop early_stopping_patience or average_epochs"):
+        TrainingConfig(epochs=4, average_epochs=2, early_stopping_patience=1)
+    with pytest.raises(InputError, match="average_epochs names unknown task 'topic'"):
+        Trainer(tiny, _averaging_config(average_epochs={"topic": 2}), progress=False).fit(toy_tasks(8))
+    with pytest.raises(InputError, match="average_epochs needs joint training with a frozen backbone"):
+        Trainer(tiny, TrainingConfig(epochs=2, average_epochs=1), progress=False).fit(toy_tasks(8))

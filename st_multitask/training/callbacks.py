@@ -1,6 +1,6 @@
 """What happens around the loop, at the end of each epoch and of the run: the metrics log
 (``metrics.jsonl``), the best weights and early stopping, each head's best epoch
-(``best_per_task``), temperature calibration, and the final save into the output directory."""
+(``best_per_task``), each head's averaged last epochs (``average_epochs``), temperature calibration, and the final save into the output directory."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from ..errors import InputError
@@ -20,7 +21,7 @@ from ..model import MultiTaskModel
 from .checkpointing import read_beside, write_beside
 from .config import TaskData, TrainingConfig, TrainingResult
 
-__all__ = ["BestWeights", "MetricsLog", "TaskBest", "calibrate", "save_final"]
+__all__ = ["BestWeights", "HeadAverage", "MetricsLog", "TaskBest", "calibrate", "save_final"]
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +130,75 @@ class TaskBest:
         for name, weights in self.weights.items():
             self.model.heads[name].load_state_dict(weights)
         return {**metrics, **self.metrics}
+
+
+class HeadAverage:
+    """``average_epochs``: a head ends on the mean of its weights at the end of its last N epochs
+    (checkpoint averaging: one point in the middle of where the decaying learning rate left the
+    head, rather than the epoch that a noisy dev set happened to score highest).
+
+    Each epoch's weights are kept by epoch number beside the checkpoints, so a resumed run that
+    ends an epoch again replaces that epoch's snapshot rather than counting it twice, and the mean
+    is summed in epoch order: the same bits as the uninterrupted run. Buffers that are not floating
+    point (vocabulary sizes, counters) are taken from the last epoch.
+    """
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        counts: dict[str, int],
+        epochs: int,
+        folder: Path | None,
+        resume: bool = False,
+    ):
+        self.model = model
+        self.counts = counts  # task -> how many final epochs to average
+        self.epochs = epochs
+        self.folder = folder
+        self.snapshots: dict[str, dict[int, dict[str, Tensor]]] = {name: {} for name in counts}
+        if resume and folder is not None and (saved := read_beside(folder, "average-heads")) is not None:
+            flat, _ = saved
+            for key, value in flat.items():
+                name, epoch, param = key.split("::", 2)
+                self.snapshots.setdefault(name, {}).setdefault(int(epoch), {})[param] = value
+
+    def update(self, epoch: int) -> None:
+        """After epoch ``epoch`` (0-based): snapshot each head whose averaging window it is in."""
+        changed = False
+        for name, n in self.counts.items():
+            if epoch >= self.epochs - n:
+                self.snapshots[name][epoch] = _cpu_copy(self.model.heads[name].state_dict())
+                changed = True
+        if changed and self.folder is not None:
+            flat = {
+                f"{name}::{epoch}::{k}": v
+                for name, by_epoch in self.snapshots.items()
+                for epoch, weights in by_epoch.items()
+                for k, v in weights.items()
+            }
+            epochs = {name: sorted(by_epoch) for name, by_epoch in self.snapshots.items()}
+            write_beside(self.folder, "average-heads", flat, epochs)
+
+    def restore(self) -> dict[str, int]:
+        """Load each head's mean weights; returns task -> how many epochs went into its mean."""
+        averaged = {}
+        for name, by_epoch in self.snapshots.items():
+            if not by_epoch:
+                continue
+            order = sorted(by_epoch)
+            last = by_epoch[order[-1]]
+            mean = {}
+            for key, value in last.items():
+                if not value.is_floating_point():
+                    mean[key] = value
+                    continue
+                total = torch.zeros_like(value, dtype=torch.float64)
+                for epoch in order:
+                    total += by_epoch[epoch][key].to(torch.float64)
+                mean[key] = (total / len(order)).to(value.dtype)
+            self.model.heads[name].load_state_dict(mean)
+            averaged[name] = len(order)
+        return averaged
 
 
 def calibrate(

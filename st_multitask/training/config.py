@@ -69,6 +69,9 @@ class TrainingConfig:
     seed: int = 42
     early_stopping_patience: int | None = None  # epochs without improvement before stopping
     best_per_task: bool = False  # frozen backbone, joint: each head keeps its best-dev epoch's weights
+    # frozen backbone, joint: a head ends on the mean of its weights at the end of its last N epochs
+    # (checkpoint averaging); an int for every task, or {task: N} for some (they skip best_per_task)
+    average_epochs: int | dict[str, int] | None = None
     metric_for_best: str | None = None  # "task.metric" (e.g. "ner.f1") or "mean"; default mean
     checkpoint_every: int | None = None  # optimizer steps between checkpoints (plus every epoch)
     keep_checkpoints: int = 2
@@ -131,6 +134,33 @@ class TrainingConfig:
             )
         if any(not isinstance(w, (int, float)) or w < 0 for w in self.loss_weights.values()):
             raise InputError("loss_weights must map task names to non-negative numbers.")
+        self._check_average_epochs()
+
+    def _check_average_epochs(self) -> None:
+        value = self.average_epochs
+        if value is None:
+            return
+        counts = value.values() if isinstance(value, dict) else [value]
+        for n in counts:
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= self.epochs:
+                raise InputError(
+                    f"average_epochs must be an epoch count from 1 to epochs ({self.epochs}), or a "
+                    f"mapping of task names to such counts; got {value!r}."
+                )
+        if self.early_stopping_patience is not None:
+            raise InputError(
+                "average_epochs averages the last epochs of a run, which early stopping may never "
+                "reach; drop early_stopping_patience or average_epochs."
+            )
+
+    def averaged_tasks(self, tasks: Sequence[str]) -> dict[str, int]:
+        """Task -> the number of final epochs its head averages (``average_epochs``)."""
+        value = self.average_epochs
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {t: n for t, n in value.items() if t in tasks}
+        return dict.fromkeys(tasks, value)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:

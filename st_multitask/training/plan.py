@@ -88,6 +88,10 @@ def check_tasks(model: MultiTaskModel, tasks: Sequence[TaskData], config: Traini
     unknown = [t for t in config.loss_weights if t not in names]
     if unknown:
         raise InputError(f"loss_weights names unknown task {unknown[0]!r}. Tasks: {', '.join(names)}.")
+    if isinstance(config.average_epochs, dict):
+        unknown = [t for t in config.average_epochs if t not in names]
+        if unknown:
+            raise InputError(f"average_epochs names unknown task {unknown[0]!r}. Tasks: {', '.join(names)}.")
     order = config.task_order
     if order is not None and sorted(order) != sorted(names):
         raise InputError(f"task_order {order} must list each task once: {', '.join(names)}.")

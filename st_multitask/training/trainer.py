@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..evaluation import evaluate_task, main_metric
 from ..model import MultiTaskModel
 from .cache import EmbeddingCache
-from .callbacks import BestWeights, MetricsLog, TaskBest, calibrate, save_final
+from .callbacks import BestWeights, HeadAverage, MetricsLog, TaskBest, calibrate, save_final
 from .checkpointing import (
     latest_checkpoint,
     load_checkpoint,
@@ -239,13 +239,16 @@ class Trainer:
                 head.fit_features(task.train.texts)
                 head.to(self.model.device)
         self.freezing.apply([t.name for t in tasks])
-        if cfg.best_per_task and (
-            cfg.strategy != "joint" or not self.freezing.backbone_frozen or cfg.unfreeze_every is not None
+        independent = cfg.strategy == "joint" and self.freezing.backbone_frozen and cfg.unfreeze_every is None
+        for setting, why in (
+            ("best_per_task", "so each can keep its own best epoch"),
+            ("average_epochs", "so each can average its own weights"),
         ):
-            raise InputError(
-                "best_per_task needs joint training with a frozen backbone (freeze: [backbone], no "
-                "unfreezing): only then are the heads independent, so each can keep its own best epoch."
-            )
+            if getattr(cfg, setting) not in (None, False) and not independent:
+                raise InputError(
+                    f"{setting} needs joint training with a frozen backbone (freeze: [backbone], no "
+                    f"unfreezing): only then are the heads independent, {why}."
+                )
         self.model.backbone.train(not self.freezing.backbone_frozen)
         for head in self.model.heads.values():
             head.train(True)
@@ -301,17 +304,14 @@ class Trainer:
         self._log = MetricsLog(self.output_dir / "metrics.jsonl" if folder else None, self.history)
         self._best = BestWeights(self.model, self.config, folder, resume=self.resume)
         self._task_best = TaskBest(self.model, folder, resume=self.resume)
+        counts = self.config.averaged_tasks([t.name for t in tasks])
+        self._average = HeadAverage(self.model, counts, self.config.epochs, folder, resume=self.resume)
         self._last_metrics: dict[str, dict[str, Any]] = {}
 
     def _end_epoch(self, plan: Plan, stage_index: int, epoch: int, state: dict[str, Any]) -> None:
         """Evaluate every task seen so far, log, keep the best weights, maybe stop early."""
         seen = [n for stage in plan.stages[: stage_index + 1] for n in stage.tasks]
-        metrics = {}
-        for name in seen:
-            task = self._tasks[name]
-            data, split = (task.dev, "dev") if task.dev is not None else (task.train, "train-eval")
-            items = data.texts if isinstance(data, SentenceExamples) else data.words
-            metrics[name] = self.evaluate(name, data, self._cache.get(name, items, [name], split))
+        metrics = {name: self._dev_metrics(name) for name in seen}
         running, count = state["running"]
         self._log.add(
             {
@@ -329,6 +329,7 @@ class Trainer:
         self._last_metrics = metrics
         if self.config.best_per_task:
             self._task_best.update(metrics)
+        self._average.update(epoch)
         scored = {t: m for t, m in metrics.items() if t in plan.stages[stage_index].tasks}
         self._best.update(state, scored, metrics, self._trainable_state())
 
@@ -338,6 +339,8 @@ class Trainer:
         metrics = self._best.restore(metrics)
         if self.config.best_per_task:
             metrics = self._task_best.restore(metrics)
+        for name, count in self._average.restore().items():  # after best_per_task: it wins
+            metrics = {**metrics, name: {**self._dev_metrics(name), "averaged_epochs": count}}
         for task in tasks:
             self.model.heads[task.name].mark_trained()
         self.model.eval()
@@ -357,6 +360,13 @@ class Trainer:
         if self.world > 1:
             self.state.wait_for_everyone()
         return result
+
+    def _dev_metrics(self, name: str) -> dict[str, Any]:
+        """A task's metrics on its dev split (on train when it has none), from the cache."""
+        task = self._tasks[name]
+        data, split = (task.dev, "dev") if task.dev is not None else (task.train, "train-eval")
+        items = data.texts if isinstance(data, SentenceExamples) else data.words
+        return self.evaluate(name, data, self._cache.get(name, items, [name], split))
 
     def evaluate(
         self, task: str, data: SentenceExamples | TokenExamples, cache: dict | None = None

@@ -194,6 +194,14 @@ def test_bad_recipes(run, tmp_path, tiny_model_dir, write):
         "Unknown corpus 'imdb' in 'corpus:imdb/train'. Valid: bbc, rotten_tomatoes, conll2003",
     )
     _bad(run, tmp_path, base, "Unknown training setting 'nope'", "--set", "nope=1")
+    _bad(
+        run,
+        tmp_path,
+        base,
+        "average_epochs must be an epoch count from 1 to epochs",
+        "--set",
+        "average_epochs=0",
+    )
     _bad(run, tmp_path, base, "Everything is frozen", "--freeze", "all")
 
 
