@@ -3,10 +3,13 @@
 Each recipe in ``benchmarks/head_sweep/`` trains one head on the frozen packaged backbone
 (``stmt train``). Then:
 
-- sentiment recipes: accuracy on Rotten Tomatoes dev (best epoch) and test, and on VADER's
-  human-rated Amazon review and tweet snippets (``st_multitask.corpora.load_vader_snippets``), the
-  second domain the default sentiment head is picked on;
-- NER recipes: entity F1 on CoNLL-2003 dev (best epoch) and test.
+- sentiment recipes: accuracy on Rotten Tomatoes dev and test, and on VADER's human-rated Amazon
+  review and tweet snippets (``st_multitask.corpora.load_vader_snippets``), the second domain the
+  default sentiment head is picked on;
+- NER recipes: entity F1 on CoNLL-2003 dev and test.
+
+Dev is scored on the weights the run kept: its best epoch, or with ``average_epochs`` the mean of
+its last epochs.
 
 This is how the default model's sentiment and NER heads were chosen: on dev and the second domain,
 the test column only reported. Rerun (``--jobs`` trains several recipes at once, for a machine with
@@ -70,7 +73,7 @@ def train(
 
 
 def score(output: Path, device: str | None) -> dict[str, float]:
-    """Dev (best epoch) and test figures of a trained single-task model, x 100."""
+    """Dev (of the kept weights) and test figures of a trained single-task model, x 100."""
     dev = json.loads((output / "training_result.json").read_text())["metrics"]
     test = json.loads((output / "test_metrics.json").read_text())
     (task,) = dev
