@@ -1,6 +1,7 @@
 """What happens around the loop, at the end of each epoch and of the run: the metrics log
 (``metrics.jsonl``), the best weights and early stopping, each head's best epoch
-(``best_per_task``), each head's averaged last epochs (``average_epochs``), temperature calibration, and the final save into the output directory."""
+(``best_per_task``) or the mean of its last epochs (``average_epochs``), temperature calibration,
+and the final save into the output directory."""
 
 from __future__ import annotations
 
