@@ -143,9 +143,11 @@ def load_conll2003(split: Split = "train") -> TokenExamples:
     sentences), IOB2 tags over PER, ORG, LOC, MISC. ``dev`` is the official ``valid`` file."""
     _check_split(split)
     name = {"train": "train", "dev": "valid", "test": "test"}[split]
-    return read_token_examples(
+    examples = read_token_examples(
         package_dir("neuroner") / "data" / "conll2003" / "en" / f"{name}.txt", fmt="conll"
     )
+    examples.source = f"CoNLL-2003 ({split})"  # as the other corpora: no machine's path in a model card
+    return examples
 
 
 VADER_SDIST = "vaderSentiment-3.3.2.tar.gz"

@@ -42,7 +42,9 @@ def test_corpus_splits_are_fixed_and_stratified():
     assert not set(bbc["train"].lines) & set(bbc["test"].lines)  # (BBC itself holds some duplicate articles)
     assert load_bbc("dev").texts == bbc["dev"].texts  # deterministic
     assert [len(load_rotten_tomatoes(s)) for s in ("train", "dev", "test")] == [10246, 1281, 1281]
-    assert [len(load_conll2003(s)) for s in ("train", "dev", "test")] == [14041, 3250, 3453]
+    conll = {s: load_conll2003(s) for s in ("train", "dev", "test")}
+    assert [len(conll[s]) for s in conll] == [14041, 3250, 3453]
+    assert [conll[s].source for s in conll] == ["CoNLL-2003 (train)", "CoNLL-2003 (dev)", "CoNLL-2003 (test)"]
 
 
 @pytest.mark.slow
