@@ -497,7 +497,7 @@ def test_average_epochs_ends_on_the_mean_of_the_last_epochs(tiny_model_dir, tmp_
 def test_averaged_run_resumes_to_the_same_bits(tiny_model_dir, tmp_path, cut):
     import shutil
 
-    config = _averaging_config(average_epochs=2, best_per_task=True, checkpoint_every=1)
+    config = _averaging_config(average_epochs={"sentiment": 2}, best_per_task=True, checkpoint_every=1)
     full = build_model(str(tiny_model_dir))
     Trainer(full, config, output_dir=tmp_path / "full", progress=False).fit(toy_tasks(32))
     shutil.copytree(tmp_path / "full", tmp_path / "cut")
@@ -523,3 +523,24 @@ def test_average_epochs_bad_settings(tiny):
         Trainer(tiny, _averaging_config(average_epochs={"topic": 2}), progress=False).fit(toy_tasks(8))
     with pytest.raises(InputError, match="average_epochs needs joint training with a frozen backbone"):
         Trainer(tiny, TrainingConfig(epochs=2, average_epochs=1), progress=False).fit(toy_tasks(8))
+
+
+def test_a_resumed_run_averages_only_its_own_window(tiny_model_dir, tmp_path):
+    """Resumed with a smaller window than the run that wrote the snapshots, the run averages only
+    the epochs it asks for, as a fresh run with that window does."""
+    import shutil
+
+    wide = _averaging_config(average_epochs={"sentiment": 3, "ner": 3}, checkpoint_every=1)
+    Trainer(build_model(str(tiny_model_dir)), wide, output_dir=tmp_path / "wide", progress=False).fit(
+        toy_tasks(32)
+    )
+    for folder in (tmp_path / "wide" / "checkpoints").glob("step-*"):
+        if int(folder.name.split("-")[1]) > 28:  # inside epoch 4: snapshots of epochs 2 and 3 kept
+            shutil.rmtree(folder)
+    narrow = _averaging_config(average_epochs={"sentiment": 2}, checkpoint_every=1)
+    resumed = build_model(str(tiny_model_dir))
+    Trainer(resumed, narrow, output_dir=tmp_path / "wide", resume=True, progress=False).fit(toy_tasks(32))
+    fresh = build_model(str(tiny_model_dir))
+    Trainer(fresh, narrow, output_dir=tmp_path / "fresh", progress=False).fit(toy_tasks(32))
+    for (key, a), b in zip(fresh.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), key

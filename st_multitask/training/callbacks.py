@@ -150,24 +150,29 @@ class HeadAverage:
         counts: dict[str, int],
         epochs: int,
         folder: Path | None,
-        resume: bool = False,
+        resume_from: Path | None = None,
     ):
         self.model = model
         self.counts = counts  # task -> how many final epochs to average
         self.epochs = epochs
-        self.folder = folder
+        self.folder = folder  # where to write (the main process only)
         self.snapshots: dict[str, dict[int, dict[str, Tensor]]] = {name: {} for name in counts}
-        if resume and folder is not None and (saved := read_beside(folder, "average-heads")) is not None:
+        # every process reads them back on resume, so all end on the same weights
+        if resume_from is not None and (saved := read_beside(resume_from, "average-heads")) is not None:
             flat, _ = saved
             for key, value in flat.items():
                 name, epoch, param = key.split("::", 2)
-                self.snapshots.setdefault(name, {}).setdefault(int(epoch), {})[param] = value
+                if self._in_window(name, int(epoch)):  # a resumed run may average fewer epochs
+                    self.snapshots[name].setdefault(int(epoch), {})[param] = value
+
+    def _in_window(self, name: str, epoch: int) -> bool:
+        return name in self.counts and self.epochs - self.counts[name] <= epoch < self.epochs
 
     def update(self, epoch: int) -> None:
         """After epoch ``epoch`` (0-based): snapshot each head whose averaging window it is in."""
         changed = False
-        for name, n in self.counts.items():
-            if epoch >= self.epochs - n:
+        for name in self.counts:
+            if self._in_window(name, epoch):
                 self.snapshots[name][epoch] = _cpu_copy(self.model.heads[name].state_dict())
                 changed = True
         if changed and self.folder is not None:

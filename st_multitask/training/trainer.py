@@ -244,7 +244,7 @@ class Trainer:
             ("best_per_task", "so each can keep its own best epoch"),
             ("average_epochs", "so each can average its own weights"),
         ):
-            if getattr(cfg, setting) not in (None, False) and not independent:
+            if getattr(cfg, setting) and not independent:
                 raise InputError(
                     f"{setting} needs joint training with a frozen backbone (freeze: [backbone], no "
                     f"unfreezing): only then are the heads independent, {why}."
@@ -305,7 +305,8 @@ class Trainer:
         self._best = BestWeights(self.model, self.config, folder, resume=self.resume)
         self._task_best = TaskBest(self.model, folder, resume=self.resume)
         counts = self.config.averaged_tasks([t.name for t in tasks])
-        self._average = HeadAverage(self.model, counts, self.config.epochs, folder, resume=self.resume)
+        source = self.output_dir / "checkpoints" if self.resume and self.output_dir is not None else None
+        self._average = HeadAverage(self.model, counts, self.config.epochs, folder, resume_from=source)
         self._last_metrics: dict[str, dict[str, Any]] = {}
 
     def _end_epoch(self, plan: Plan, stage_index: int, epoch: int, state: dict[str, Any]) -> None:
