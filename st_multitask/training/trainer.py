@@ -328,8 +328,8 @@ class Trainer:
             }
         )
         self._last_metrics = metrics
-        if self.config.best_per_task:
-            self._task_best.update(metrics)
+        if self.config.best_per_task:  # an averaged head ends on its mean, not on a best epoch
+            self._task_best.update({t: m for t, m in metrics.items() if t not in self._average.counts})
         self._average.update(epoch)
         scored = {t: m for t, m in metrics.items() if t in plan.stages[stage_index].tasks}
         self._best.update(state, scored, metrics, self._trainable_state())
@@ -340,7 +340,7 @@ class Trainer:
         metrics = self._best.restore(metrics)
         if self.config.best_per_task:
             metrics = self._task_best.restore(metrics)
-        for name, count in self._average.restore().items():  # after best_per_task: it wins
+        for name, count in self._average.restore().items():
             metrics = {**metrics, name: {**self._dev_metrics(name), "averaged_epochs": count}}
         for task in tasks:
             self.model.heads[task.name].mark_trained()
