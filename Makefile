@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[dev,fast,index]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,fast,index,serve,ray,spark]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with CPU torch, the fast runtimes (ONNX Runtime, OpenVINO), FAISS and st_multitask (editable, with dev tools)
