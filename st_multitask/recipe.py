@@ -81,6 +81,19 @@ def read_split(
     return read_token_examples(path, fmt=spec.get("format"))
 
 
+def _read_recipe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping in a recipe file; bytes that are not UTF-8 or an unreadable file name the file."""
+    try:
+        return load_config_file(path)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{os.fspath(path)} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save the recipe as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{os.fspath(path)}: cannot read it ({exc.strerror}).") from None
+
+
 def load_recipe(
     source: str | os.PathLike[str] | dict[str, Any],
     overrides: dict[str, Any] | None = None,
@@ -93,7 +106,7 @@ def load_recipe(
         recipe, where = source, "the recipe"
         base = Path(base_dir or ".")
     else:
-        recipe, where = load_config_file(source), str(source)
+        recipe, where = _read_recipe_file(source), str(source)
         base = Path(base_dir) if base_dir is not None else Path(source).resolve().parent
     unknown = [k for k in recipe if k not in _TOP_KEYS]
     if unknown:
