@@ -236,7 +236,7 @@ class ExportedMultiTaskModel(TaskSelection):
             rows, cols = np.nonzero(piece_word >= 0)
             read[rows, piece_word[rows, cols]] = True
             probas = {name: head.probabilities(head.logits(features)) for name, head in heads.items()}
-            yield batch, texts, spans, read, probas
+            yield batch, texts, spans, read, probas, features["sentence_embedding"]
 
     def _warn_untrained(self, heads: dict[str, NumpyHead]) -> None:
         untrained = [name for name, head in heads.items() if not head.is_trained]
@@ -253,7 +253,7 @@ class ExportedMultiTaskModel(TaskSelection):
         heads = self._select(tasks)
         items = check_items(texts)
         results: list[dict[str, Any]] = [{} for _ in items]
-        for batch, _, spans, _, probas in self._passes(items, heads, batch_size):
+        for batch, _, spans, _, probas, _ in self._passes(items, heads, batch_size):
             for name, head in heads.items():
                 for row, index in enumerate(batch):
                     value = probas[name][row]
@@ -269,12 +269,25 @@ class ExportedMultiTaskModel(TaskSelection):
     ) -> list[dict[str, Any]]:
         """As :meth:`MultiTaskModel.predict`: labels with scores for sentence heads, entities with
         character offsets for token heads; ``min_score`` as there."""
+        return self.predict_and_embed(texts, tasks, batch_size, min_score)[0]
+
+    def predict_and_embed(
+        self,
+        texts: str | Sequence[str | Sequence[str]],
+        tasks: Sequence[str] | str | None = None,
+        batch_size: int = 32,
+        min_score: float | None = None,
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """As :meth:`MultiTaskModel.predict_and_embed`: :meth:`predict` and the (n, dim) sentence
+        embeddings from the same graph pass (``tasks=[]``: embeddings only)."""
         check_min_score(min_score)
         heads = self._select(tasks)
         items = check_items(texts)
         self._warn_untrained(heads)
         results: list[dict[str, Any]] = [{} for _ in items]
-        for batch, texts_, spans, read, probas in self._passes(items, heads, batch_size):
+        vectors = np.zeros((len(items), self.dim), dtype=np.float32)
+        for batch, texts_, spans, read, probas, sentence in self._passes(items, heads, batch_size):
+            vectors[batch] = sentence
             for name, head in heads.items():
                 proba = probas[name]
                 if head.level == "sentence":
@@ -287,7 +300,7 @@ class ExportedMultiTaskModel(TaskSelection):
                     results[index][name] = decode_words(
                         head.labels, ids[row][:n], scores[row][:n], seen[row], spans[row], texts_[row]
                     )
-        return results
+        return results, vectors
 
     def predict_labels(self, items: Sequence[str | Sequence[str]], task: str, batch_size: int = 64) -> list:
         """Per item, the label (sentence head) or the repaired IOB2 tags of its words (token head);
@@ -296,7 +309,7 @@ class ExportedMultiTaskModel(TaskSelection):
         head = heads[task]
         items = list(items)
         out: list[Any] = [None] * len(items)
-        for batch, _, spans, read, probas in self._passes(items, heads, batch_size):
+        for batch, _, spans, read, probas, _ in self._passes(items, heads, batch_size):
             proba = probas[task]
             for row, index in enumerate(batch):
                 if head.level == "sentence":

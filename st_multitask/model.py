@@ -244,8 +244,34 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         """
         return self._run(texts, tasks, batch_size, keep_proba=False, min_score=min_score)
 
+    def predict_and_embed(
+        self,
+        texts: str | Sequence[str | Sequence[str]],
+        tasks: Sequence[str] | str | None = None,
+        batch_size: int = 32,
+        min_score: float | None = None,
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """:meth:`predict` and the (n, dim) sentence embeddings from the same backbone pass, as
+        the backbone gives them (``embed(normalize=False)``); ``tasks=[]`` gives embeddings only.
+        What a server runs for a batch that mixes embedding and prediction requests.
+
+        >>> from st_multitask import MultiTaskModel
+        >>> results, vectors = MultiTaskModel.default().predict_and_embed(["Apple is great."], ["sentiment"])
+        >>> sorted(results[0]), vectors.shape
+        (['sentiment'], (1, 384))
+        """
+        vectors = np.zeros((len(check_items(texts)), self.dim), dtype=np.float32)
+        results = self._run(texts, tasks, batch_size, keep_proba=False, min_score=min_score, vectors=vectors)
+        return results, vectors
+
     def _run(
-        self, texts: Any, tasks: Any, batch_size: int, keep_proba: bool, min_score: float | None = None
+        self,
+        texts: Any,
+        tasks: Any,
+        batch_size: int,
+        keep_proba: bool,
+        min_score: float | None = None,
+        vectors: np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
         check_min_score(min_score)
         heads = self._select(tasks)
@@ -265,6 +291,8 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
             with torch.inference_mode():
                 for batch in self._batches(items, batch_size):
                     features, batch_texts, spans = self.features([items[i] for i in batch])
+                    if vectors is not None:
+                        vectors[batch] = features["sentence_embedding"].float().cpu().numpy()
                     # words a token head may tag: those with a piece inside the model window
                     read = torch.zeros(len(batch), features["n_words"] + 1, dtype=torch.bool)
                     piece_word = features["piece_word"].cpu()
