@@ -1,0 +1,1 @@
+"""The HTTP server (``stmt serve``): FastAPI routes over one batching queue."""
