@@ -66,6 +66,12 @@ def evaluate(
             + (f", expected calibration error {metrics['ece']:.4f}" if "ece" in metrics else "")
             + "\n"
         )
+        if "coverage" in metrics:
+            covered = metrics["covered_accuracy"]
+            click.echo(
+                f"coverage {metrics['coverage']:.4f} (texts given a label other than the out-of-scope one), "
+                f"accuracy on those {'-' if covered is None else format(covered, '.4f')}\n"
+            )
         rows = [
             [label, m["precision"], m["recall"], m["f1-score"], int(m["support"])]
             for label, m in metrics["per_class"].items()

@@ -21,9 +21,48 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["ECE_BINS", "expected_calibration_error", "fit_temperature", "softmax"]
+__all__ = [
+    "ECE_BINS",
+    "OTHER_KEEP",
+    "expected_calibration_error",
+    "fit_other_threshold",
+    "fit_temperature",
+    "softmax",
+]
 
 ECE_BINS = 15
+OTHER_KEEP = 0.98  # share of in-scope held-out texts an out-of-scope threshold keeps at least
+
+
+def fit_other_threshold(
+    p_other: Sequence[float] | np.ndarray, is_other: Sequence[bool] | np.ndarray, keep: float = OTHER_KEEP
+) -> float:
+    """The out-of-scope threshold on held-out data: a probability of the ``other`` class below which
+    at least ``keep`` of the in-scope texts stay (halfway between the highest in-scope score that
+    must stay below it and the next held-out score), so that as many out-of-scope texts as
+    possible reach it. ``p_other`` is each text's probability of ``other``, ``is_other``
+    whether its gold label is ``other``.
+
+    >>> fit_other_threshold([0.01, 0.02, 0.3, 0.9, 0.8], [False, False, False, True, True], keep=0.6)
+    0.16
+    """
+    p_other = np.asarray(p_other, dtype=np.float64)
+    is_other = np.asarray(is_other, dtype=bool)
+    if not 0.5 <= keep < 1.0:
+        raise InputError(f"keep must be in [0.5, 1), got {keep!r}.")
+    inside = np.sort(p_other[~is_other])
+    if len(inside) < 2 or not is_other.any():
+        raise InputError(
+            "Fitting an out-of-scope threshold needs held-out texts of both kinds: in-scope ones "
+            "and ones labelled with the head's other_label."
+        )
+    # the in-scope texts at or above the threshold are lost: at most (1 - keep) of them
+    lost = int(np.floor((1.0 - keep) * len(inside)))
+    cutoff = inside[len(inside) - lost - 1]  # the highest in-scope score that must stay below
+    above = p_other[p_other > cutoff]
+    if not len(above):
+        return 1.0
+    return round((float(cutoff) + float(above.min())) / 2, 6)  # halfway to the next held-out score
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

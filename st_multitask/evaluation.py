@@ -27,11 +27,23 @@ def main_metric(level: str) -> str:
 
 
 def sentence_metrics(
-    gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[str], probabilities: Any = None
+    gold: Sequence[Any],
+    predicted: Sequence[Any],
+    labels: Sequence[str],
+    probabilities: Any = None,
+    other_label: str | None = None,
 ) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix; with
     ``probabilities`` (n, labels) of single-label predictions, also the expected calibration error
     (``ece``, 15 bins).
+
+    With ``other_label`` (a head's out-of-scope class): ``coverage``, the share of texts that got
+    another label, and ``covered_accuracy``, the accuracy on those texts.
+
+    >>> m = sentence_metrics(["sport", "tech", "other"], ["sport", "other", "other"], ["other", "sport", "tech"],
+    ...                      other_label="other")
+    >>> m["coverage"], m["covered_accuracy"]
+    (0.3333, 1.0)
 
     Multi-label rows (lists of labels) are scored as sets: accuracy is the exact-match ratio and
     F1 is macro over labels of the binary indicator matrix.
@@ -65,6 +77,15 @@ def sentence_metrics(
         "labels": labels,
         "n": len(gold),
         **({"ece": _ece(gold, probabilities, labels)} if probabilities is not None else {}),
+        **(_coverage(gold, predicted, other_label) if other_label is not None else {}),
+    }
+
+
+def _coverage(gold: Sequence[Any], predicted: Sequence[Any], other_label: str) -> dict[str, Any]:
+    covered = [(g, p) for g, p in zip(gold, predicted) if p != other_label and p is not None]
+    return {
+        "coverage": round(len(covered) / max(len(gold), 1), 4),
+        "covered_accuracy": round(sum(g == p for g, p in covered) / len(covered), 4) if covered else None,
     }
 
 
@@ -138,7 +159,9 @@ def evaluate_task(
             return token_metrics(data.tags, model.predict_labels(items, task, batch_size))
         probabilities = [r[task] for r in model.predict_proba(items, tasks=[task], batch_size=batch_size)]
         predicted = [head.decode(p)["label"] for p in probabilities]
-        return sentence_metrics(data.labels, predicted, head.labels, None if multi_label else probabilities)
+        return sentence_metrics(
+            data.labels, predicted, head.labels, None if multi_label else probabilities, _other_label(head)
+        )
     import torch
 
     modes = {module: module.training for module in model.modules()}
@@ -166,5 +189,15 @@ def evaluate_task(
         for module, mode in modes.items():
             module.training = mode
     if is_sentence:
-        return sentence_metrics(data.labels, predicted, head.labels, None if multi_label else probabilities)
+        return sentence_metrics(
+            data.labels, predicted, head.labels, None if multi_label else probabilities, _other_label(head)
+        )
     return token_metrics(data.tags, predicted)
+
+
+def _other_label(head: Any) -> str | None:
+    """A head's out-of-scope label (torch heads hold it; exported heads keep it in their config)."""
+    config = getattr(head, "config", None)
+    return getattr(head, "other_label", None) or (
+        config.get("other_label") if isinstance(config, dict) else None
+    )

@@ -330,11 +330,14 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
 
     def calibrate(self, data: dict[str, Any], batch_size: int = 64) -> dict[str, dict[str, float]]:
         """Fit each single-label sentence head's temperature on held-out data, so that its scores
-        are calibrated (labels do not change).
+        are calibrated (labels do not change), and, for a head with an ``other_label``, the
+        out-of-scope threshold that keeps 98% of the in-scope held-out texts
+        (:func:`~st_multitask.calibration.fit_other_threshold`).
 
         ``data`` maps task names to :class:`~st_multitask.data.SentenceExamples` (dev data, never
         the test split). Returns ``{task: {"temperature", "ece_before", "ece_after"}}`` with the
-        expected calibration error (15 bins) on that data before and after.
+        expected calibration error (15 bins) on that data before and after (and
+        ``"other_threshold"`` where one was fitted).
         """
         report: dict[str, dict[str, float]] = {}
         was_training = self.training
@@ -347,7 +350,7 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         return report
 
     def _calibrate_head(self, task: str, examples: Any, batch_size: int) -> dict[str, float]:
-        from .calibration import expected_calibration_error, fit_temperature, softmax
+        from .calibration import expected_calibration_error, fit_other_threshold, fit_temperature, softmax
 
         head = self._select([task])[task]
         if head.level != "sentence" or not head.calibrates:
@@ -363,8 +366,18 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         logits = np.concatenate(chunks)
         before = expected_calibration_error(softmax(logits, 1.0), ids)
         head.temperature = fit_temperature(logits, ids)
-        after = expected_calibration_error(softmax(logits, head.temperature), ids)
-        return {"temperature": head.temperature, "ece_before": round(before, 4), "ece_after": round(after, 4)}
+        after_probs = softmax(logits, head.temperature)
+        after = expected_calibration_error(after_probs, ids)
+        report = {
+            "temperature": head.temperature,
+            "ece_before": round(before, 4),
+            "ece_after": round(after, 4),
+        }
+        if getattr(head, "other_label", None) is not None:
+            other = head.label2id[head.other_label]
+            head.other_threshold = fit_other_threshold(after_probs[:, other], ids == other)
+            report["other_threshold"] = head.other_threshold
+        return report
 
     # -- save / load ----------------------------------------------------------------------------
     def record(self, **entries: Any) -> None:

@@ -93,3 +93,61 @@ def test_vader_snippets_second_domain(tmp_path, monkeypatch):
     monkeypatch.setenv("STMT_DATA", str(tmp_path))
     with pytest.raises(DataPackageMissing, match="make data"):
         load_vader_snippets("amazon")
+
+
+def test_vader_three_classes_fixed_disjoint_splits():
+    from collections import Counter
+
+    from st_multitask.corpora import NEUTRAL_BELOW, load_vader
+
+    for domain, sizes in {
+        "tweets": [3360, 420, 420],
+        "nyt": [4152, 519, 519],
+        "amazon": [2966, 371, 371],
+    }.items():
+        splits = {s: load_vader(domain, s) for s in ("train", "dev", "test")}
+        assert [len(splits[s]) for s in splits] == sizes
+        assert sorted(Counter(splits["test"].labels)) == ["negative", "neutral", "positive"]
+        assert not set(splits["train"].lines) & set(splits["test"].lines)
+        assert not set(splits["dev"].lines) & set(splits["test"].lines)
+    assert NEUTRAL_BELOW == 0.5
+    with pytest.raises(InputError, match="Valid: amazon, tweets, nyt, movies"):
+        load_vader("yelp", "train")
+
+
+def test_vader_movies_drop_the_rotten_tomatoes_snippets():
+    """VADER's movie snippets are Rotten Tomatoes critics' quotes: none of them may sit in a split
+    of one corpus while its text is in the other."""
+    from st_multitask.corpora import _normal, load_rotten_tomatoes, load_vader
+
+    rt = {_normal(t) for s in ("train", "dev", "test") for t in load_rotten_tomatoes(s).texts}
+    movies = [t for s in ("train", "dev", "test") for t in load_vader("movies", s).texts]
+    assert movies and not {_normal(t) for t in movies} & rt
+
+
+def test_bbc_sentences_follow_the_article_split():
+    from st_multitask.corpora import load_bbc, load_bbc_sentences
+
+    test = load_bbc_sentences("test")
+    assert set(test.lines) == set(load_bbc("test").lines)  # the same articles, sentence by sentence
+    assert not set(test.lines) & set(load_bbc_sentences("train").lines)
+    assert len(test) == 892 and test.texts[0] == "UK firm faces Venezuelan land row"  # headline first
+    assert all(len(t) < 1000 for t in test.texts)
+
+
+def test_out_of_scope_texts_are_other_and_splits_share_no_text():
+    from st_multitask.corpora import _normal, load_out_of_scope
+
+    splits = {s: load_out_of_scope(s) for s in ("train", "dev", "test")}
+    assert [len(splits[s]) for s in splits] == [7364, 2119, 1722]
+    assert {label for s in splits.values() for label in s.labels} == {"other"}
+    seen = [{_normal(t) for t in splits[s].texts} for s in splits]
+    assert not seen[0] & seen[1] and not seen[0] & seen[2] and not seen[1] & seen[2]
+
+
+def test_corpus_registry_reads_every_corpus_by_name():
+    from st_multitask.recipe import read_split
+
+    assert len(read_split("corpus:vader_nyt/dev", "sentence", {})) == 519
+    with pytest.raises(InputError, match="Unknown corpus 'nope'.*vader_tweets"):
+        read_split("corpus:nope/dev", "sentence", {})

@@ -67,6 +67,13 @@ class MLPHead(Head):
         long: texts longer than the backbone's window: ``"truncate"`` reads the first window only;
             ``"chunk"`` reads the whole text as overlapping windows whose states are mean-pooled,
             as ``embed(long="chunk")`` does.
+        other_label: the label of texts that belong to none of the others (out of scope), trained
+            on real out-of-scope text like any label. With ``other_threshold`` the head says it
+            whenever its probability reaches the threshold (fitted on held-out data by
+            :meth:`MultiTaskModel.calibrate`), and otherwise the best of the other labels.
+        other_threshold: that threshold; ``None`` leaves the plain argmax.
+        class_weights: ``{label: weight}`` for the training loss (default 1 each), so that a rare
+            class (a neutral sentiment) is not drowned by the frequent ones.
     """
 
     kind: ClassVar[str] = "mlp"
@@ -82,6 +89,9 @@ class MLPHead(Head):
         "layers",
         "temperature",
         "long",
+        "other_label",
+        "other_threshold",
+        "class_weights",
     ]
 
     def __init__(
@@ -96,8 +106,46 @@ class MLPHead(Head):
         layers: Sequence[int] | None = None,
         temperature: float = 1.0,
         long: str = "truncate",
+        other_label: str | None = None,
+        other_threshold: float | None = None,
+        class_weights: dict[str, float] | None = None,
     ):
         super().__init__(in_features, labels)
+        if class_weights is not None:
+            if not isinstance(class_weights, dict) or multi_label:
+                raise InputError("class_weights must be a mapping {label: weight} on a single-label head.")
+            unknown = [k for k in class_weights if k not in self.labels]
+            if unknown:
+                raise InputError(
+                    f"class_weights names unknown label {unknown[0]!r}. Valid: {', '.join(self.labels)}."
+                )
+            bad = [
+                v
+                for v in class_weights.values()
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+            ]
+            if bad:
+                raise InputError(f"class weights must be positive numbers, got {bad[0]!r}.")
+        self.class_weights = (
+            None if class_weights is None else {k: float(v) for k, v in class_weights.items()}
+        )
+        if other_label is not None and other_label not in self.labels:
+            raise InputError(
+                f"other_label {other_label!r} is not one of the labels ({', '.join(self.labels)}); "
+                "add out-of-scope texts with that label to the training data."
+            )
+        if other_label is not None and multi_label:
+            raise InputError("other_label needs a single-label head (multi_label: false).")
+        if other_threshold is not None and (
+            isinstance(other_threshold, bool)
+            or not isinstance(other_threshold, (int, float))
+            or not 0.0 <= other_threshold <= 1.0
+        ):
+            raise InputError(
+                f"other_threshold must be a probability between 0 and 1, got {other_threshold!r}."
+            )
+        self.other_label = other_label
+        self.other_threshold = None if other_threshold is None else float(other_threshold)
         if long not in LONG_MODES:
             raise InputError(f"Unknown long mode {long!r}. Valid: {', '.join(LONG_MODES)}.")
         self.long = long
@@ -175,7 +223,14 @@ class MLPHead(Head):
         """Cross-entropy on label ids (batch,), or BCE on a 0/1 matrix (batch, labels) if multi-label."""
         if self.multi_label:
             return nn.functional.binary_cross_entropy_with_logits(logits, targets.float())
-        return nn.functional.cross_entropy(logits, targets)
+        if self.class_weights is None:
+            return nn.functional.cross_entropy(logits, targets)
+        weight = torch.tensor(
+            [self.class_weights.get(label, 1.0) for label in self.labels],
+            dtype=logits.dtype,
+            device=logits.device,
+        )
+        return nn.functional.cross_entropy(logits, targets, weight=weight)
 
     def predict_proba(self, embeddings: Tensor) -> Tensor:
         """Probabilities (batch, labels) from sentence embeddings (batch, dim)."""
@@ -190,5 +245,12 @@ class MLPHead(Head):
         """One text's ``{"label", "score", "probabilities"}`` from its probability vector; no label
         (``None``) when the top probability is below ``min_score``."""
         return decode_sentence(
-            self.labels, probabilities.tolist(), self.multi_label, self.threshold, min_score
+            self.labels, probabilities.tolist(), self.multi_label, self.threshold, min_score, self.other
         )
+
+    @property
+    def other(self) -> tuple[str, float] | None:
+        """``(other_label, other_threshold)`` once the threshold is fitted, else ``None``."""
+        if self.other_label is None or self.other_threshold is None:
+            return None
+        return self.other_label, self.other_threshold

@@ -256,7 +256,11 @@ class NumpyMLPHead(NumpyHead):
     def decode(self, probabilities: np.ndarray, min_score: float | None = None) -> dict:
         """As :meth:`MLPHead.decode <st_multitask.heads.MLPHead.decode>`."""
         threshold = float(self.config.get("threshold", 0.5))
-        return decode_sentence(self.labels, probabilities.tolist(), self.multi_label, threshold, min_score)
+        name, cutoff = self.config.get("other_label"), self.config.get("other_threshold")
+        other = None if name is None or cutoff is None else (name, float(cutoff))
+        return decode_sentence(
+            self.labels, probabilities.tolist(), self.multi_label, threshold, min_score, other
+        )
 
 
 @register_numpy_head("hybrid")

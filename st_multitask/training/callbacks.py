@@ -220,7 +220,15 @@ def calibrate(
         name: {
             **m,
             **(
-                {"temperature": report[name]["temperature"], "ece": report[name]["ece_after"]}
+                {
+                    "temperature": report[name]["temperature"],
+                    "ece": report[name]["ece_after"],
+                    **(
+                        {"other_threshold": report[name]["other_threshold"]}
+                        if "other_threshold" in report[name]
+                        else {}
+                    ),
+                }
                 if name in report
                 else {}
             ),
