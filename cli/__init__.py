@@ -25,6 +25,7 @@ COMMANDS = {
     "train": ("train", "train", "Train heads (and the backbone) from a recipe, jointly or in sequence."),
     "evaluate": ("evaluate", "evaluate", "Score one task of a model on labelled data."),
     "export": ("export", "export", "Export a model to ONNX Runtime or OpenVINO (fp32, bf16, int8)."),
+    "serve": ("serve", "serve", "Serve embeddings, predictions, similarity and search over HTTP."),
 }
 
 

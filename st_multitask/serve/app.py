@@ -1,0 +1,484 @@
+"""The HTTP API: ``create_app(model, settings)`` returns a FastAPI app serving embeddings (OpenAI's
+``/v1/embeddings`` and TEI's ``/embed``), every head (``/predict``), ``/similarity``, ``/search`` (with
+an index), ``/tokenize``, ``/health``, ``/info`` and ``/metrics``.
+
+The model loads in the lifespan, in a thread: ``/health`` answers 503 meanwhile and 200 after.
+Texts of concurrent requests are merged into model calls by :mod:`~st_multitask.serve.batching`.
+
+    >>> from fastapi.testclient import TestClient
+    >>> from st_multitask import MultiTaskModel
+    >>> with TestClient(create_app(MultiTaskModel.default())) as client:
+    ...     client.post("/predict", json={"inputs": "The film was a joy."}).json()["predictions"][0]["sentiment"]["label"]
+    'positive'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from .. import __version__
+from ..runtime.encoder import normalize_rows
+from .auth import require_api_key
+from .batching import Batcher, QueueFull, model_runner
+from .errors import NOT_FOUND, OVERLOADED, RATE, APIError, install_error_handlers
+from .metrics import ServeMetrics
+from .middleware import ServeMiddleware
+from .schemas import (
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+    EmbedRequest,
+    EmbedResponse,
+    HealthResponse,
+    Info,
+    ModelsResponse,
+    PredictRequest,
+    PredictResponse,
+    SearchRequest,
+    SearchResponse,
+    SimilarityRequest,
+    TokenizeRequest,
+    TokenizeResponse,
+)
+from .settings import ServeSettings
+from .tokens import TokenCounter
+
+__all__ = ["ServerState", "create_app"]
+
+logger = logging.getLogger("st_multitask.serve")
+
+ModelSource = Any  # a loaded multi-task model, a zero-argument callable that loads one, or None
+
+
+class ServerState:
+    """What the routes share: the settings, the model once loaded, its batcher, the index."""
+
+    def __init__(self, settings: ServeSettings, metrics: ServeMetrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.status = "loading"
+        self.error: str | None = None
+        self.model: Any = None
+        self.batcher: Batcher | None = None
+        self.counter: TokenCounter | None = None
+        self.index: Any = None
+        self.index_thread = ThreadPoolExecutor(1, thread_name_prefix="stmt-index")  # sqlite: one thread
+        self.started = int(time.time())
+
+    def _default_model(self) -> Any:
+        from ..model import MultiTaskModel
+
+        s = self.settings
+        if s.model is None:
+            return MultiTaskModel.default(s.device, s.backend, s.precision)
+        return MultiTaskModel.load(s.model, s.device, s.backend, s.precision)
+
+    def _load_index(self) -> Any:
+        from ..index import Index
+
+        index = Index.load(self.settings.index)
+        return index.use_model(self.model.backbone)
+
+    async def load(self, source: ModelSource) -> None:
+        """Load the model (and index), warm it up, start the batcher; on failure keep the reason."""
+        try:
+            if source is None:
+                model = await asyncio.to_thread(self._default_model)
+            elif callable(source) and not hasattr(source, "predict_and_embed"):
+                model = await asyncio.to_thread(source)
+            else:
+                model = source
+            self.model = model
+            self.counter = TokenCounter(model.backbone)
+            if self.settings.index is not None:
+                loop = asyncio.get_running_loop()
+                self.index = await loop.run_in_executor(self.index_thread, self._load_index)
+            run = model_runner(model, self.settings.forward_batch_size)
+            await asyncio.to_thread(run, ["warm up"], tuple(model.heads), None)  # first-call costs
+            self.batcher = Batcher(
+                run,
+                self.settings.max_batch_tokens,
+                self.settings.max_queue,
+                self.settings.batch_window_ms / 1000,
+                self.metrics,
+            )
+            self.batcher.start()
+            self.status = "ok"
+            logger.info("model loaded: %s; serving as %r", _describe(model), self.settings.model_name)
+        except Exception as exc:
+            self.status, self.error = "failed", str(exc) or type(exc).__name__
+            logger.error("could not load the model: %s", self.error, exc_info=not _is_user_error(exc))
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.stop()
+        self.index_thread.shutdown(wait=True)
+
+    def ready(self) -> None:
+        """Refuse with 503 unless the model is loaded."""
+        if self.status == "ok":
+            return
+        if self.status == "failed":
+            raise APIError(503, f"The model failed to load: {self.error}", OVERLOADED, code="model_failed")
+        raise APIError(
+            503,
+            "The model is still loading; retry when GET /health answers 200.",
+            OVERLOADED,
+            code="model_loading",
+            headers={"Retry-After": "1"},
+        )
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from ..errors import StMultitaskError
+
+    return isinstance(exc, StMultitaskError)
+
+
+def _describe(model: Any) -> str:
+    backend = getattr(model, "backend", "torch")
+    precision = getattr(model, "precision", "fp32")
+    return f"{type(model).__name__} with heads {', '.join(model.heads) or 'none'} on {backend} ({precision})"
+
+
+def _state(request: Request) -> ServerState:
+    return request.app.state.serve
+
+
+def _ready(request: Request) -> ServerState:
+    state = _state(request)
+    state.ready()
+    return state
+
+
+# -- shared steps of the text routes ----------------------------------------------------------
+def _texts(value: str | list[str], field: str, state: ServerState) -> list[str]:
+    texts = [value] if isinstance(value, str) else list(value)
+    if not texts:
+        raise APIError(422, f"{field} is empty: send at least one text.", param=field)
+    limit = state.settings.max_client_batch
+    if len(texts) > limit:
+        raise APIError(
+            422,
+            f"{field} has {len(texts)} texts; this server takes at most {limit} a request (--max-client-batch).",
+            param=field,
+            code="too_many_inputs",
+        )
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise APIError(422, f"{field}[{i}] is blank; send text to embed.", param=f"{field}[{i}]")
+    return texts
+
+
+def _measure(
+    request: Request, state: ServerState, texts: list[str], field: str, truncate: bool = True
+) -> tuple[list[int], list[int]]:
+    """Tokens each text costs, and the indices of those past the window (422 unless ``truncate``)."""
+    counter = state.counter
+    assert counter is not None
+    lengths = counter.lengths(texts)
+    over = [i for i, n in enumerate(lengths) if n > counter.window]
+    if over and not truncate:
+        i = over[0]
+        raise APIError(
+            422,
+            f"{field}[{i}] has {lengths[i]} tokens, more than the model window of {counter.window}; "
+            "shorten it or send truncate: true.",
+            param=f"{field}[{i}]",
+            code="input_too_long",
+        )
+    cost = counter.cost(lengths)
+    request.state.texts, request.state.tokens = len(texts), sum(cost)
+    return cost, over
+
+
+async def _run(state: ServerState, texts: list[str], cost: list[int], tasks=(), min_score=None) -> Any:
+    assert state.batcher is not None
+    try:
+        return await state.batcher.submit(texts, cost, tasks, min_score)
+    except QueueFull as exc:
+        state.metrics.rejected.inc()
+        retry = str(state.settings.retry_after_s)
+        raise APIError(429, str(exc), RATE, code="queue_full", headers={"Retry-After": retry}) from None
+
+
+def _shape(vectors: np.ndarray, normalize: bool, dimensions: int | None, dim: int, param: str) -> np.ndarray:
+    """Truncate to ``dimensions`` (then renormalise) and/or normalise."""
+    if dimensions is not None:
+        if dimensions > dim:
+            raise APIError(422, f"dimensions is {dimensions}; this model gives {dim}-d vectors.", param=param)
+        vectors = vectors[:, :dimensions]
+    return normalize_rows(vectors) if normalize else vectors
+
+
+def _truncated_header(over: list[int]) -> dict[str, str]:
+    return {"X-Truncated-Inputs": ",".join(map(str, over))} if over else {}
+
+
+def create_app(model: ModelSource = None, settings: ServeSettings | None = None) -> FastAPI:
+    """The ASGI app. ``model``: a loaded multi-task model, a callable that loads one (called in
+    the lifespan, in a thread), or ``None`` for ``settings.model`` (default: the bundled model)."""
+    settings = settings or ServeSettings()
+    metrics = ServeMetrics()
+    state = ServerState(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loading = asyncio.create_task(state.load(model))
+        app.state.loading = loading
+        try:
+            yield
+        finally:
+            if not loading.done():
+                loading.cancel()
+            await asyncio.to_thread(state.close)
+
+    app = FastAPI(
+        title="st_multitask",
+        version=__version__,
+        summary="Sentence embeddings, every head of a multi-task model, similarity and search.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.serve = state
+    install_error_handlers(app)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(ServeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    auth = [Depends(require_api_key)]
+
+    @app.get("/health", response_model=HealthResponse, tags=["service"])
+    async def health() -> JSONResponse:
+        """200 once the model is loaded, 503 while it loads (or if it failed). No auth."""
+        body = {"status": state.status, "detail": state.error}
+        return JSONResponse(body, status_code=200 if state.status == "ok" else 503)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=auth)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=auth)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="st_multitask API")
+
+    @app.get("/metrics", tags=["service"], dependencies=auth)
+    async def prometheus() -> Response:
+        """Prometheus text: requests by route and status, latency, batch sizes, queue depth, tokens."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/info", response_model=Info, tags=["service"], dependencies=auth)
+    async def info(request: Request) -> JSONResponse:
+        """Model name, dimension, window, heads and labels, backend, precision, version, limits."""
+        state = _ready(request)
+        m = state.model
+        details = m.info()
+        counter = state.counter
+        assert counter is not None
+        heads = {
+            name: {"level": h["level"], "kind": h["kind"], "labels": h["labels"], "trained": h["trained"]}
+            for name, h in details["heads"].items()
+        }
+        s = state.settings
+        return JSONResponse(
+            {
+                "model": s.model_name,
+                "backbone": details["backbone"]["name"],
+                "dimension": m.dim,
+                "window_tokens": counter.window,
+                "max_seq_length": counter.max_seq_length,
+                "heads": heads,
+                "backend": getattr(m, "backend", "torch"),
+                "precision": getattr(m, "precision", "fp32"),
+                "version": __version__,
+                "index": None if state.index is None else {"texts": state.index.count, "path": s.index},
+                "limits": {
+                    "max_client_batch": s.max_client_batch,
+                    "max_queue": s.max_queue,
+                    "max_body_bytes": s.max_body_bytes,
+                    "max_batch_tokens": s.max_batch_tokens,
+                    "batch_window_ms": s.batch_window_ms,
+                },
+            }
+        )
+
+    @app.get("/v1/models", response_model=ModelsResponse, tags=["openai"], dependencies=auth)
+    async def models(request: Request) -> JSONResponse:
+        """The served model, in OpenAI's list shape."""
+        name = _state(request).settings.model_name
+        card = {"id": name, "object": "model", "created": state.started, "owned_by": "st_multitask"}
+        return JSONResponse({"object": "list", "data": [card]})
+
+    @app.post("/v1/embeddings", response_model=EmbeddingsResponse, tags=["openai"], dependencies=auth)
+    async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
+        """OpenAI's embeddings API: float or base64 (little-endian float32), ``dimensions`` truncates
+        then renormalises, ``usage`` counts real tokens. Texts past the window are truncated; the
+        ``X-Truncated-Inputs`` header lists them."""
+        state = _ready(request)
+        name = state.settings.model_name
+        if body.model is not None and body.model != name:
+            raise APIError(
+                404,
+                f"The model {body.model!r} does not exist here; this server serves {name!r} (GET /v1/models).",
+                NOT_FOUND,
+                param="model",
+                code="model_not_found",
+            )
+        texts = _texts(body.input, "input", state)
+        cost, over = _measure(request, state, texts, "input")
+        result = await _run(state, texts, cost)
+        vectors = _shape(result.vectors, True, body.dimensions, state.model.dim, "dimensions")
+        if body.encoding_format == "base64":
+            values: list[Any] = [
+                base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode() for row in vectors
+            ]
+        else:
+            values = vectors.tolist()
+        data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(values)]
+        usage = {"prompt_tokens": sum(cost), "total_tokens": sum(cost)}
+        return JSONResponse(
+            {"object": "list", "data": data, "model": name, "usage": usage}, headers=_truncated_header(over)
+        )
+
+    @app.post("/embed", response_model=EmbedResponse, tags=["embeddings"], dependencies=auth)
+    async def embed_route(body: EmbedRequest, request: Request) -> JSONResponse:
+        """Embeddings, TEI-style: ``normalize``, ``truncate`` (false: a text past the window is a
+        422 naming it) and ``dimensions``; ``truncated`` lists the texts cut at the window."""
+        state = _ready(request)
+        texts = _texts(body.inputs, "inputs", state)
+        cost, over = _measure(request, state, texts, "inputs", body.truncate)
+        result = await _run(state, texts, cost)
+        vectors = _shape(result.vectors, body.normalize, body.dimensions, state.model.dim, "dimensions")
+        return JSONResponse(
+            {
+                "embeddings": vectors.tolist(),
+                "dimensions": int(vectors.shape[1]),
+                "truncated": over,
+                "usage": {"texts": len(texts), "tokens": sum(cost)},
+            },
+            headers=_truncated_header(over),
+        )
+
+    @app.post("/predict", response_model=PredictResponse, tags=["heads"], dependencies=auth)
+    async def predict(body: PredictRequest, request: Request) -> JSONResponse:
+        """Every head (or ``tasks``) on each text: what ``MultiTaskModel.predict`` returns (labels,
+        scores, probabilities; entities with character offsets). One backbone pass serves them all."""
+        state = _ready(request)
+        tasks = list(state.model._select(body.tasks))  # unknown task -> 422 naming the valid ones
+        texts = _texts(body.inputs, "inputs", state)
+        cost, over = _measure(request, state, texts, "inputs", body.truncate)
+        result = await _run(state, texts, cost, tasks, body.min_score)
+        return JSONResponse(
+            {
+                "predictions": result.predictions,
+                "truncated": over,
+                "usage": {"texts": len(texts), "tokens": sum(cost)},
+            },
+            headers=_truncated_header(over),
+        )
+
+    @app.post("/tokenize", response_model=TokenizeResponse, tags=["embeddings"], dependencies=auth)
+    async def tokenize(body: TokenizeRequest, request: Request) -> JSONResponse:
+        """The word pieces the model reads, with character offsets into each text."""
+        state = _ready(request)
+        texts = _texts(body.inputs, "inputs", state)
+        counter = state.counter
+        assert counter is not None
+        lengths = counter.lengths(texts)
+        request.state.texts, request.state.tokens = len(texts), sum(counter.cost(lengths))
+        return JSONResponse(
+            {
+                "tokens": counter.pieces(texts),
+                "lengths": lengths,
+                "window": counter.window,
+                "truncated": [i for i, n in enumerate(lengths) if n > counter.window],
+            }
+        )
+
+    @app.post("/similarity", tags=["similarity"], dependencies=auth)
+    async def similarity(body: SimilarityRequest, request: Request) -> JSONResponse:
+        """Cosine similarity of texts ``a`` with texts ``b``, as ``stmt similarity --format json``:
+        ``best`` (each a with its ``top_k`` closest b), ``pairwise`` (a[i] with b[i]), ``matrix``."""
+        from ..similarity import cosine_similarity, pairwise_similarity
+        from ..similarity import search as best_matches
+
+        state = _ready(request)
+        if body.mode == "pairwise" and len(body.a) != len(body.b):
+            raise APIError(
+                422,
+                f"pairwise needs as many texts in a as in b: got {len(body.a)} and {len(body.b)}.",
+                param="b",
+            )
+        a, b = _texts(body.a, "a", state), _texts(body.b, "b", state)
+        cost, _ = _measure(request, state, a + b, "a+b")
+        vectors = (await _run(state, a + b, cost)).vectors
+        ea, eb = vectors[: len(a)], vectors[len(a) :]
+        if body.mode == "pairwise":
+            scores = pairwise_similarity(ea, eb)
+            records: Any = [
+                {"line": i + 1, "a": x, "b": y, "score": float(s)}
+                for i, (x, y, s) in enumerate(zip(a, b, scores))
+            ]
+        elif body.mode == "matrix":
+            records = {"a": a, "b": b, "scores": cosine_similarity(ea, eb).round(6).tolist()}
+        else:
+            records = []
+            for i, hits in enumerate(best_matches(ea, eb, top_k=min(body.top_k, len(b)))):
+                for rank, hit in enumerate(hits, 1):
+                    j = hit["corpus_id"]
+                    record = {"line_a": i + 1, "a": a[i], "rank": rank, "line_b": j + 1, "b": b[j]}
+                    record["score"] = hit["score"]
+                    if body.top_k == 1:
+                        del record["rank"]
+                    records.append(record)
+        return JSONResponse(records)
+
+    @app.post("/search", response_model=SearchResponse, tags=["similarity"], dependencies=auth)
+    async def search(body: SearchRequest, request: Request) -> JSONResponse:
+        """The ``top_k`` texts of the index closest to each query (needs ``stmt serve --index DIR``)."""
+        state = _ready(request)
+        if state.index is None:
+            raise APIError(
+                404,
+                "This server has no index, so /search is off. Build one with `stmt index build` and start "
+                "the server with `stmt serve --index DIR`.",
+                NOT_FOUND,
+                code="no_index",
+            )
+        queries = _texts(body.queries, "queries", state)
+        cost, _ = _measure(request, state, queries, "queries")
+        vectors = normalize_rows((await _run(state, queries, cost)).vectors)
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(state.index_thread, state.index.search, vectors, body.top_k)
+        return JSONResponse(
+            {
+                "results": [
+                    [
+                        {"text": h["text"], "line": h["line"], "score": h["score"], "source": h["source"]}
+                        for h in row
+                    ]
+                    for row in results
+                ]
+            }
+        )
+
+    return app

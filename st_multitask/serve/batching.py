@@ -1,0 +1,248 @@
+"""Dynamic batching: texts of concurrent requests merged into model calls bounded by a token budget.
+
+Requests put their texts in one queue; a worker thread (off the event loop, so ``/health`` and
+``/metrics`` answer while a long batch runs) takes the oldest texts up to ``max_batch_tokens``,
+sorted by length, and makes one model call for them. That call is one backbone pass that gives the
+embeddings and every head any of its requests asked for
+(:meth:`~st_multitask.model.MultiTaskModel.predict_and_embed`); texts that want embeddings only go
+through :func:`~st_multitask.embed`. Each request gets back exactly its own texts, in order.
+
+    >>> import asyncio, numpy as np
+    >>> calls = []
+    >>> def run(texts, tasks, min_score):
+    ...     calls.append(len(texts))
+    ...     return np.array([[len(t)] for t in texts], dtype=np.float32), None
+    >>> async def main():
+    ...     batcher = Batcher(run, max_batch_tokens=100, max_queue=10, window_s=0.01)
+    ...     batcher.start()
+    ...     a, b = await asyncio.gather(batcher.submit(["ab", "c"], [2, 1]), batcher.submit(["defg"], [4]))
+    ...     batcher.stop()
+    ...     return a.vectors.ravel().tolist(), b.vectors.ravel().tolist()
+    >>> asyncio.run(main()), calls
+    (([2.0, 1.0], [4.0]), [3])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .metrics import ServeMetrics
+
+__all__ = ["BatchResult", "Batcher", "QueueFull", "model_runner"]
+
+# run(texts, tasks, min_score) -> ((n, dim) vectors, per-text predictions or None)
+Runner = Callable[[list[str], tuple[str, ...], "float | None"], "tuple[np.ndarray, list[dict] | None]"]
+
+
+class QueueFull(Exception):
+    """The queue holds ``max_queue`` texts already: the request is refused (429)."""
+
+
+@dataclass
+class BatchResult:
+    """One request's results: its texts' vectors (n, dim) and, when it asked for heads, predictions."""
+
+    vectors: np.ndarray
+    predictions: list[dict[str, Any]] | None
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    tokens: list[int]
+    tasks: tuple[str, ...]
+    min_score: float | None
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+    remaining: int = 0
+    vectors: np.ndarray | None = None
+    predictions: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class _Item:
+    job: _Job
+    index: int
+    tokens: int
+    arrived: float
+
+
+def model_runner(model: Any, batch_size: int = 64) -> Runner:
+    """The runner of a multi-task model: with tasks, one ``predict_and_embed`` pass; without,
+    :func:`~st_multitask.embed` (the backbone's vectors, not yet normalised)."""
+    from ..embedding import embed
+
+    def run(texts: list[str], tasks: tuple[str, ...], min_score: float | None) -> tuple[np.ndarray, Any]:
+        if tasks:
+            predictions, vectors = model.predict_and_embed(texts, list(tasks), batch_size, min_score)
+            return vectors, predictions
+        return embed(
+            texts, model=model.backbone, batch_size=batch_size, normalize=False, show_progress=False
+        ), None
+
+    return run
+
+
+class Batcher:
+    """A queue of texts and the worker thread that runs them through the model in merged batches.
+
+    Args:
+        run: the model call (see :func:`model_runner`).
+        max_batch_tokens: tokens in one model call (a single longer text still runs, alone).
+        max_queue: texts that may wait; :meth:`submit` raises :class:`QueueFull` past it.
+        window_s: how long the oldest waiting text may wait for company before a call.
+        metrics: where batch sizes, queue depth and tokens are counted.
+    """
+
+    def __init__(
+        self,
+        run: Runner,
+        max_batch_tokens: int,
+        max_queue: int,
+        window_s: float = 0.0,
+        metrics: ServeMetrics | None = None,
+    ):
+        self._run = run
+        self._budget = max_batch_tokens
+        self._max_queue = max_queue
+        self._window = window_s
+        self._metrics = metrics
+        self._pending: deque[_Item] = deque()
+        self._pending_tokens = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def queued(self) -> int:
+        """Texts waiting for the model."""
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="stmt-batcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Run what is queued, then stop the worker."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    async def submit(
+        self,
+        texts: Sequence[str],
+        tokens: Sequence[int],
+        tasks: Sequence[str] = (),
+        min_score: float | None = None,
+    ) -> BatchResult:
+        """Queue ``texts`` (each costing ``tokens[i]``) and wait for their results, in order."""
+        loop = asyncio.get_running_loop()
+        job = _Job(list(texts), list(tokens), tuple(tasks), min_score, loop, loop.create_future())
+        job.remaining = len(job.texts)
+        job.predictions = [None] * len(job.texts)
+        now = time.monotonic()
+        with self._cond:
+            if self._stopping:
+                raise QueueFull("The server is shutting down.")
+            if len(self._pending) + len(job.texts) > self._max_queue:
+                raise QueueFull(
+                    f"The queue is full ({len(self._pending)} of {self._max_queue} texts waiting); retry shortly."
+                )
+            for i, n in enumerate(job.tokens):
+                self._pending.append(_Item(job, i, n, now))
+            self._pending_tokens += sum(job.tokens)
+            self._set_depth()
+            self._cond.notify()
+        return await job.future
+
+    # -- the worker ---------------------------------------------------------------------------
+    def _set_depth(self) -> None:
+        if self._metrics is not None:
+            self._metrics.queue_depth.set(len(self._pending))
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if not self._pending:  # stopping, and nothing left to run
+                    return
+                if self._window > 0:  # wait for company, unless the budget is full already
+                    deadline = self._pending[0].arrived + self._window
+                    while self._pending_tokens < self._budget and not self._stopping:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
+                items = self._take()
+                self._set_depth()
+            self._call(items)
+
+    def _take(self) -> list[_Item]:
+        """The oldest texts up to the token budget that can share a call (the same ``min_score``)."""
+        key = self._pending[0].job.min_score
+        taken: list[_Item] = []
+        kept: deque[_Item] = deque()
+        total = 0
+        while self._pending:
+            item = self._pending.popleft()
+            if item.job.min_score == key and (not taken or total + item.tokens <= self._budget):
+                taken.append(item)
+                total += item.tokens
+            else:
+                kept.append(item)
+                if total >= self._budget:
+                    break
+        kept.extend(self._pending)
+        self._pending = kept
+        self._pending_tokens -= total
+        return taken
+
+    def _call(self, items: list[_Item]) -> None:
+        items.sort(key=lambda item: -item.tokens)  # similar lengths together: little padding
+        texts = [item.job.texts[item.index] for item in items]
+        wanted = {task for item in items for task in item.job.tasks}
+        first = items[0].job.tasks or tuple(sorted(wanted))
+        tasks = tuple(t for t in first if t in wanted) + tuple(sorted(wanted.difference(first)))
+        if self._metrics is not None:
+            self._metrics.batch_texts.observe(len(items))
+            self._metrics.batch_tokens.observe(sum(item.tokens for item in items))
+        try:
+            vectors, predictions = self._run(texts, tasks, items[0].job.min_score)
+        except BaseException as exc:  # every request of the batch gets the fault
+            for job in {id(item.job): item.job for item in items}.values():
+                job.loop.call_soon_threadsafe(_fail, job.future, exc)
+            return
+        if self._metrics is not None:
+            self._metrics.tokens.inc(sum(item.tokens for item in items))
+        for row, item in enumerate(items):
+            job = item.job
+            if job.vectors is None:
+                job.vectors = np.zeros((len(job.texts), vectors.shape[1]), dtype=np.float32)
+            job.vectors[item.index] = vectors[row]
+            if predictions is not None and job.tasks:
+                job.predictions[item.index] = {t: predictions[row][t] for t in job.tasks}
+            job.remaining -= 1
+            if job.remaining == 0:
+                result = BatchResult(job.vectors, job.predictions if job.tasks else None)
+                job.loop.call_soon_threadsafe(_resolve, job.future, result)
+
+
+def _resolve(future: asyncio.Future, result: BatchResult) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _fail(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
