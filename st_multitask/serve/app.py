@@ -227,8 +227,9 @@ def _truncated_header(over: list[int]) -> dict[str, str]:
 
 
 def create_app(model: ModelSource = None, settings: ServeSettings | None = None) -> FastAPI:
-    """The ASGI app. ``model``: a loaded multi-task model, a callable that loads one (called in
-    the lifespan, in a thread), or ``None`` for ``settings.model`` (default: the bundled model)."""
+    """The ASGI app. ``model``: a loaded multi-task model (the app starts ready), a callable that
+    loads one, or ``None`` for ``settings.model`` (default: the bundled model); those two load in
+    the lifespan, in a thread, while ``/health`` answers 503."""
     settings = settings or ServeSettings()
     metrics = ServeMetrics()
     state = ServerState(settings, metrics)
@@ -236,7 +237,8 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         loading = asyncio.create_task(state.load(model))
-        app.state.loading = loading
+        if hasattr(model, "predict_and_embed"):  # loaded already: ready once warmed up and started
+            await loading
         try:
             yield
         finally:
