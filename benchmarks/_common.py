@@ -170,3 +170,59 @@ def write_result(name: str, result: dict[str, Any], path: Path | None = None) ->
     payload = {"benchmark": name, **result, "machine": machine_info()}
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's vector and matrix flags that decide engine speed ratios (AVX2, AVX-512, VNNI, AMX)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in CPU_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def machine_tag() -> str:
+    """A short folder name for this kind of machine: cores and the widest vector unit, e.g. ``2c-amx``."""
+    flags = set(cpu_flags())
+    unit = "amx" if "amx_int8" in flags else "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "cpu"
+    return f"{os.cpu_count()}c-{unit}"
+
+
+def git_commit() -> str | None:
+    """The commit the benchmark ran on (with ``+dirty`` when the tree had changes), if in git."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def store_result(name: str, result: dict[str, Any], command: str) -> Path:
+    """Write a result to ``benchmarks/results/<machine tag>/<name>.json``, committed with the code:
+    the figures plus the command, the commit, the date, the machine and its CPU flags."""
+    path = RESULTS_DIR / machine_tag() / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "command": command,
+        "commit": git_commit(),
+        "machine": {**machine_info(), "cpu_flags": cpu_flags()},
+        **result,
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

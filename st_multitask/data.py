@@ -35,6 +35,7 @@ __all__ = [
     "SentenceExamples",
     "TokenExamples",
     "check_labels_known",
+    "concatenate",
     "detect_format",
     "iter_texts",
     "read_sentence_examples",
@@ -176,6 +177,12 @@ def _jsonl_records(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tupl
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{name} line {number} is not valid JSON ({exc.msg}).") from None
+        except ValueError:  # an integer past Python's limit on digits (4,300)
+            raise InputError(
+                f"{name} line {number} holds a number too long to read (over 4,300 digits)."
+            ) from None
+        except RecursionError:
+            raise InputError(f"{name} line {number} is nested too deeply to read as JSON.") from None
         if not isinstance(record, dict):
             raise InputError(f"{name} line {number}: expected a JSON object, found {type(record).__name__}.")
         yield number, record
@@ -319,6 +326,33 @@ class TokenExamples:
         """Every tag seen, with B-/I- completed for each entity type, ``O`` first."""
         types = sorted({tag[2:] for row in self.tags for tag in row if tag != "O"})
         return ["O", *[f"{prefix}-{t}" for t in types for prefix in "BI"]]
+
+
+def concatenate(parts: list[SentenceExamples] | list[TokenExamples]) -> SentenceExamples | TokenExamples:
+    """Several sources of one task as one set, in order; ``source`` names them all.
+
+    >>> a = SentenceExamples(["good"], ["positive"], "a.csv", [2])
+    >>> b = SentenceExamples(["bad"], ["negative"], "b.csv", [2])
+    >>> joined = concatenate([a, b])
+    >>> joined.texts, joined.source
+    (['good', 'bad'], 'a.csv + b.csv')
+    """
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    source = " + ".join(p.source for p in parts)
+    lines = [n for p in parts for n in p.lines] if all(len(p.lines) == len(p) for p in parts) else []
+    if isinstance(first, TokenExamples):
+        if not all(isinstance(p, TokenExamples) for p in parts):
+            raise InputError(f"Cannot join token data with sentence data ({source}).")
+        return TokenExamples(
+            [w for p in parts for w in p.words], [t for p in parts for t in p.tags], source, lines
+        )
+    if not all(isinstance(p, SentenceExamples) for p in parts):
+        raise InputError(f"Cannot join sentence data with token data ({source}).")
+    return SentenceExamples(
+        [t for p in parts for t in p.texts], [lab for p in parts for lab in p.labels], source, lines
+    )
 
 
 def read_sentence_examples(

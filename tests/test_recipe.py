@@ -24,3 +24,21 @@ def test_same_seed_same_initial_heads(tiny_model_dir, tmp_path):
         weights.append(model.heads["s"].mlp[0].weight.detach().clone())
     assert torch.equal(weights[0], weights[1])
     assert not torch.equal(weights[0], weights[2])
+
+
+def test_a_list_of_sources_is_joined_in_order(tiny_model_dir, tmp_path):
+    import pytest
+
+    from st_multitask.errors import InputError
+
+    (tmp_path / "a.csv").write_text("text,label\na good one,pos\na bad one,neg\n")
+    (tmp_path / "b.csv").write_text("text,label\nwhat time is it,other\n")
+    recipe = _recipe(tiny_model_dir, tmp_path, 0)
+    recipe["tasks"]["s"]["train"] = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    recipe["tasks"]["s"]["head"]["other_label"] = "other"
+    model, tasks, _ = load_recipe(recipe)
+    assert tasks[0].train.texts == ["a good one", "a bad one", "what time is it"]
+    assert model.heads["s"].labels == ["neg", "other", "pos"] and model.heads["s"].other_label == "other"
+    recipe["tasks"]["s"]["train"] = []
+    with pytest.raises(InputError, match="empty list for 'train'"):
+        load_recipe(recipe)
