@@ -1,7 +1,7 @@
 """The bundled default model on every engine: test-split scores and agreement with torch.
 
-For each task of ``MultiTaskModel.default()`` (topic on BBC, sentiment on Rotten Tomatoes, NER on
-CoNLL-2003), on the full test split, this scores the torch model and the exported model on each
+For each task of ``MultiTaskModel.default()`` (topic on the BBC test articles and the out-of-scope
+test split, sentiment on the three-class VADER test split, NER on CoNLL-2003), on the full test split, this scores the torch model and the exported model on each
 fast engine with ``st_multitask.evaluation.evaluate_task`` (accuracy for sentence tasks, strict
 IOB2 entity F1 for NER), and counts how often each engine's predicted labels (sentence tasks) or
 word tags (NER, per word) equal torch's. Targets from the fast-inference issue: fp32 gives the
@@ -21,9 +21,19 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_result
+from _common import store_result
 
-TASKS = {"topic": "load_bbc", "sentiment": "load_rotten_tomatoes", "ner": "load_conll2003"}
+
+def test_sets() -> dict:
+    """The test data of each task of the default model, as benchmarks/quality.py reads it."""
+    from st_multitask.corpora import load_bbc, load_conll2003, load_out_of_scope, load_vader
+    from st_multitask.data import concatenate
+
+    return {
+        "topic": concatenate([load_bbc("test"), load_out_of_scope("test")]),
+        "sentiment": concatenate([load_vader(d, "test") for d in ("tweets", "nyt", "movies")]),
+        "ner": load_conll2003("test"),
+    }
 
 
 def main() -> None:
@@ -33,7 +43,7 @@ def main() -> None:
     parser.add_argument("--engines", default="onnx:fp32,openvino:fp32,onnx:int8,openvino:int8")
     args = parser.parse_args()
 
-    from st_multitask import MultiTaskModel, corpora
+    from st_multitask import MultiTaskModel
     from st_multitask.evaluation import evaluate_task, sentence_metrics, token_metrics
 
     engines = [tuple(e.split(":")) for e in args.engines.split(",")]
@@ -41,8 +51,7 @@ def main() -> None:
     for backend, precision in engines:
         models[f"{backend} {precision}"] = MultiTaskModel.default(backend=backend, precision=precision)
     rows = []
-    for task, loader in TASKS.items():
-        data = getattr(corpora, loader)("test")
+    for task, data in test_sets().items():
         items = data.texts if task != "ner" else data.words
         predictions, scores, seconds = {}, {}, {}
         for name, model in models.items():
@@ -75,8 +84,9 @@ def main() -> None:
                 row["score_minus_torch"] = round(scores[name] - scores["torch"], 2)
             rows.append(row)
             print(row, flush=True)
-    result = {"command": "python benchmarks/backend_quality.py " + " ".join(sys.argv[1:]), "rows": rows}
-    path = write_result("backend_quality", result)
+    path = store_result(
+        "backend_quality", {"rows": rows}, "python benchmarks/backend_quality.py " + " ".join(sys.argv[1:])
+    )
     print("\n| task | engine | test score | vs torch | agreement with torch |\n|---|---|---|---|---|")
     for row in rows:
         agreement = f"{100 * row['agreement']:.2f}%" if "agreement" in row else "-"

@@ -1,57 +1,88 @@
-"""Quality report: the bundled default model against baselines on the test splits, in one run.
+"""Quality report of the default model's recipe: test scores over seeds, against baselines, in one run.
 
-- topic (BBC News) and sentiment (Rotten Tomatoes): TF-IDF (1-2 grams) + logistic regression;
-  frozen all-MiniLM-L6-v2 embeddings (whole texts: windows pooled) + logistic regression; the
-  hybrid logistic regression on both side by side, and again with the hybrid head's
-  ``unknown_norm`` TF-IDF rows; the default model's head. Accuracy, macro-F1
-  and ECE on the fixed test splits (stratified 80/10/10, seed 0; baselines train on train).
-- sentiment, second domain: the same systems (trained on Rotten Tomatoes) on VADER's Amazon review
-  and tweet snippets (``st_multitask.corpora.load_vader_snippets``; ``make data`` fetches them).
-- NER (CoNLL-2003 test): a CRF over word features (sklearn-crfsuite) and the default model's
-  head, entity F1 (seqeval, strict IOB2).
-- similarity (STS-B test): Spearman x 100 of the default model's embeddings and of plain
-  SentenceTransformer.encode.
+Test splits are read here once, for the recipe chosen on dev data (``benchmarks/select_default.py``).
+Each ``--models`` directory is one seed of that recipe (``make default-model SEEDS="0 1 2"``); every
+score is given as mean ± standard deviation over them. The first directory is the shipped model.
 
-Writes benchmarks/RESULTS.md and benchmarks/out/quality.json. Fine-tuned systems (a fine-tuned
-backbone for sentiment and NER, and the Hugging Face token-classification baseline) take long on a
-CPU, so `benchmarks/finetune.py` trains them separately into benchmarks/out/finetune.json; their
-rows are added here when that file exists.
+- sentiment, three classes, on the recipe's test split (VADER tweets, NYT editorial and movie
+  snippets; neutral = |mean rating| < 0.5): macro-F1, per-class precision and recall, the
+  confusion matrix, ECE; against TF-IDF + logistic regression and frozen-embedding + logistic
+  regression trained on the same training data.
+- sentiment, binary, on Rotten Tomatoes' test split through the three-class head: the better of
+  positive and negative (``accuracy_pos_neg``), and the share of texts it calls neutral.
+- sentiment, unseen domain: VADER's Amazon review sentences (all 3,708), which no choice looked at.
+- topic: BBC test articles (coverage: kept a topic, and accuracy on those), the first sentence of
+  each BBC test article and each headline (coverage, accuracy on those), and the out-of-scope
+  sets: the held-out out-of-scope test split (STS-B captions and forums, VADER tweets) and the
+  Amazon review sentences, a source that is in no split (the share that gets "other").
+- NER (CoNLL-2003 test, entity F1) and STS-B test Spearman, for the unchanged parts.
 
-    python benchmarks/quality.py [--model DIR]      # default: the bundled default model
-    python benchmarks/quality.py --render-only      # rewrite RESULTS.md from out/*.json
+    python benchmarks/quality.py --models build/default-model-s0 build/default-model-s1 build/default-model-s2
+    python benchmarks/quality.py --render-only       # RESULTS.md from the stored result
+
+Writes ``benchmarks/results/<machine>/quality.json`` and renders ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, sts_test_spearman
+from _common import RESULTS_DIR, machine_tag, store_result, sts_test_spearman
 
 from st_multitask import MultiTaskModel, embed
-from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes, load_vader_snippets
-from st_multitask.evaluation import evaluate_task, sentence_metrics, token_metrics
-from st_multitask.text_features import SparseFeatures
+from st_multitask.corpora import (
+    _sentences,
+    load_bbc,
+    load_conll2003,
+    load_out_of_scope,
+    load_rotten_tomatoes,
+    load_vader,
+)
+from st_multitask.data import SentenceExamples, concatenate
+from st_multitask.evaluation import evaluate_task, sentence_metrics
 
 HERE = Path(__file__).resolve().parent
+SENTIMENT_DOMAINS = ("tweets", "nyt", "movies")  # the recipe's three-class sources
 
 
-SECOND_DOMAIN = ("amazon", "tweets")  # VADER ground-truth snippets, |score| >= 1 (see corpora)
+def sentiment_sets() -> tuple[SentenceExamples, dict[str, SentenceExamples]]:
+    """The recipe's sentiment training data and every set the report scores it on."""
+    train = concatenate([*(load_vader(d, "train") for d in SENTIMENT_DOMAINS), load_rotten_tomatoes("train")])
+    amazon = concatenate([load_vader("amazon", s) for s in ("train", "dev", "test")])
+    tests = {
+        "three-class test": concatenate([load_vader(d, "test") for d in SENTIMENT_DOMAINS]),
+        "Rotten Tomatoes test": load_rotten_tomatoes("test"),
+        "Amazon (unseen domain)": amazon,
+    }
+    return train, tests
 
 
-def _metrics(classifier, x_test, gold) -> dict:
-    predicted = classifier.predict(x_test).tolist()
-    return sentence_metrics(gold, predicted, list(classifier.classes_), classifier.predict_proba(x_test))
+def topic_sets() -> dict[str, SentenceExamples]:
+    """BBC test articles, their first sentences and headlines, and the out-of-scope sets."""
+    articles = load_bbc("test")
+    first, heads = [], []
+    for text in articles.texts:
+        headline, _, body = text.partition("\n")
+        heads.append(headline.strip())
+        first.append((_sentences(body) or [body.strip()])[0])
+    amazon = concatenate([load_vader("amazon", s) for s in ("train", "dev", "test")])
+    return {
+        "BBC test articles": articles,
+        "BBC test first sentences": SentenceExamples(first, articles.labels, "first sentences"),
+        "BBC test headlines": SentenceExamples(heads, articles.labels, "headlines"),
+        "out-of-scope test": load_out_of_scope("test"),
+        "Amazon reviews (unseen source)": SentenceExamples(amazon.texts, ["other"] * len(amazon), "Amazon"),
+    }
 
 
-def sentence_baselines(train, tests: dict, backbone) -> dict[str, dict[str, dict]]:
-    """TF-IDF + LR, frozen embeddings + LR and the hybrid LR (TF-IDF beside the embedding), each
-    trained on ``train`` and scored on every split of ``tests``: {system: {split: metrics}}."""
-    from scipy.sparse import csr_matrix, hstack
+def baselines(train: SentenceExamples, tests: dict[str, SentenceExamples], backbone) -> dict[str, dict]:
+    """TF-IDF + LR and frozen embeddings + LR, trained on ``train``: {system: {set: metrics}}."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -59,127 +90,157 @@ def sentence_baselines(train, tests: dict, backbone) -> dict[str, dict[str, dict
     sparse = {"train": vectorizer.fit_transform(train.texts)}
     dense = {"train": embed(train.texts, model=backbone, long="chunk")}
     for name, data in tests.items():
-        sparse[name] = vectorizer.transform(data.texts)
-        dense[name] = embed(data.texts, model=backbone, long="chunk")
-    hybrid = {k: hstack([sparse[k], csr_matrix(dense[k])]).tocsr() for k in sparse}
-    # the same with the hybrid head's unknown_norm: unknown n-grams count in each row's L2 norm
-    counted = SparseFeatures.fit(train.texts, {"unknown_norm": True})
-    texts = {"train": train.texts, **{name: data.texts for name, data in tests.items()}}
-    hybrid_unknown = {k: hstack([counted.matrix(v), csr_matrix(dense[k])]).tocsr() for k, v in texts.items()}
-    out: dict[str, dict[str, dict]] = {}
-    for system, features, c in (
-        ("TF-IDF + logistic regression", sparse, 10.0),
-        ("frozen embeddings + logistic regression", dense, 10.0),
-        ("hybrid: TF-IDF + embeddings, logistic regression", hybrid, 4.0),
-        ("hybrid, unknown n-grams in the TF-IDF norm, logistic regression", hybrid_unknown, 4.0),
+        sparse[name], dense[name] = (
+            vectorizer.transform(data.texts),
+            embed(data.texts, model=backbone, long="chunk"),
+        )
+    out: dict[str, dict] = {}
+    for system, features in (
+        ("TF-IDF + logistic regression", sparse),
+        ("frozen embeddings + logistic regression", dense),
     ):
-        classifier = LogisticRegression(max_iter=3000, C=c).fit(features["train"], train.labels)
+        classifier = LogisticRegression(max_iter=3000, C=10.0, class_weight="balanced").fit(
+            features["train"], train.labels
+        )
         out[system] = {
-            name: _metrics(classifier, features[name], data.labels) for name, data in tests.items()
+            name: sentence_metrics(
+                data.labels,
+                classifier.predict(features[name]).tolist(),
+                list(classifier.classes_),
+                classifier.predict_proba(features[name]),
+            )
+            for name, data in tests.items()
+            if set(data.labels) <= set(classifier.classes_)
         }
     return out
 
 
-def _word_features(words: list[str], i: int) -> dict:
-    word = words[i]
-    features = {
-        "bias": 1.0,
-        "lower": word.lower(),
-        "suffix3": word[-3:],
-        "suffix2": word[-2:],
-        "prefix3": word[:3],
-        "upper": word.isupper(),
-        "title": word.istitle(),
-        "digit": word.isdigit(),
-        "shape": "".join(
-            "X" if c.isupper() else "x" if c.islower() else "d" if c.isdigit() else c for c in word
-        )[:6],
+def pos_neg(model, data: SentenceExamples, task: str = "sentiment") -> dict:
+    """A three-class head on two-class data: accuracy of the better of positive and negative, and
+    the share of texts the head itself labels neutral."""
+    probabilities = [r[task] for r in model.predict_proba(data.texts, tasks=[task])]
+    labels = model.heads[task].labels
+    neg, neu, pos = (labels.index(x) for x in ("negative", "neutral", "positive"))
+    predicted = ["positive" if p[pos] >= p[neg] else "negative" for p in probabilities]
+    neutral = sum(int(max(range(len(p)), key=p.__getitem__) == neu) for p in probabilities)
+    return {
+        "accuracy_pos_neg": round(sum(a == b for a, b in zip(predicted, data.labels)) / len(data), 4),
+        "labelled_neutral": round(neutral / len(data), 4),
+        "n": len(data),
     }
-    for offset in (-2, -1, 1, 2):
-        j = i + offset
-        if 0 <= j < len(words):
-            features[f"{offset}:lower"] = words[j].lower()
-            features[f"{offset}:title"] = words[j].istitle()
-            features[f"{offset}:upper"] = words[j].isupper()
+
+
+def score_model(model, sentiment_tests: dict, topic_tests: dict) -> dict[str, dict]:
+    """Every figure of one seed's model."""
+    out: dict[str, dict] = {}
+    for name, data in sentiment_tests.items():
+        if name == "Rotten Tomatoes test":
+            out[f"sentiment: {name}"] = pos_neg(model, data)
         else:
-            features[f"{offset}:edge"] = True
-    return features
+            out[f"sentiment: {name}"] = evaluate_task(model, "sentiment", data)
+    for name, data in topic_tests.items():
+        out[f"topic: {name}"] = evaluate_task(model, "topic", data)
+    return out
 
 
-def crf_ner(train, test) -> dict:
-    """A linear-chain CRF (sklearn-crfsuite) over hand-made word features: the classic strong
-    non-transformer NER baseline (Lafferty et al. 2001; features as in the sklearn-crfsuite tutorial)."""
-    import sklearn_crfsuite
+FIGURES = (
+    "accuracy",
+    "macro_f1",
+    "ece",
+    "coverage",
+    "covered_accuracy",
+    "accuracy_pos_neg",
+    "labelled_neutral",
+    "f1",
+)
 
-    crf = sklearn_crfsuite.CRF(
-        algorithm="lbfgs", c1=0.1, c2=0.1, max_iterations=100, all_possible_transitions=True
-    )
-    featurize = lambda sentences: [[_word_features(s, i) for i in range(len(s))] for s in sentences]  # noqa: E731
-    crf.fit(featurize(train.words), train.tags)
-    return token_metrics(test.tags, crf.predict(featurize(test.words)))
+
+def summarise(runs: list[dict[str, dict]]) -> dict[str, dict]:
+    """{set: {figure: {"mean", "std", "values"}}} over the seeds, plus per-class recall and precision."""
+    summary: dict[str, dict] = {}
+    for key in runs[0]:
+        figures: dict[str, dict] = {}
+        names = [f for f in FIGURES if f in runs[0][key] and runs[0][key][f] is not None]
+        for label in runs[0][key].get("per_class", {}):
+            for m in ("precision", "recall"):
+                names.append(f"{m}:{label}")
+        for name in names:
+            if ":" in name:
+                m, label = name.split(":", 1)
+                values = [r[key]["per_class"][label][m] for r in runs]
+            else:
+                values = [r[key][name] for r in runs]
+            if any(v is None for v in values):
+                continue
+            figures[name] = {
+                "mean": round(statistics.fmean(values), 4),
+                "std": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
+                "values": values,
+            }
+        summary[key] = {"n": runs[0][key].get("n"), **figures}
+        if "confusion_matrix" in runs[0][key]:
+            summary[key]["confusion_matrix_first_seed"] = runs[0][key]["confusion_matrix"]
+            summary[key]["labels"] = runs[0][key]["labels"]
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=None, help="model directory [default: the bundled default model]")
-    parser.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from out/*.json")
+    parser.add_argument("--models", nargs="+", help="one model directory per seed of the chosen recipe")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite RESULTS.md from the stored result"
+    )
     args = parser.parse_args()
+    stored = RESULTS_DIR / machine_tag() / "quality.json"
     if args.render_only:
-        (HERE / "RESULTS.md").write_text(render(json.loads((HERE / "out" / "quality.json").read_text())))
+        (HERE / "RESULTS.md").write_text(render(json.loads(stored.read_text())))
         print(f"wrote {HERE / 'RESULTS.md'}")
         return
+    if not args.models:
+        parser.error("--models DIR [DIR ...] is required (one directory per seed)")
     start = time.perf_counter()
-    model = MultiTaskModel.default("cpu") if args.model is None else MultiTaskModel.load(args.model, "cpu")
-    backbone = model.backbone
-    rows: dict[str, dict] = {}
-    for task, loader in (("topic", load_bbc), ("sentiment", load_rotten_tomatoes)):
-        train, test = loader("train"), loader("test")
-        tests = {"test": test}
-        if task == "sentiment":
-            tests.update({domain: load_vader_snippets(domain) for domain in SECOND_DOMAIN})
-        baselines = sentence_baselines(train, tests, backbone)
-        for split, data in tests.items():
-            key = task if split == "test" else f"sentiment, second domain: VADER {split}"
-            size = f"{len(train)} train / {len(data)} test" if split == "test" else f"{len(data)} test"
-            rows[key] = {"data": size, **{system: scores[split] for system, scores in baselines.items()}}
-            if task in model.heads:
-                rows[key]["default model head"] = evaluate_task(model, task, data)
-            print(key, {k: v["accuracy"] for k, v in rows[key].items() if isinstance(v, dict)}, flush=True)
-    ner_train, ner_test = load_conll2003("train"), load_conll2003("test")
-    ner = {"data": f"{len(ner_train)} train / {len(ner_test)} test sentences"}
-    ner["CRF (sklearn-crfsuite, word features)"] = crf_ner(ner_train, ner_test)
-    if "ner" in model.heads:
-        ner["default model head"] = evaluate_task(model, "ner", ner_test)
-    print("ner", {k: v["f1"] for k, v in ner.items() if isinstance(v, dict)}, flush=True)
-    rows["ner"] = ner
-    from st_multitask.backbone import load_backbone
-
-    plain = load_backbone(None, "cpu")
-    sts = {
-        "plain SentenceTransformer.encode": sts_test_spearman(plain),
-        "default model": sts_test_spearman(backbone),
-    }
-    print("sts", sts, flush=True)
+    sentiment_train, sentiment_tests = sentiment_sets()
+    topic_tests = topic_sets()
+    runs = []
+    for path in args.models:
+        model = MultiTaskModel.load(path, "cpu")
+        runs.append(score_model(model, sentiment_tests, topic_tests))
+        print(path, {k: v.get("macro_f1", v.get("coverage")) for k, v in runs[-1].items()}, flush=True)
+    first = MultiTaskModel.load(args.models[0], "cpu")
+    systems = baselines(
+        sentiment_train,
+        {k: v for k, v in sentiment_tests.items() if k != "Rotten Tomatoes test"},
+        first.backbone,
+    )
+    topic_train = load_bbc("train")
+    systems_topic = baselines(
+        topic_train, {"BBC test articles": topic_tests["BBC test articles"]}, first.backbone
+    )
+    ner = evaluate_task(first, "ner", load_conll2003("test")) if "ner" in first.heads else None
     result = {
-        "machine": machine_info(),
+        "models": args.models,
+        "seeds": len(args.models),
         "seconds": round(time.perf_counter() - start),
-        "tasks": rows,
-        "sts_b": sts,
-        "command": "python benchmarks/quality.py" + (f" --model {args.model}" if args.model else ""),
+        "default model": summarise(runs),
+        "baselines": {
+            "sentiment (trained on the recipe's sentiment training data)": systems,
+            "topic (trained on BBC train, five topics)": systems_topic,
+        },
+        "ner (first model)": ner,
+        "sts_b_test_spearman (first model)": sts_test_spearman(first.backbone),
     }
-    (HERE / "out").mkdir(exist_ok=True)
-    (HERE / "out" / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
-    confusion = {
-        t: rows[t]["default model head"] for t in ("topic", "sentiment") if "default model head" in rows[t]
-    }
-    if confusion:
-        from st_multitask.cli._plots import plot_training
-
-        plot_training(HERE, [], confusion)  # benchmarks/plots/confusion_<task>.png
-    (HERE / "RESULTS.md").write_text(render(result))
+    path = store_result("quality", result, "python benchmarks/quality.py --models " + " ".join(args.models))
+    print(f"wrote {path}")
+    (HERE / "RESULTS.md").write_text(render(json.loads(path.read_text())))
     print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+def _pm(figure: dict | None, scale: float = 100.0) -> str:
+    if not figure:
+        return ""
+    return f"{scale * figure['mean']:.2f} ± {scale * figure['std']:.2f}"
 
 
 def render(result: dict) -> str:
@@ -187,83 +248,97 @@ def render(result: dict) -> str:
     lines = [
         "# Quality results",
         "",
-        "Generated by `benchmarks/quality.py`; do not edit by hand.",
+        "Rendered from `benchmarks/results/<machine>/quality.json` by `benchmarks/quality.py`; do not edit by hand.",
         "",
-        f"- command: `{result['command']}`",
-        f"- date: {m.get('date_utc')}; run time {result['seconds']} s",
-        f"- machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gib')} GiB, no GPU; "
-        f"torch {m.get('torch')}, sentence-transformers {m.get('sentence_transformers')}",
-        "- splits: BBC and Rotten Tomatoes stratified 80/10/10 with seed 0 (`st_multitask.corpora`); "
-        "CoNLL-2003 official test; STS-B test. Baselines train on the train split.",
+        f"- command: `{result['command']}` (commit {result['commit']}, {m.get('date_utc')}, {result['seconds']} s)",
+        f"- machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gib')} GiB, no GPU, flags "
+        f"{' '.join(m.get('cpu_flags', []))}; torch {m.get('torch')}, sentence-transformers {m.get('sentence_transformers')}",
+        f"- the default model's figures are mean ± standard deviation over {result['seeds']} seeds of the recipe chosen "
+        "on dev data (`examples/configs/default.yaml`); the test splits were read for this report only.",
         "",
-        "| task | system | accuracy | macro-F1 | ECE (15 bins) | entity F1 |",
-        "|---|---|---|---|---|---|",
+        "## Sentiment (negative, neutral, positive)",
+        "",
+        "| set | system | macro-F1 | accuracy | neutral recall | neutral precision | ECE |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for task, systems in result["tasks"].items():
-        for system, metrics in systems.items():
-            if not isinstance(metrics, dict):
-                continue
-            acc = metrics.get("accuracy", "")
-            f1 = metrics.get("macro_f1", "")
-            entity = metrics.get("f1", "")
-            pct = lambda v: f"{100 * v:.2f}" if isinstance(v, float) else ""  # noqa: E731
-            ece = f"{metrics['ece']:.3f}" if isinstance(metrics.get("ece"), float) else ""
-            lines.append(
-                f"| {task} ({systems['data']}) | {system} | {pct(acc)} | {pct(f1)} | {ece} | {pct(entity)} |"
-            )
-    lines += ["", "| STS-B test | Spearman × 100 |", "|---|---|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in result["sts_b"].items()]
+    dm = result["default model"]
+    for name in ("three-class test", "Amazon (unseen domain)"):
+        row = dm[f"sentiment: {name}"]
+        lines.append(
+            f"| {name} ({row['n']}) | default model head | {_pm(row.get('macro_f1'))} | {_pm(row.get('accuracy'))} | "
+            f"{_pm(row.get('recall:neutral'))} | {_pm(row.get('precision:neutral'))} | {_pm(row.get('ece'), 1.0)} |"
+        )
+        for system, sets in result["baselines"][
+            "sentiment (trained on the recipe's sentiment training data)"
+        ].items():
+            b = sets.get(name)
+            if b:
+                lines.append(
+                    f"| {name} | {system} | {100 * b['macro_f1']:.2f} | {100 * b['accuracy']:.2f} | "
+                    f"{100 * b['per_class']['neutral']['recall']:.2f} | {100 * b['per_class']['neutral']['precision']:.2f} | "
+                    f"{b.get('ece', 0):.3f} |"
+                )
+    rt = dm["sentiment: Rotten Tomatoes test"]
     lines += [
         "",
-        "Confusion matrices of the default model's heads on the test splits (rows: gold, columns: predicted):",
+        f"Rotten Tomatoes test ({rt['n']} positive or negative critic snippets) through the three-class head: "
+        f"accuracy of the better of positive and negative {_pm(rt.get('accuracy_pos_neg'))}; "
+        f"labelled neutral by the head {_pm(rt.get('labelled_neutral'))} %.",
         "",
-        "![topic](plots/confusion_topic.png) ![sentiment](plots/confusion_sentiment.png)",
+        "Per class on the three-class test split (mean over seeds):",
+        "",
+        "| label | precision | recall |",
+        "|---|---|---|",
     ]
-    lines += render_finetuned(
-        HERE / "out" / "finetune.json", result["sts_b"].get("plain SentenceTransformer.encode")
-    )
-    return "\n".join(lines) + "\n"
-
-
-def render_finetuned(path: Path, plain_sts: float | None) -> list[str]:
-    """Rows for the fine-tuned systems trained by benchmarks/finetune.py, when it has run."""
-    if not path.exists():
-        previous = (HERE / "RESULTS.md").read_text() if (HERE / "RESULTS.md").exists() else ""
-        if "## Fine-tuned backbones" in previous:  # keep the last run's table rather than drop it
-            section = previous[previous.index("## Fine-tuned backbones") :].rstrip().splitlines()
-            note = "(Carried over from the last run of `benchmarks/finetune.py`; rerun it to refresh.)"
-            return ["", *section[:2], note, *[line for line in section[2:] if line != note]]
-        return [
-            "",
-            "Fine-tuned systems: not run (`python benchmarks/finetune.py` trains them, then rerun this).",
-        ]
-    data = json.loads(path.read_text())
-    m = data["machine"]
-    lines = [
-        "",
-        "## Fine-tuned backbones",
-        "",
-        f"Trained by `benchmarks/finetune.py` on {m.get('cpu')}, {m.get('cores')} cores, no GPU (each row's command"
-        " and date below); same test splits as above. STS-B drift: the fine-tuned model's test Spearman minus"
-        " the untouched backbone's.",
-        "",
-        "| task | system | train / test | epochs | train time | accuracy | macro-F1 | entity P / R / F1 | STS-B (drift) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for system in data["systems"].values():
-        test = system["test"]
-        pct = lambda k, test=test: f"{100 * test[k]:.2f}" if k in test else ""  # noqa: E731
-        entity = f"{pct('precision')} / {pct('recall')} / {pct('f1')}" if "f1" in test else ""
-        sts = system.get("sts_b_spearman")
-        drift = f"{sts:.2f} ({sts - plain_sts:+.2f})" if sts is not None and plain_sts is not None else ""
+    test = dm["sentiment: three-class test"]
+    for label in test.get("labels", []):
         lines.append(
-            f"| {system['task']} | {system['system']} | {system['train_size']} / {system['test_size']} |"
-            f" {system['epochs']} | {system['train_seconds'] / 60:.0f} min | {pct('accuracy')} | {pct('macro_f1')} |"
-            f" {entity} | {drift} |"
+            f"| {label} | {_pm(test.get('precision:' + label))} | {_pm(test.get('recall:' + label))} |"
         )
-    lines += ["", "Commands:", ""]
-    lines += [f"- `{s['command']}` ({s['date_utc']})" for s in data["systems"].values()]
-    return lines
+    if "confusion_matrix_first_seed" in test:
+        lines += ["", "Confusion matrix of the first seed (rows: gold, columns: predicted):", ""]
+        lines += [
+            "| gold \\ predicted | " + " | ".join(test["labels"]) + " |",
+            "|---" * (len(test["labels"]) + 1) + "|",
+        ]
+        for label, row in zip(test["labels"], test["confusion_matrix_first_seed"]):
+            lines.append(f"| {label} | " + " | ".join(map(str, row)) + " |")
+    lines += [
+        "",
+        "## Topic (five BBC topics, and other)",
+        "",
+        '| set | kept a topic (coverage) | accuracy on those | got "other" | ECE |',
+        "|---|---|---|---|---|",
+    ]
+    for key, row in dm.items():
+        if not key.startswith("topic: "):
+            continue
+        name = key.removeprefix("topic: ")
+        out_of_scope = name.startswith(("out-of-scope", "Amazon"))
+        coverage = row.get("coverage")
+        other = (
+            f"{100 * (1 - coverage['mean']):.2f} ± {100 * coverage['std']:.2f}"
+            if coverage and out_of_scope
+            else ""
+        )
+        lines.append(
+            f"| {name} ({row['n']}) | {'' if out_of_scope else _pm(coverage)} | "
+            f"{'' if out_of_scope else _pm(row.get('covered_accuracy'))} | {other} | "
+            f"{'' if out_of_scope else _pm(row.get('ece'), 1.0)} |"
+        )
+    for system, sets in result["baselines"]["topic (trained on BBC train, five topics)"].items():
+        b = sets["BBC test articles"]
+        lines.append(
+            f"| BBC test articles, {system} (no other class) | 100 | {100 * b['accuracy']:.2f} | | |"
+        )
+    lines += ["", "## Unchanged parts (first model)", ""]
+    ner = result.get("ner (first model)")
+    if ner:
+        lines.append(
+            f"- NER, CoNLL-2003 test: entity F1 {100 * ner['f1']:.2f} (precision {100 * ner['precision']:.2f}, recall {100 * ner['recall']:.2f})"
+        )
+    lines.append(f"- STS-B test Spearman × 100: {result['sts_b_test_spearman (first model)']:.2f}")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -219,6 +219,40 @@ def test_cache_path_equals_no_cache_path(tiny):
         assert results[mode][1]["ner"]["f1"] == results["off"][1]["ner"]["f1"]
 
 
+def test_cache_dir_is_reused_across_runs_and_gives_the_same_bits(tiny, tmp_path):
+    """With cache_dir, a second run reads the tables the first wrote (and no backbone pass is
+    needed), and ends on exactly the weights of a run that computed them; other texts get their
+    own table."""
+    from unittest import mock
+
+    initial = _snapshot(tiny)
+    cache = tmp_path / "cache"
+    outcomes = []
+    for run in range(2):
+        tiny.load_state_dict(initial)
+        config = TrainingConfig(
+            epochs=2, batch_size=8, freeze=["backbone"], seed=3, cache_dir=str(cache), calibrate=False
+        )
+        trainer = Trainer(tiny, config, progress=False)
+        if run == 1:  # every table comes from the files
+            with mock.patch.object(type(tiny), "head_inputs", side_effect=AssertionError("backbone ran")):
+                trainer.fit(toy_tasks(24))
+        else:
+            trainer.fit(toy_tasks(24))
+        outcomes.append(_snapshot(tiny))
+    files = sorted(cache.glob("*.safetensors"))
+    assert files and not list(cache.glob("*.tmp"))
+    assert all(torch.equal(v, outcomes[1][k]) for k, v in outcomes[0].items())
+    tiny.load_state_dict(initial)
+    config = TrainingConfig(
+        epochs=1, batch_size=8, freeze=["backbone"], cache_dir=str(cache), calibrate=False
+    )
+    Trainer(tiny, config, progress=False).fit(toy_tasks(16))
+    assert len(list(cache.glob("*.safetensors"))) > len(files)
+    with pytest.raises(InputError, match="cache_dir must be a folder path"):
+        TrainingConfig(cache_dir=3)
+
+
 def test_cpu_runs_repeat_exactly(tiny_model_dir):
     outcomes = []
     for _ in range(2):

@@ -138,6 +138,11 @@ class Head(nn.Module):
     def fit_features(self, texts: Sequence[str | Sequence[str]]) -> None:
         """Fit whatever the head builds from its training texts (a vocabulary); most build nothing."""
 
+    def input_fingerprint(self) -> Any:
+        """JSON-able state beyond the config and buffers that decides :meth:`inputs` (e.g. a
+        fitted vocabulary); the training cache across runs hashes it. None by default."""
+        return None
+
     @property
     def learning_rate_scales(self) -> dict[str, float]:
         """``{submodule: factor}``: weights that train at ``factor`` x the head learning rate."""

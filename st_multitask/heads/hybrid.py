@@ -88,6 +88,10 @@ class HybridHead(MLPHead):
     def is_fitted(self) -> bool:
         return self._sparse is not None
 
+    def input_fingerprint(self) -> Any:
+        """The fitted vocabulary (it decides the TF-IDF rows the head reads)."""
+        return None if self._sparse is None else list(self._sparse.terms)
+
     def fit_features(self, texts: Sequence[str | Sequence[str]]) -> None:
         """Fit the vocabulary and idf on the training texts (once; training calls this)."""
         self._build(SparseFeatures.fit(list(texts), self.features))

@@ -1,9 +1,17 @@
 """The frozen-backbone fast path: when no backbone weight trains, what each head reads is computed
 once per example and split, kept in memory or spilled to memory-mapped files, and batched from
-there instead of running the backbone again."""
+there instead of running the backbone again.
+
+With ``cache_dir`` the tables also persist across runs, as safetensors files named by a hash of
+everything that decides them: the backbone's weights, each head's input settings and fitted
+features, and the texts. Runs of several seeds or recipe variants on the same data then compute
+them once. A head's inputs never depend on its trainable weights, so the key holds none."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -46,14 +54,64 @@ class EmbeddingCache:
         self.spill_dir = spill_dir  # where a disk cache goes (a temporary folder inside it)
         self._tables: dict[tuple[str, str], dict[str, Any]] = {}
         self._folder: Path | None = None
+        self._backbone_hash: str | None = None
 
     def get(self, name: str, items: list, tasks: list[str], split: str) -> dict[str, Any] | None:
         if not self.enabled:
             return None
         key = (name, split)
         if key not in self._tables:
-            self._tables[key] = self._build(items, tasks)
+            if self.config.cache_dir is None:
+                self._tables[key] = self._build(items, tasks)
+            else:
+                self._tables[key] = self._persistent(items, tasks)
         return self._tables[key]
+
+    # -- the cache across runs ---------------------------------------------------------------------
+    def key(self, items: list, tasks: list[str]) -> str:
+        """The hash that names a table: backbone weights, the heads' input settings, the texts."""
+        digest = hashlib.sha256()
+        if self._backbone_hash is None:
+            weights = hashlib.sha256()
+            for name, tensor in sorted(self.model.backbone.state_dict().items()):
+                weights.update(name.encode())
+                weights.update(
+                    tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                )
+            weights.update(str(self.model.backbone.max_seq_length).encode())
+            self._backbone_hash = weights.hexdigest()
+        digest.update(self._backbone_hash.encode())
+        digest.update(str(self.config.mixed_precision).encode())
+        for task in tasks:
+            head = self.model.heads[task]
+            digest.update(
+                json.dumps([task, head.kind, head.get_config_dict()], sort_keys=True, default=str).encode()
+            )
+            for name, buffer in sorted(head.named_buffers()):
+                digest.update(name.encode())
+                digest.update(buffer.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+            digest.update(json.dumps(head.input_fingerprint(), sort_keys=True).encode())
+        digest.update(json.dumps(items, ensure_ascii=False).encode())
+        return digest.hexdigest()[:32]
+
+    def _persistent(self, items: list, tasks: list[str]) -> dict[str, Any]:
+        from safetensors.torch import load_file, save_file
+
+        folder = Path(self.config.cache_dir)
+        path = folder / f"{self.key(items, tasks)}.safetensors"
+        if path.is_file():
+            return _unflatten(load_file(str(path)))
+        table = self._build(items, tasks)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(_flatten(table), tmp)
+            os.replace(tmp, path)  # a cache file is complete or absent
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return table
 
     def _build(self, items: list, tasks: list[str]) -> dict[str, Any]:
         """Per example and task, what the head reads (computed once: the backbone is frozen)."""
@@ -133,6 +191,39 @@ class EmbeddingCache:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+def _flatten(table: dict[str, Any]) -> dict[str, Tensor]:
+    """A table as flat tensors: per column its values end to end and each value's shape."""
+    out: dict[str, Tensor] = {}
+    columns = {
+        "_read": table["_read"],
+        **{f"{t}/{k}": c for t, v in table.items() if isinstance(v, dict) for k, c in v.items()},
+    }
+    for name, column in columns.items():
+        values = [torch.as_tensor(v) for v in column]
+        rank = max((v.dim() for v in values), default=0)
+        shapes = torch.tensor([list(v.shape) + [0] * (rank - v.dim()) for v in values], dtype=torch.long)
+        out[f"{name}|data"] = torch.cat([v.reshape(-1) for v in values]) if values else torch.zeros(0)
+        out[f"{name}|shapes"] = shapes.reshape(len(values), rank)
+    return out
+
+
+def _unflatten(flat: dict[str, Tensor]) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for name in sorted({key.rsplit("|", 1)[0] for key in flat}):
+        data, shapes = flat[f"{name}|data"], flat[f"{name}|shapes"].tolist()
+        values, offset = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape)) if shape else 1
+            values.append(data[offset : offset + size].reshape(shape))
+            offset += size
+        if name == "_read":
+            table["_read"] = values
+        else:
+            task, key = name.split("/", 1)
+            table.setdefault(task, {})[key] = values
+    return table
 
 
 def _columns(table: dict[str, Any]) -> Iterator[list[Tensor]]:

@@ -76,6 +76,9 @@ class TrainingConfig:
     checkpoint_every: int | None = None  # optimizer steps between checkpoints (plus every epoch)
     keep_checkpoints: int = 2
     cache_embeddings: Literal["auto", "memory", "disk", "off"] = "auto"  # frozen-backbone fast path
+    # keep those cached head inputs in this folder across runs (seeds, variants), named by a hash of
+    # the backbone, the heads' input settings and the texts; None keeps them for this run only
+    cache_dir: str | None = None
     eval_batch_size: int = 64
     calibrate: bool = True  # after training, fit each single-label sentence head's temperature on dev
 
@@ -116,6 +119,8 @@ class TrainingConfig:
         for name in ("best_per_task", "freeze_finished_heads", "calibrate"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        if self.cache_dir is not None and not isinstance(self.cache_dir, str):
+            raise InputError(f"cache_dir must be a folder path, got {self.cache_dir!r}.")
         if not 0 <= self.warmup_ratio < 1:
             raise InputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
         if not 0 < self.lr_decay <= 1:
