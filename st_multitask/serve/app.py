@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -163,7 +164,9 @@ def _ready(request: Request) -> ServerState:
 
 
 # -- shared steps of the text routes ----------------------------------------------------------
-def _texts(value: str | list[str], field: str, state: ServerState) -> list[str]:
+def _texts(value: str | list[str], field: str, state: ServerState, queued: bool = True) -> list[str]:
+    """The request's texts, checked: not empty, within --max-client-batch, none blank, and (for
+    what goes to the model) room in the queue, checked before any tokenizing so a 429 is cheap."""
     texts = [value] if isinstance(value, str) else list(value)
     if not texts:
         raise APIError(422, f"{field} is empty: send at least one text.", param=field)
@@ -178,7 +181,17 @@ def _texts(value: str | list[str], field: str, state: ServerState) -> list[str]:
     for i, text in enumerate(texts):
         if not text.strip():
             raise APIError(422, f"{field}[{i}] is blank; send text to embed.", param=f"{field}[{i}]")
+    if queued and state.batcher is not None and not state.batcher.has_room(len(texts)):
+        _queue_full(
+            state, QueueFull(f"The queue is full ({state.batcher.queued} texts waiting); retry shortly.")
+        )
     return texts
+
+
+def _queue_full(state: ServerState, exc: QueueFull) -> None:
+    state.metrics.rejected.inc()
+    retry = str(state.settings.retry_after_s)
+    raise APIError(429, str(exc), RATE, code="queue_full", headers={"Retry-After": retry}) from None
 
 
 def _measure(
@@ -208,9 +221,7 @@ async def _run(state: ServerState, texts: list[str], cost: list[int], tasks=(), 
     try:
         return await state.batcher.submit(texts, cost, tasks, min_score)
     except QueueFull as exc:
-        state.metrics.rejected.inc()
-        retry = str(state.settings.retry_after_s)
-        raise APIError(429, str(exc), RATE, code="queue_full", headers={"Retry-After": retry}) from None
+        _queue_full(state, exc)
 
 
 def _shape(vectors: np.ndarray, normalize: bool, dimensions: int | None, dim: int, param: str) -> np.ndarray:
@@ -220,6 +231,18 @@ def _shape(vectors: np.ndarray, normalize: bool, dimensions: int | None, dim: in
             raise APIError(422, f"dimensions is {dimensions}; this model gives {dim}-d vectors.", param=param)
         vectors = vectors[:, :dimensions]
     return normalize_rows(vectors) if normalize else vectors
+
+
+def _json(content: Any, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response; numpy arrays go in as they are. orjson (in the ``serve`` extra) writes a
+    64 x 384 float response in about 2 ms where ``json`` takes about 30."""
+    try:
+        import orjson
+    except ImportError:  # the standard library, numpy arrays as lists
+        body = json.dumps(content, default=lambda o: o.tolist(), separators=(",", ":")).encode()
+    else:
+        body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _truncated_header(over: list[int]) -> dict[str, str]:
@@ -354,12 +377,10 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
                 base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode() for row in vectors
             ]
         else:
-            values = vectors.tolist()
+            values = list(np.ascontiguousarray(vectors, dtype=np.float32))
         data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(values)]
         usage = {"prompt_tokens": sum(cost), "total_tokens": sum(cost)}
-        return JSONResponse(
-            {"object": "list", "data": data, "model": name, "usage": usage}, headers=_truncated_header(over)
-        )
+        return _json({"object": "list", "data": data, "model": name, "usage": usage}, _truncated_header(over))
 
     @app.post("/embed", response_model=EmbedResponse, tags=["embeddings"], dependencies=auth)
     async def embed_route(body: EmbedRequest, request: Request) -> JSONResponse:
@@ -370,14 +391,14 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         cost, over = _measure(request, state, texts, "inputs", body.truncate)
         result = await _run(state, texts, cost)
         vectors = _shape(result.vectors, body.normalize, body.dimensions, state.model.dim, "dimensions")
-        return JSONResponse(
+        return _json(
             {
-                "embeddings": vectors.tolist(),
+                "embeddings": np.ascontiguousarray(vectors, dtype=np.float32),
                 "dimensions": int(vectors.shape[1]),
                 "truncated": over,
                 "usage": {"texts": len(texts), "tokens": sum(cost)},
             },
-            headers=_truncated_header(over),
+            _truncated_header(over),
         )
 
     @app.post("/predict", response_model=PredictResponse, tags=["heads"], dependencies=auth)
@@ -389,20 +410,20 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         texts = _texts(body.inputs, "inputs", state)
         cost, over = _measure(request, state, texts, "inputs", body.truncate)
         result = await _run(state, texts, cost, tasks, body.min_score)
-        return JSONResponse(
+        return _json(
             {
                 "predictions": result.predictions,
                 "truncated": over,
                 "usage": {"texts": len(texts), "tokens": sum(cost)},
             },
-            headers=_truncated_header(over),
+            _truncated_header(over),
         )
 
     @app.post("/tokenize", response_model=TokenizeResponse, tags=["embeddings"], dependencies=auth)
     async def tokenize(body: TokenizeRequest, request: Request) -> JSONResponse:
         """The word pieces the model reads, with character offsets into each text."""
         state = _ready(request)
-        texts = _texts(body.inputs, "inputs", state)
+        texts = _texts(body.inputs, "inputs", state, queued=False)
         counter = state.counter
         assert counter is not None
         lengths = counter.lengths(texts)

@@ -259,3 +259,13 @@ def test_openapi_describes_every_route(client):
     ):
         assert route in paths
     assert client.get("/docs").headers["content-type"].startswith("text/html")
+
+
+def test_json_without_orjson_is_the_same(client, monkeypatch):
+    import sys
+
+    fast = client.post("/embed", json={"inputs": TEXTS}).json()
+    monkeypatch.setitem(sys.modules, "orjson", None)  # import orjson now fails: the json module writes
+    plain = client.post("/embed", json={"inputs": TEXTS}).json()
+    np.testing.assert_allclose(plain["embeddings"], fast["embeddings"], atol=1e-7)
+    assert plain["truncated"] == fast["truncated"] == []
