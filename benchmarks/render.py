@@ -63,9 +63,9 @@ def _x100(value: Any) -> str | None:
     return None
 
 
-def _plain(value: Any, unit: str = "") -> str | None:
+def _plain(value: Any, digits: int = 1) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:,.1f}{unit}" if isinstance(value, float) else f"{value:,}{unit}"
+        return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
     return None
 
 
@@ -101,10 +101,10 @@ HEADLINES = (
     Headline(
         "similarity: STS-B test Spearman × 100",
         "quality",
-        lambda p: _plain(_get(p, "sts_b_test_spearman (first model)")),
+        lambda p: _plain(_get(p, "sts_b_test_spearman (first model)"), digits=2),
     ),
     Headline("sentiment (negative, neutral, positive): macro-F1 × 100, test", "quality", _sentiment),
-    Headline("topic: BBC test articles, accuracy × 100", "quality", _topic),
+    Headline("topic: BBC test articles, accuracy × 100 of those that kept a topic", "quality", _topic),
     Headline(
         "NER: CoNLL-2003 test, entity F1 × 100",
         "quality",

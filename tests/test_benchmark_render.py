@@ -69,9 +69,12 @@ def test_a_stored_figure_is_shown_with_its_machine(render, tmp_path):
         },
     )
     table = render.render_table(render.load_results(tmp_path))
-    assert "| similarity: STS-B test Spearman × 100 | 82.0 | `2c-avx2` |" in table
+    assert "| similarity: STS-B test Spearman × 100 | 82.03 | `2c-avx2` |" in table
     assert "70.12 ± 0.31" in table and "88.54" in table
-    assert "| topic: BBC test articles, accuracy × 100 | not measured yet | |" in table
+    assert (
+        "| topic: BBC test articles, accuracy × 100 of those that kept a topic | not measured yet | |"
+        in table
+    )
     assert "`2c-avx2`: Test CPU, 2 cores, 8.0 GiB; CPU flags: avx2." in table
     page = render.render_page(render.load_results(tmp_path))
     assert (
@@ -85,7 +88,7 @@ def test_the_newest_result_of_several_machines_wins(render, tmp_path):
     (tmp_path / "b" / "quality.json").write_text(
         (tmp_path / "b" / "quality.json").read_text().replace("2026-12-01", "2026-12-02"), encoding="utf-8"
     )
-    assert "| 2.5 | `b` |" in render.render_table(render.load_results(tmp_path))
+    assert "| 2.50 | `b` |" in render.render_table(render.load_results(tmp_path))
 
 
 def test_check_reports_a_stale_readme(render, tmp_path, monkeypatch, capsys):
