@@ -7,19 +7,41 @@ import sys
 
 import click
 
-from ._common import errors_option, load_model, long_option, model_options, report_reading, report_truncation
+from ._batch import batch_options, dataset_mode, report_job
+from ._common import (
+    UserError,
+    errors_option,
+    load_model,
+    long_option,
+    model_options,
+    report_reading,
+    report_truncation,
+)
 from ._io import EmbeddingWriter, count_lines
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(allow_dash=True))
+@click.argument("input_path", metavar="INPUT", required=False, type=click.Path(allow_dash=True))
+@click.option(
+    "-i",
+    "--input",
+    "input_option",
+    metavar="PATH_OR_GLOB",
+    help="Input file, folder or glob (Parquet, JSONL, CSV/TSV or text), in place of INPUT.",
+)
 @click.option(
     "-o",
     "--output",
     type=click.Path(allow_dash=True),
-    help="Output file: .npy, .parquet, .csv or .jsonl [default: JSON lines on stdout].",
+    help="Output file: .npy, .parquet, .csv or .jsonl [default: JSON lines on stdout]; "
+    "a folder (no extension) for a Parquet dataset.",
 )
-@click.option("--column", help="Column (CSV/TSV) or key (JSONL) that holds the text [default: text].")
+@click.option(
+    "--column",
+    "--text-column",
+    "column",
+    help="Column (CSV/TSV/Parquet) or key (JSONL) that holds the text [default: text].",
+)
 @click.option("--normalize/--no-normalize", default=True, show_default=True, help="Unit-length vectors.")
 @click.option(
     "--chunk-size",
@@ -30,9 +52,11 @@ from ._io import EmbeddingWriter, count_lines
 )
 @long_option
 @errors_option
+@batch_options
 @model_options
 def embed(
-    input_path: str,
+    input_path: str | None,
+    input_option: str | None,
     output: str | None,
     column: str | None,
     normalize: bool,
@@ -44,18 +68,60 @@ def embed(
     batch_size: int,
     backend: str,
     precision: str,
+    engine: str,
+    id_columns: tuple[str, ...],
+    actors: int | None,
+    cpus_per_actor: int,
+    address: str | None,
+    overwrite: bool,
 ) -> None:
     """Embed the texts of INPUT, one text a line (or a CSV/TSV/JSONL column); '-' reads stdin.
 
     Rows keep their input line numbers; blank lines are skipped with a note. .npy holds the
     vectors alone, in input order; .parquet, .csv and .jsonl hold line, text and embedding.
 
+    With --output DIR (or --engine ray) it runs as a batch job: Parquet, JSONL, CSV or text
+    files in (a file, a folder or a glob), a Parquet dataset folder out with the --id-column
+    columns, the text and the embedding, and the model's fingerprint in its metadata.
+
     \b
     Examples:
       stmt embed examples/a.txt -o a.npy
       stmt embed reviews.csv --column review -o reviews.parquet
       cat texts.txt | stmt embed - | head -n 1
+      stmt embed --input 'corpus/*.parquet' --id-column id --output vectors/
+      stmt embed --engine ray --input 'corpus/*.parquet' --id-column id --output vectors/ --actors 8
     """
+    if input_path and input_option:
+        raise UserError("Give the input as INPUT or with --input, not both.")
+    input_path = input_path or input_option
+    if not input_path:
+        raise UserError("Give the texts to embed: INPUT, --input PATH_OR_GLOB, or '-' for stdin.")
+    if dataset_mode(engine, input_path, output, id_columns):
+        from st_multitask.batch import embed_dataset
+
+        if input_path == "-":
+            raise UserError("A batch job reads files, not stdin; pass --input PATH_OR_GLOB.")
+        job = embed_dataset(
+            input_path,
+            output,
+            engine=engine,
+            model=model_name,
+            text_column=column or "text",
+            id_columns=id_columns,
+            batch_size=batch_size,
+            normalize=normalize,
+            long=long,
+            backend=backend,
+            precision=precision,
+            overwrite=overwrite,
+            chunk_size=chunk_size,
+            actors=actors,
+            cpus_per_actor=cpus_per_actor,
+            address=address,
+        )
+        report_job(job, "embeddings")
+        return
     from st_multitask.backbone import embedding_dim
     from st_multitask.data import ReadReport, iter_texts
     from st_multitask.embedding import count_over_window

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ._batch import batch_options, dataset_mode, report_job
 from ._common import (
     UserError,
     backend_options,
@@ -39,7 +40,19 @@ def inline_entities(text: str, entities: list[dict]) -> str:
     type=click.Path(allow_dash=True),
     help="File of texts, one a line (or a CSV/TSV/JSONL column with --column); '-' is stdin.",
 )
-@click.option("--column", help="Column (CSV/TSV) or key (JSONL) that holds the text [default: text].")
+@click.option(
+    "--column",
+    "--text-column",
+    "column",
+    help="Column (CSV/TSV/Parquet) or key (JSONL) that holds the text [default: text].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="A Parquet dataset folder to write (a batch job: id columns, text, labels, scores, entities).",
+)
+@click.option("--with-embedding", is_flag=True, help="Batch job: write the embedding as well.")
 @multitask_model_option
 @click.option("--tasks", help="Comma-separated heads to run [default: all].")
 @click.option(
@@ -59,10 +72,13 @@ def inline_entities(text: str, entities: list[dict]) -> str:
 )
 @backend_options
 @errors_option
+@batch_options
 def predict(
     texts: tuple[str, ...],
     input_path: str | None,
     column: str | None,
+    output: str | None,
+    with_embedding: bool,
     model_dir: str | None,
     tasks: str | None,
     fmt: str,
@@ -72,6 +88,12 @@ def predict(
     backend: str,
     precision: str,
     errors: str,
+    engine: str,
+    id_columns: tuple[str, ...],
+    actors: int | None,
+    cpus_per_actor: int,
+    address: str | None,
+    overwrite: bool,
 ) -> None:
     """Predict every task of a multi-task model (labels, probabilities, entities) for TEXTS.
 
@@ -82,7 +104,42 @@ def predict(
       stmt predict --model my-model "Apple is buying a U.K. startup for $1 billion"
       stmt predict --model my-model --input reviews.csv --column review --format jsonl
       cat texts.txt | stmt predict --model my-model --tasks sentiment --format csv
+
+    With --output DIR (or --engine ray) it runs as a batch job over --input (Parquet, JSONL,
+    CSV or text; a file, a folder or a glob) into a Parquet dataset folder: the --id-column
+    columns, the text, per sentence head <task>_label and <task>_score, per token head its entities.
+
+    \b
+    Batch examples:
+      stmt predict --input 'reviews/*.parquet' --id-column id --output labels/
+      stmt predict --engine ray --address auto --input 'reviews/*.parquet' --output labels/
     """
+    if output is not None or engine != "local" or id_columns:
+        dataset_mode(engine, input_path, output, id_columns)  # checks --output
+        from st_multitask.batch import predict_dataset
+
+        if texts or not input_path or input_path == "-":
+            raise UserError("A batch job reads files: pass --input PATH_OR_GLOB (not texts or stdin).")
+        job = predict_dataset(
+            input_path,
+            output,
+            engine=engine,
+            model=model_dir,
+            tasks=None if tasks is None else [t for t in tasks.split(",") if t],
+            text_column=column or "text",
+            id_columns=id_columns,
+            embedding=with_embedding,
+            min_score=min_score,
+            batch_size=batch_size,
+            backend=backend,
+            precision=precision,
+            overwrite=overwrite,
+            actors=actors,
+            cpus_per_actor=cpus_per_actor,
+            address=address,
+        )
+        report_job(job, "predictions")
+        return
     from st_multitask.data import ReadReport, iter_texts
 
     if texts and input_path:

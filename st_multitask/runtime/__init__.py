@@ -28,6 +28,8 @@ __all__ = [
     "bf16_support",
     "not_installed",
     "resolve_backend",
+    "runtime_threads",
+    "set_threads",
 ]
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -46,6 +48,29 @@ _PIP = {
 # 2-core AVX2 CPU: ONNX Runtime and OpenVINO run fp32 at the same speed, ONNX Runtime starts faster
 # and runs int8 faster; bf16 runs on OpenVINO only (ONNX Runtime's CPU provider has no bf16 kernels).
 _AUTO_ORDER = {"fp32": ("onnx", "openvino"), "int8": ("onnx", "openvino"), "bf16": ("openvino",)}
+
+
+_THREADS = {"count": 0}  # threads of the fast-runtime sessions opened from now on; 0: the runtime's own
+
+
+def set_threads(count: int | None) -> None:
+    """Run the fast-runtime sessions opened from now on in this process on ``count`` threads
+    (``None`` or 0: the runtime's default, one a physical core). A batch engine's worker sets it
+    to the CPUs the engine gives it, so that workers sharing a machine do not oversubscribe it.
+
+    >>> set_threads(2); runtime_threads()
+    2
+    >>> set_threads(None); runtime_threads()
+    0
+    """
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise InputError(f"threads must be a positive integer or None, got {count!r}.")
+    _THREADS["count"] = count or 0
+
+
+def runtime_threads() -> int:
+    """The thread count set by :func:`set_threads` (0: the runtime's default)."""
+    return _THREADS["count"]
 
 
 @dataclass(frozen=True)

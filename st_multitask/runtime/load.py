@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from ..errors import InputError
-from . import BackendChoice, resolve_backend
+from . import BackendChoice, resolve_backend, runtime_threads
 from .encoder import FastEncoder
 from .graphs import find_graph
 from .session import open_session
@@ -22,7 +22,8 @@ __all__ = ["load_encoder"]
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_encoder(name: str | None, backend: str, precision: str) -> FastEncoder:
+def _cached_encoder(name: str | None, backend: str, precision: str, threads: int = 0) -> FastEncoder:
+    # ``threads`` is part of the cache key: open_session reads it from runtime_threads()
     graph, _, files = find_graph(name, BackendChoice(backend, precision))
     return FastEncoder(files, open_session(graph, backend, precision), backend, precision)
 
@@ -44,4 +45,4 @@ def load_encoder(
     if name_or_path is not None:
         path = Path(os.fspath(name_or_path)).expanduser()
         name = str(path.resolve()) if path.exists() else os.fspath(name_or_path)  # one cache entry per folder
-    return _cached_encoder(name, choice.backend, choice.precision)
+    return _cached_encoder(name, choice.backend, choice.precision, runtime_threads())

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelLoadError
-from . import not_installed
+from . import not_installed, runtime_threads
 
 __all__ = ["GraphSession", "OnnxSession", "OpenVINOSession", "open_session", "runtime_version"]
 
@@ -64,18 +64,19 @@ class OpenVINOSession(GraphSession):
     """OpenVINO on the CPU. ``fp32`` sets the f32 inference hint explicitly: OpenVINO otherwise runs
     bf16 on CPUs that have it, which is not exact."""
 
-    def __init__(self, path: Path, precision: str = "fp32"):
+    def __init__(self, path: Path, precision: str = "fp32", threads: int = 0):
         try:
             import openvino
         except ImportError:
             raise not_installed("openvino") from None
         hint = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}[precision]
         core = openvino.Core()
+        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
         try:
             model = core.read_model(str(path))
-            self._compiled = core.compile_model(
-                model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
-            )
+            self._compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:
             raise ModelLoadError(f"{path} is not a readable OpenVINO graph ({exc}).") from None
         self._request = self._compiled.create_infer_request()
@@ -88,9 +89,10 @@ class OpenVINOSession(GraphSession):
 
 
 def open_session(path: Path, backend: str, precision: str) -> GraphSession:
-    """Open the graph at ``path`` in ``backend`` (``onnx`` or ``openvino``)."""
+    """Open the graph at ``path`` in ``backend`` (``onnx`` or ``openvino``), on the threads that
+    :func:`~st_multitask.runtime.set_threads` set."""
     if backend == "onnx":
-        return OnnxSession(path)
+        return OnnxSession(path, runtime_threads())
     if backend == "openvino":
-        return OpenVINOSession(path, precision)
+        return OpenVINOSession(path, precision, runtime_threads())
     raise ValueError(f"not a fast backend: {backend}")  # pragma: no cover - resolve_backend checks

@@ -1,0 +1,183 @@
+"""Stored embeddings: read the Parquet output of any engine back, and build an index from it
+without embedding again, after checking that the vectors came from the index's model (the
+fingerprint in the Parquet metadata).
+
+    >>> import pathlib, tempfile
+    >>> from st_multitask.batch import embed_dataset
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "in.txt").write_text("The cat sat.\\nStocks fell.\\nA dog barked.\\n")
+    >>> _ = embed_dataset(folder / "in.txt", folder / "vectors")
+    >>> index = index_from_embeddings(folder / "vectors")
+    >>> [hit["text"] for hit in index.search("a pet animal", top_k=2)[0]]
+    ['A dog barked.', 'The cat sat.']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import InputError
+from .schema import EMBEDDING, read_batch_metadata
+from .sources import Source, resolve_source
+
+__all__ = ["EmbeddingChunk", "index_from_embeddings", "read_embeddings", "stored_metadata"]
+
+
+@dataclass
+class EmbeddingChunk:
+    """A run of stored rows: their line numbers (or ids, or positions), texts and (n, dim) vectors."""
+
+    lines: list[int]
+    texts: list[str]
+    vectors: np.ndarray
+
+
+def _parquet(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> Source:
+    source = resolve_source(src)
+    if source.fmt != "parquet":
+        raise InputError(
+            f"{source.name} holds {source.fmt} files; expected the Parquet output of stmt embed "
+            "(a folder or .parquet files)."
+        )
+    return source
+
+
+def stored_metadata(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
+    """The ``st_multitask`` metadata of stored embeddings: every file must have it, from one model."""
+    import pyarrow.parquet as pq
+
+    source = _parquet(src)
+    found: dict[str, Any] | None = None
+    for path in source.paths:
+        meta = read_batch_metadata(pq.read_schema(path), path)
+        if meta is None or not meta.get("embedding"):
+            raise InputError(
+                f"{path} has no st_multitask embedding metadata (the model's fingerprint): write it with "
+                "stmt embed, st_multitask.batch.embed_dataset or st_multitask.batch.spark.embed_udf."
+            )
+        if found is not None and meta["model"].get("fingerprint") != found["model"].get("fingerprint"):
+            raise InputError(
+                f"{path} was embedded by {meta['model'].get('name')}, {source.paths[0]} by "
+                f"{found['model'].get('name')}: the files come from different models."
+            )
+        found = found or meta
+    assert found is not None
+    return found
+
+
+def _vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """(n, dim) float32 from a fixed-size list column (our engines) or a list column (Spark)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_fixed_size_list(column.type):
+        dim = column.type.list_size
+        return np.asarray(column.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
+    return np.asarray(column.to_pylist(), dtype=np.float32)
+
+
+def read_embeddings(
+    src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], chunk_size: int = 65536
+) -> Iterator[EmbeddingChunk]:
+    """Stream stored embeddings in chunks; rows without an embedding (blank texts) are left out.
+
+    Line numbers come from a ``line`` column, else from the first integer id column, else from
+    the row's position (counted from 1).
+    """
+    meta = stored_metadata(src)
+    source = _parquet(src)
+    text_column = meta.get("text_column") or "text"
+    ids = [c for c in ["line", *meta.get("id_columns", [])]]
+    position = 0
+    for batch in source.batches(chunk_size):
+        names = batch.schema.names
+        for needed in (text_column, EMBEDDING):
+            if needed not in names:
+                raise InputError(
+                    f"{source.name} has no column {needed!r} (found {', '.join(map(repr, names))}); "
+                    "an index needs the texts and their embeddings."
+                )
+        table = pa.Table.from_batches([batch])
+        valid = table.column(EMBEDDING).is_valid()
+        table = table.filter(valid)
+        line_column = next(
+            (c for c in ids if c in names and pa.types.is_integer(table.schema.field(c).type)), None
+        )
+        count = batch.num_rows
+        if line_column is not None:
+            lines = [int(v) for v in table.column(line_column).to_pylist()]
+        else:
+            kept = np.flatnonzero(valid.to_numpy(zero_copy_only=False))
+            lines = [position + 1 + int(i) for i in kept]
+        position += count
+        if table.num_rows:
+            texts = table.column(text_column).to_pylist()
+            yield EmbeddingChunk(lines, texts, _vectors(table.column(EMBEDDING)))
+
+
+def index_from_embeddings(
+    src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    model: str | os.PathLike[str] | None = None,
+    *,
+    kind: str = "flat",
+    precision: str = "fp32",
+    source: str | None = None,
+    chunk_size: int = 65536,
+    workdir: str | os.PathLike[str] | None = None,
+    **settings: Any,
+) -> Any:
+    """An :class:`~st_multitask.index.Index` of stored embeddings (the Parquet output of any
+    engine), built without embedding again. ``model`` is the index's model, which text queries
+    will use (``None``: the packaged all-MiniLM-L6-v2); the vectors must come from it: its
+    fingerprint must be the one in the Parquet metadata. ``kind``, ``precision`` and ``settings``
+    as in :meth:`Index.build <st_multitask.index.Index.build>`.
+    """
+    from ..index import Index
+    from ..index.manifest import model_identity
+
+    meta = stored_metadata(src)
+    stored, asking = meta["model"], model_identity(None, model)
+    same = (
+        stored.get("fingerprint") == asking.get("fingerprint")
+        if stored.get("fingerprint") and asking.get("fingerprint")
+        else stored.get("name") == asking.get("name")
+    )
+    if not same:
+        raise InputError(
+            f"The embeddings in {os.fspath(src) if isinstance(src, (str, os.PathLike)) else src[0]} were made by "
+            f"{stored.get('name')} (fingerprint {str(stored.get('fingerprint'))[:12]}), not by {asking.get('name')} "
+            f"(fingerprint {str(asking.get('fingerprint'))[:12]}); pass --model {stored.get('name')}, "
+            "or embed the texts again with this model."
+        )
+    text_column = meta.get("text_column") or "text"
+    column = None if text_column == "text" else text_column
+    name = source or (
+        os.fspath(src) if isinstance(src, (str, os.PathLike)) else ", ".join(map(os.fspath, src))
+    )
+    index = None
+    for chunk in read_embeddings(src, chunk_size):
+        rows = list(zip(chunk.lines, chunk.texts))
+        if index is None:
+            index = Index.from_embeddings(
+                chunk.vectors,
+                rows,
+                model,
+                kind=kind,
+                precision=precision,
+                source=name,
+                column=column,
+                workdir=workdir,
+                **settings,
+            )
+            # the vectors' engine, as an index built from the texts records it
+            index.model.update({k: stored.get(k) for k in ("backend", "precision") if stored.get(k)})
+        else:
+            index.add(rows, chunk.vectors, source=name)
+    if index is None:
+        raise InputError(f"{name} holds no embeddings: every row is empty.")
+    return index
