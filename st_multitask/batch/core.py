@@ -110,11 +110,19 @@ class BatchPredictor:
     """
 
     def __init__(self, spec: BatchSpec):
-        from ..runtime import resolve_backend
+        from ..runtime import resolve_backend, runtime_threads, set_threads
 
         self.spec = spec
         choice = resolve_backend(spec.backend, spec.precision)
+        before = runtime_threads()
         _set_threads(spec.threads, not choice.fast)
+        try:
+            self._load(spec)
+        finally:  # the sessions keep their threads; the process setting goes back as it was
+            set_threads(before)
+        self.dim = int(self.encoder.get_sentence_embedding_dimension())
+
+    def _load(self, spec: BatchSpec) -> None:
         if spec.kind == "embed":
             from ..embedding import resolve_model
             from ..index.manifest import model_identity
@@ -136,7 +144,6 @@ class BatchPredictor:
             self.heads = self.model._select(list(spec.tasks) if spec.tasks is not None else None)
             self.encoder = self.model.backbone
             self.identity = model_identity(self.encoder, self.encoder)
-        self.dim = int(self.encoder.get_sentence_embedding_dimension())
 
     # -- the schema -------------------------------------------------------------------------------
     def head_fields(self) -> list[pa.Field]:
