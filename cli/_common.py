@@ -39,6 +39,11 @@ def cli_terms(message: str) -> str:
     return _VALUED.sub(lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}", message)
 
 
+def one_line(message: str) -> str:
+    """A message on one line: a parser's multi-line report (YAML's caret diagram) joined with spaces."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
 class StmtGroup(click.Group):
     """Runs subcommands, turning st_multitask errors into :class:`UserError` (in CLI terms)."""
 
@@ -48,7 +53,7 @@ class StmtGroup(click.Group):
         try:
             return super().invoke(ctx)
         except StMultitaskError as exc:
-            raise UserError(cli_terms(str(exc))) from None
+            raise UserError(cli_terms(one_line(str(exc)))) from None
         except BrokenPipeError:  # `stmt ... | head`: the reader left, nothing to report
             import os
             import sys

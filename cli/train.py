@@ -29,7 +29,11 @@ def _parse_set(values: tuple[str, ...]) -> dict:
         if "=" not in item:
             raise UserError(f"--set takes KEY=VALUE, got {item!r} (for example --set lr_decay=0.9).")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "not a YAML value"
+            raise UserError(f"--set {item!r}: the value is not valid YAML ({problem}).") from None
     return out
 
 

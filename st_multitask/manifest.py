@@ -84,7 +84,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
         version = manifest["format_version"]
         if not isinstance(manifest["heads"], dict) or not isinstance(manifest["backbone"], dict):
             raise TypeError("heads and backbone must be objects")
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # ValueError: bad JSON or UTF-8
         raise ModelLoadError(f"{manifest_path} is not a valid manifest ({exc}).") from None
     if version != FORMAT_VERSION:
         raise ModelLoadError(
@@ -92,8 +92,38 @@ def read_manifest(path: Path) -> dict[str, Any]:
         )
     if manifest["backbone"].get("type") not in ("packaged", "directory"):
         raise ModelLoadError(f"{manifest_path}: unknown backbone type {manifest['backbone'].get('type')!r}.")
+    for name, info in manifest["heads"].items():
+        _check_head_record(manifest_path, name, info)
     refuse_pickles(path, graph_files(manifest))
     return manifest
+
+
+def _plain_name(name: Any) -> bool:
+    """A name that stays one folder or file inside the model directory."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
+
+
+def _check_head_record(manifest_path: Path, name: str, info: Any) -> None:
+    """A head's entry in the manifest: a plain folder name, its kind, labels and file hashes."""
+    problem = None
+    if not _plain_name(name):
+        problem = f"head name {name!r} is not a folder name"
+    elif not isinstance(info, dict):
+        problem = f"head {name!r} must be an object, not {type(info).__name__}"
+    elif not isinstance(info.get("kind"), str) or not isinstance(info.get("labels"), list):
+        problem = f"head {name!r} needs a kind (a string) and labels (a list)"
+    elif not isinstance(info.get("files", {}), dict) or not all(
+        _plain_name(f) and isinstance(h, str) for f, h in info.get("files", {}).items()
+    ):
+        problem = f"head {name!r} must list its files as {{file name: sha256}}"
+    if problem:
+        raise ModelLoadError(f"{manifest_path} is not a valid manifest ({problem}).")
 
 
 def check_head_files(path: Path, name: str, info: dict[str, Any]) -> Path:

@@ -11,7 +11,7 @@ The file::
     tasks:
       sentiment:
         head: {kind: mlp, hidden: [256]}
-        train: data/sentiment-train.csv  # paths are relative to this file
+        train: data/sentiment-train.csv  # paths are relative to this file; a list of sources is joined
         dev: data/sentiment-dev.csv      # or a packaged corpus: corpus:rotten_tomatoes/dev
         text_column: text
         label_column: label
@@ -26,11 +26,13 @@ The file::
 from __future__ import annotations
 
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
-from .data import SentenceExamples, TokenExamples, read_sentence_examples, read_token_examples
-from .errors import InputError
+from .data import SentenceExamples, TokenExamples, concatenate, read_sentence_examples, read_token_examples
+from .errors import InputError, StMultitaskError
 from .heads import get_head_class
 from .model import MultiTaskModel
 from .training.config import TaskData, TrainingConfig, load_config_file
@@ -51,9 +53,6 @@ TASK_KEYS = (
 _TOP_KEYS = ("model", "tasks", "training")
 
 
-CORPORA = {"bbc": "load_bbc", "rotten_tomatoes": "load_rotten_tomatoes", "conll2003": "load_conll2003"}
-
-
 def read_split(
     path: str | os.PathLike[str], level: str, spec: dict[str, Any]
 ) -> SentenceExamples | TokenExamples:
@@ -64,12 +63,12 @@ def read_split(
     """
     text = os.fspath(path)
     if text.startswith("corpus:"):
-        from . import corpora
+        from .corpora import CORPORA
 
         name, _, split = text.removeprefix("corpus:").partition("/")
         if name not in CORPORA:
             raise InputError(f"Unknown corpus {name!r} in {text!r}. Valid: {', '.join(CORPORA)}.")
-        return getattr(corpora, CORPORA[name])(split or "train")
+        return CORPORA[name](split or "train")
     if level == "sentence":
         return read_sentence_examples(
             path,
@@ -94,6 +93,86 @@ def _read_recipe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise InputError(f"{os.fspath(path)}: cannot read it ({exc.strerror}).") from None
 
 
+def _type_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a value read from a recipe has the type of a setting (``int``, ``list[str] | None``...)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin is typing.Literal:  # the setting's own check names the valid choices
+        return isinstance(value, str)
+    if hint in (int, float):
+        numbers = (int, float) if hint is float else (int,)
+        return isinstance(value, numbers) and not isinstance(value, bool)
+    if hint in (bool, str):
+        return isinstance(value, hint)
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _matches(k, args[0]) and _matches(v, args[1]) for k, v in value.items()
+        )
+    return True
+
+
+def _training_config(values: dict[str, Any], where: str) -> TrainingConfig:
+    """The training settings, each checked against its type, with any problem named by the recipe."""
+    hints = typing.get_type_hints(TrainingConfig)
+    for name, value in values.items():
+        hint = hints.get(name) if isinstance(name, str) else None
+        if name == "freeze" and isinstance(value, str):  # "backbone,sentiment" is split by the config
+            continue
+        if hint is not None and not _matches(value, hint):
+            raise InputError(f"{where}: training setting {name} must be {_type_name(hint)}, not {value!r}.")
+    try:
+        return TrainingConfig.from_dict(values)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:  # a setting of the wrong type: warmup_ratio: abc
+        raise InputError(f"{where}: a training setting has the wrong type ({exc}).") from None
+
+
+def _head_spec(spec: Any, where: str) -> tuple[type, dict[str, Any]]:
+    """The head class and its settings from a task's ``head`` mapping (default: an MLP)."""
+    if spec is not None and not isinstance(spec, dict):
+        raise InputError(f"{where}: 'head' must be a mapping such as {{kind: mlp}}, not {spec!r}.")
+    settings = dict(spec or {})
+    kind = settings.pop("kind", "mlp")
+    if not isinstance(kind, str):
+        raise InputError(f"{where}: the head kind must be a name such as 'mlp', not {kind!r}.")
+    try:
+        return get_head_class(kind), settings
+    except StMultitaskError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+_STRING_KEYS = ("text_column", "label_column", "multi_label_separator", "format")
+
+
+def _check_task_values(spec: dict[str, Any], where: str) -> None:
+    """The types of a task's settings: strings, file names (or lists of them), a list of labels."""
+    if spec.get("train") is None:
+        raise InputError(f"{where} needs a 'train' file.")
+    for key in _STRING_KEYS:
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise InputError(f"{where}: {key} must be a string, not {spec[key]!r}.")
+    for split in ("train", "dev", "test"):
+        value = spec.get(split)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, (dict, list, bool)) for v in values):
+            raise InputError(
+                f"{where}: {split} must be a file, corpus:NAME/SPLIT or a list of them, not {value!r}."
+            )
+    labels = spec.get("labels")
+    if labels is not None and not isinstance(labels, list):
+        raise InputError(f"{where}: labels must be a list of label names, not {labels!r}.")
+
+
 def load_recipe(
     source: str | os.PathLike[str] | dict[str, Any],
     overrides: dict[str, Any] | None = None,
@@ -114,9 +193,12 @@ def load_recipe(
     tasks_spec = recipe.get("tasks")
     if not isinstance(tasks_spec, dict) or not tasks_spec:
         raise InputError(f"{where}: a 'tasks' section with at least one task is required.")
-    training = dict(recipe.get("training") or {})
-    training.update(overrides or {})
-    config = TrainingConfig.from_dict(training)
+    training = recipe.get("training") or {}
+    if not isinstance(training, dict):
+        raise InputError(
+            f"{where}: 'training' must be a mapping of settings, not a {type(training).__name__}."
+        )
+    config = _training_config({**training, **(overrides or {})}, where)
     # seed before the heads are built: their initial weights are part of the run
     from transformers import set_seed
 
@@ -125,6 +207,8 @@ def load_recipe(
     if not isinstance(model_spec, dict) or any(k != "backbone" for k in model_spec):
         raise InputError(f"{where}: the 'model' section takes one key, 'backbone'.")
     backbone = model_spec.get("backbone")
+    if backbone is not None and not isinstance(backbone, str):
+        raise InputError(f"{where}: model.backbone must be a model directory or name, not {backbone!r}.")
     if backbone is not None and not Path(str(backbone)).is_absolute() and (base / str(backbone)).exists():
         backbone = str(base / str(backbone))
     model = MultiTaskModel(backbone, device=device)
@@ -138,21 +222,28 @@ def load_recipe(
             raise InputError(
                 f"{where}: task {name!r} has unknown setting {bad[0]!r}. Valid: {', '.join(TASK_KEYS)}."
             )
-        head_spec = dict(spec.get("head") or {})
-        kind = head_spec.pop("kind", "mlp")
-        head_cls = get_head_class(kind)
-        if "train" not in spec:
-            raise InputError(f"{where}: task {name!r} needs a 'train' file.")
+        head_cls, head_spec = _head_spec(spec.get("head"), f"{where}: task {name!r}")
+        kind = head_cls.kind
+        _check_task_values(spec, f"{where}: task {name!r}")
         splits = {}
         for split in ("train", "dev", "test"):
             if spec.get(split) is not None:
-                value = str(spec[split])
-                path = Path(value)
-                if not value.startswith("corpus:") and not path.is_absolute():
-                    path = base / path
-                splits[split] = read_split(
-                    value if value.startswith("corpus:") else path, head_cls.level, spec
-                )
+                sources = spec[split] if isinstance(spec[split], list) else [spec[split]]
+                if not sources:
+                    raise InputError(f"{where}: task {name!r} has an empty list for {split!r}.")
+                parts = []
+                for value in map(str, sources):
+                    if value.startswith("corpus:"):
+                        try:
+                            parts.append(read_split(value, head_cls.level, spec))
+                        except InputError as exc:
+                            raise InputError(f"{where}: task {name!r}: {exc}") from None
+                        continue
+                    path = Path(value)
+                    parts.append(
+                        read_split(path if path.is_absolute() else base / path, head_cls.level, spec)
+                    )
+                splits[split] = concatenate(parts)
         labels = spec.get("labels") or splits["train"].label_set()
         if head_cls.level == "token" and "long" in head_spec:
             raise InputError(
@@ -161,10 +252,10 @@ def load_recipe(
             )
         try:
             head = head_cls(in_features=model.dim, labels=labels, **head_spec)
-        except TypeError as exc:
+            model.add_head(name, head)
+        except (TypeError, ValueError, RuntimeError) as exc:  # a setting of the wrong type or size
             raise InputError(f"{where}: task {name!r}: bad head settings ({exc}).") from None
         except InputError as exc:
             raise InputError(f"{where}: task {name!r}: {exc}") from None
-        model.add_head(name, head)
         tasks.append(TaskData(name, splits["train"], splits.get("dev"), splits.get("test")))
     return model, tasks, config

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backbone import DEFAULT_MODEL_NAME
-from .errors import ModelLoadError
+from .errors import ModelLoadError, StMultitaskError
 from .heads import Head
-from .manifest import FORMAT_VERSION, MANIFEST_NAME, check_head_files, read_manifest, sha256_file
+from .manifest import CONFIG_NAME, FORMAT_VERSION, MANIFEST_NAME, check_head_files, read_manifest, sha256_file
 from .model_card import CARD_NAME, render_model_card
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def read_heads(path: Path, manifest: dict[str, Any], dimension: int) -> dict[str
     heads: dict[str, Head] = {}
     for name, info in manifest["heads"].items():
         head_dir = check_head_files(Path(path), name, info)
-        head = Head.load(head_dir)
+        head = _load_head(head_dir)
         if head.kind != info.get("kind") or head.labels != info.get("labels"):
             raise ModelLoadError(f"{head_dir}: kind or labels differ from {MANIFEST_NAME}.")
         if head.in_features != dimension:
@@ -89,3 +89,15 @@ def read_heads(path: Path, manifest: dict[str, Any], dimension: int) -> dict[str
             )
         heads[name] = head
     return heads
+
+
+def _load_head(head_dir: Path) -> Head:
+    """``Head.load``, with every problem of the head's files named by its folder."""
+    try:
+        return Head.load(head_dir)
+    except StMultitaskError as exc:
+        if str(head_dir) in str(exc):
+            raise
+        raise ModelLoadError(f"{head_dir / CONFIG_NAME}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # settings of the wrong type or size
+        raise ModelLoadError(f"{head_dir / CONFIG_NAME}: invalid head settings ({exc}).") from None

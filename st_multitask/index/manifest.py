@@ -68,10 +68,19 @@ def read_index_manifest(directory: str | os.PathLike[str], verify: bool = True) 
         files, model, settings = manifest["files"], manifest["model"], manifest["index"]
         if not all(isinstance(x, dict) for x in (files, model, settings)):
             raise TypeError("files, model and index must be objects")
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+    ) as exc:  # ValueError: JSON, UTF-8
         raise InputError(f"{path} is not a st_multitask index manifest ({exc}).") from None
     if version != FORMAT_VERSION:
         raise InputError(f"{path} has format version {version}; this st_multitask reads {FORMAT_VERSION}.")
+    problem = _shape_problem(manifest)
+    if problem:
+        raise InputError(f"{path} is not a st_multitask index manifest ({problem}).")
     for name, info in files.items():
         file = directory / name
         if not file.is_file():
@@ -87,6 +96,44 @@ def read_index_manifest(directory: str | os.PathLike[str], verify: bool = True) 
                 f"{file} does not match its sha256 in {MANIFEST_NAME}: altered; rebuild the index."
             )
     return manifest
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _shape_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with the types that every reader of the manifest relies on, or None."""
+    files, model, settings = manifest["files"], manifest["model"], manifest["index"]
+    texts, roles = manifest.get("texts", {}), manifest.get("roles")
+    if not all(
+        isinstance(info, dict) and _count(info.get("bytes")) and isinstance(info.get("sha256"), str)
+        for info in files.values()
+    ):
+        return "every file needs its bytes and sha256"
+    if any(name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name for name in files):
+        return "file names must be plain names inside the index directory"
+    if not _count(manifest.get("count")) or not _count(manifest.get("generation")):
+        return "count and generation must be whole numbers"
+    if not isinstance(model.get("name"), str) or not _count(model.get("dim")) or not model["dim"]:
+        return "the model needs a name and a positive dim"
+    if not isinstance(model.get("fingerprint"), (str, type(None))):
+        return "the model fingerprint must be a string"
+    if not isinstance(roles, dict) or not {"index", "texts"} <= set(roles):
+        return "roles must name the index and texts files"
+    if not all(isinstance(name, str) and name in files for name in roles.values()):
+        return "every role must name a file listed in files"
+    if not isinstance(texts, dict) or not isinstance(texts.get("column"), (str, type(None))):
+        return "texts must be an object with a column name"
+    if not isinstance(texts.get("sources", []), list):
+        return "texts.sources must be a list"
+    scale = settings.get("int8_scale")
+    if scale is not None and not (
+        isinstance(scale, list)
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in scale)
+    ):
+        return "index.int8_scale must be a list of numbers"
+    return None
 
 
 def model_identity(encoder: Any, requested: Any = None) -> dict[str, Any]:

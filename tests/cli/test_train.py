@@ -191,7 +191,7 @@ def test_bad_recipes(run, tmp_path, tiny_model_dir, write):
         run,
         tmp_path,
         {**base, "tasks": {"s": {"train": "corpus:imdb/train"}}},
-        "Unknown corpus 'imdb' in 'corpus:imdb/train'. Valid: bbc, rotten_tomatoes, conll2003",
+        "Unknown corpus 'imdb' in 'corpus:imdb/train'. Valid: bbc, ",
     )
     _bad(run, tmp_path, base, "Unknown training setting 'nope'", "--set", "nope=1")
     _bad(
