@@ -132,8 +132,9 @@ def _npy_header(rows: int, dim: int) -> bytes:
 class EmbeddingWriter:
     """Streams (line, text, vector) rows into .npy, .parquet, .csv or .jsonl, or JSONL on stdout."""
 
-    def __init__(self, path: str | None, dim: int):
+    def __init__(self, path: str | None, dim: int, metadata: dict[bytes, bytes] | None = None):
         self.path = path
+        self.metadata = metadata  # .parquet: the schema's metadata (the model's fingerprint)
         self.dim = dim
         self.rows = 0
         self.kind = "jsonl" if path in (None, "-") else Path(path).suffix.lower().lstrip(".")
@@ -166,7 +167,12 @@ class EmbeddingWriter:
             import pyarrow.parquet as pq
 
             self._schema = pa.schema(
-                [("line", pa.int64()), ("text", pa.string()), ("embedding", pa.list_(pa.float32(), self.dim))]
+                [
+                    ("line", pa.int64()),
+                    ("text", pa.string()),
+                    ("embedding", pa.list_(pa.float32(), self.dim)),
+                ],
+                metadata=self.metadata,
             )
             self._parquet = pq.ParquetWriter(tmp, self._schema)
             self._stack.callback(self._parquet.close)

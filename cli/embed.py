@@ -134,7 +134,9 @@ def embed(
     total = count_lines(input_path)
     show = sys.stderr.isatty()
     over = 0
-    with EmbeddingWriter(output, embedding_dim(model)) as writer:
+    with EmbeddingWriter(
+        output, embedding_dim(model), _parquet_metadata(output, model, model_name, normalize, long)
+    ) as writer:
         from tqdm.auto import tqdm
 
         with tqdm(total=total, unit="line", disable=not show, file=sys.stderr) as bar:
@@ -153,3 +155,24 @@ def embed(
     report_truncation(over, model, long)
     if output not in (None, "-"):
         click.echo(f"Wrote {writer.rows} embeddings of dimension {writer.dim} to {output}.", err=True)
+
+
+def _parquet_metadata(
+    output: str | None, model: object, model_name: str | None, normalize: bool, long: str
+) -> dict | None:
+    """A .parquet output's schema metadata: the model's fingerprint, as the batch engines write it,
+    so that ``stmt index build --embeddings`` can check it."""
+    if output in (None, "-") or not output.lower().endswith(".parquet"):
+        return None
+    try:
+        import pyarrow as pa
+    except ImportError:  # EmbeddingWriter names the pip command
+        return None
+
+    from st_multitask.batch.schema import embedding_metadata, with_metadata
+    from st_multitask.index.manifest import model_identity
+
+    body = embedding_metadata(
+        model_identity(model, model_name), normalize=normalize, long=long, id_columns=["line"]
+    )
+    return with_metadata(pa.schema([]), body).metadata

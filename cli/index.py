@@ -59,7 +59,14 @@ def _source(path: str) -> str:
 
 
 @index.command()
-@click.argument("corpus_path", metavar="CORPUS", type=click.Path(allow_dash=True))
+@click.argument("corpus_path", metavar="CORPUS", required=False, type=click.Path(allow_dash=True))
+@click.option(
+    "--embeddings",
+    "embeddings_path",
+    metavar="DIR",
+    help="Build from stored embeddings (the Parquet output of stmt embed, on any engine) in place of "
+    "CORPUS, without embedding again; they must come from --model.",
+)
 @click.option("-o", "--output", required=True, type=click.Path(), help="The index directory to write.")
 @click.option("--column", help="Column (CSV/TSV) or key (JSONL) of the corpus that holds the text.")
 @click.option(
@@ -101,7 +108,8 @@ def _source(path: str) -> str:
 @errors_option
 @encoder_options
 def build(
-    corpus_path: str,
+    corpus_path: str | None,
+    embeddings_path: str | None,
     output: str,
     column: str | None,
     kind: str,
@@ -128,6 +136,7 @@ def build(
     Examples:
       stmt index build examples/b.txt -o pets-index
       stmt index build reviews.csv --column review -o reviews-index --kind hnsw --precision int8
+      stmt index build --embeddings vectors/ -o reviews-index
     """
     from st_multitask.data import ReadReport
     from st_multitask.index import Index
@@ -135,6 +144,26 @@ def build(
     out = Path(output)
     if out.exists() and not overwrite:
         raise UserError(f"{output} exists already; pass --overwrite to replace it.")
+    if (corpus_path is None) == (embeddings_path is None):
+        raise UserError("Give the texts as CORPUS or stored embeddings with --embeddings DIR (one of them).")
+    if embeddings_path is not None:
+        from st_multitask.batch import index_from_embeddings
+
+        built = index_from_embeddings(
+            embeddings_path,
+            model_name,
+            kind=kind,
+            precision=index_precision,
+            rescore=None if rescore == "none" else rescore,
+            hnsw_m=hnsw_m,
+            ef_search=ef_search,
+            workdir=out.absolute().parent,
+        )
+        built.save(out, overwrite=overwrite)
+        click.echo(
+            f"Indexed {built.count} stored embeddings ({kind}, {index_precision}) into {output}.", err=True
+        )
+        return
     report = ReadReport()
     rows = _rows(corpus_path, column, errors, report)
     model = load_model(model_name, device, backend, precision)

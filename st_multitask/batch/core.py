@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .. import __version__
 from ..errors import InputError
-from .schema import EMBEDDING, head_fields, output_schema
+from .schema import EMBEDDING, embedding_metadata, head_fields, output_schema
 from .sources import check_columns
 
 __all__ = ["KINDS", "BatchPredictor", "BatchSpec", "check_input"]
@@ -155,21 +154,18 @@ class BatchPredictor:
     def metadata(self) -> dict[str, Any]:
         """What the output's schema metadata records: the model, its fingerprint, the settings."""
         spec = asdict(self.spec)
-        return {
-            "kind": self.spec.kind,
-            "model": self.identity,
-            "multitask_model": self.spec.model if self.spec.kind == "predict" else None,
-            "embedding": self.spec.kind == "embed" or self.spec.embedding,
-            "normalize": self.spec.normalize,
-            "long": self.spec.long,
-            "text_column": self.spec.text_column,
-            "id_columns": list(self.spec.id_columns),
-            "tasks": {
-                name: {"level": head.level, "labels": list(head.labels)} for name, head in self.heads.items()
-            },
-            "settings": {k: spec[k] for k in ("batch_size", "min_score", "backend", "precision")},
-            "st_multitask_version": __version__,
-        }
+        return embedding_metadata(
+            self.identity,
+            kind=self.spec.kind,
+            embedding=self.spec.kind == "embed" or self.spec.embedding,
+            normalize=self.spec.normalize,
+            long=self.spec.long,
+            text_column=self.spec.text_column,
+            id_columns=self.spec.id_columns,
+            multitask_model=self.spec.model if self.spec.kind == "predict" else None,
+            tasks={name: {"level": h.level, "labels": list(h.labels)} for name, h in self.heads.items()},
+            settings={k: spec[k] for k in ("batch_size", "min_score", "backend", "precision")},
+        )
 
     def schema(self, input_schema: pa.Schema) -> pa.Schema:
         """The output schema for input tables of ``input_schema`` (with the metadata)."""

@@ -29,6 +29,7 @@ __all__ = [
     "EMBEDDING",
     "ENTITY",
     "METADATA_KEY",
+    "embedding_metadata",
     "head_fields",
     "output_schema",
     "read_batch_metadata",
@@ -89,6 +90,34 @@ def output_schema(
         )
     schema = pa.schema(fields)
     return with_metadata(schema, metadata) if metadata else schema
+
+
+def embedding_metadata(
+    identity: dict[str, Any],
+    *,
+    kind: str = "embed",
+    embedding: bool = True,
+    normalize: bool = True,
+    long: str = "truncate",
+    text_column: str = "text",
+    id_columns: Sequence[str] = (),
+    **more: Any,
+) -> dict[str, Any]:
+    """The metadata of an output: the model's identity (name, sha256 fingerprint, width, engine),
+    whether it holds embeddings and how they were made, and which columns hold the text and ids."""
+    from .. import __version__
+
+    return {
+        "kind": kind,
+        "model": identity,
+        "embedding": embedding,
+        "normalize": normalize,
+        "long": long,
+        "text_column": text_column,
+        "id_columns": list(id_columns),
+        **more,
+        "st_multitask_version": __version__,
+    }
 
 
 def with_metadata(schema: pa.Schema, metadata: dict[str, Any]) -> pa.Schema:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import RuntimeUnavailableError
 from .core import BatchPredictor, BatchSpec
-from .schema import EMBEDDING, FORMAT, FORMAT_VERSION, METADATA_KEY
+from .schema import EMBEDDING, FORMAT, FORMAT_VERSION, METADATA_KEY, embedding_metadata
 
 __all__ = ["embed_udf", "predict_udf", "spark_type"]
 
@@ -74,17 +74,8 @@ def _column_metadata(spec: BatchSpec) -> dict[str, str]:
 
     # a multi-task model's identity is its backbone's
     identity = model_identity(None, spec.model) if spec.kind == "embed" else BatchPredictor(spec).identity
-    body = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": spec.kind,
-        "model": identity,
-        "embedding": True,
-        "normalize": spec.normalize,
-        "long": spec.long,
-        "text_column": "text",
-        "id_columns": [],
-    }
+    body = {"format": FORMAT, "format_version": FORMAT_VERSION}
+    body.update(embedding_metadata(identity, kind=spec.kind, normalize=spec.normalize, long=spec.long))
     return {METADATA_KEY.decode(): json.dumps(body)}
 
 
