@@ -127,6 +127,8 @@ def _shape_problem(manifest: dict[str, Any]) -> str | None:
         return "texts must be an object with a column name"
     if not isinstance(texts.get("sources", []), list):
         return "texts.sources must be a list"
+    if not isinstance(settings.get("kind"), str) or not isinstance(settings.get("precision"), str):
+        return "index needs its kind and precision"
     scale = settings.get("int8_scale")
     if scale is not None and not (
         isinstance(scale, list)
