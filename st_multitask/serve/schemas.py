@@ -103,7 +103,9 @@ class EmbedResponse(BaseModel):
 
 class PredictRequest(_Strict):
     inputs: Texts
-    tasks: list[str] | None = Field(None, description="Heads to run [default: all]; GET /info lists them.")
+    tasks: list[str] | None = Field(
+        None, min_length=1, description="Heads to run [default: all]; GET /info lists them."
+    )
     min_score: float | None = Field(
         None, ge=0.0, le=1.0, description="A sentence head abstains (label null) below this top probability."
     )

@@ -215,4 +215,4 @@ def cli_examples() -> int:
     """Generated files per command in the CLI fuzz test: a handful in CI, 30 in a thorough run."""
     from hypothesis import settings
 
-    return {"ci": 5, "thorough": 30}.get(settings.get_current_profile_name(), 8)
+    return 30 if settings.get_current_profile_name() == "thorough" else 5

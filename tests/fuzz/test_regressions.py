@@ -192,3 +192,16 @@ def test_index_manifest_shapes(tmp_path, edit, message):
         describe(folder)
     with pytest.raises(InputError, match=expected):
         Index.load(folder)
+
+
+def test_server_predict_empty_task_list_is_422():
+    """POST /predict with "tasks": [] answered 200 with "predictions": null, against its schema."""
+    from fastapi.testclient import TestClient
+
+    from st_multitask import MultiTaskModel
+    from st_multitask.serve import create_app
+
+    with TestClient(create_app(MultiTaskModel.default())) as client:
+        response = client.post("/predict", json={"inputs": "Batcher", "tasks": []})
+    assert response.status_code == 422
+    assert "tasks" in response.text

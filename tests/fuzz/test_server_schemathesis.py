@@ -1,0 +1,47 @@
+"""Every route of ``stmt serve`` meets requests generated from the app's own ``/openapi.json``.
+
+Schemathesis calls the app in-process (ASGI), with the bundled default model loaded once: no
+response may be a 5xx, and each response must match the schema documented for its status code.
+Bounded in examples: a few per route in CI, more with ``HYPOTHESIS_PROFILE=thorough``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+
+def _routes() -> list[tuple[str, str]]:
+    """(METHOD, path) of every documented route; building the app loads no model."""
+    from st_multitask.serve import create_app
+
+    paths = create_app(None).openapi()["paths"]
+    return [(method.upper(), path) for path, methods in paths.items() for method in methods]
+
+
+@pytest.fixture(scope="module")
+def api_schema():
+    from st_multitask import MultiTaskModel
+    from st_multitask.serve import ServeSettings, create_app
+
+    app = create_app(MultiTaskModel.default(), ServeSettings())
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+def _examples() -> int:
+    return 200 if settings.get_current_profile_name() == "thorough" else 8
+
+
+@pytest.mark.parametrize(("method", "path"), _routes())
+def test_route(api_schema, method, path):
+    operation = api_schema[path][method]
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=_examples(), suppress_health_check=list(HealthCheck))
+    def call(case):
+        case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
+
+    call()
