@@ -426,7 +426,7 @@ def read_token_examples(source: str | os.PathLike[str], fmt: str | None = None) 
     examples = TokenExamples([], [], name, [])
 
     def check_tag(tag: str, number: int) -> None:
-        if not IOB2.match(tag):
+        if not isinstance(tag, str) or not IOB2.match(tag):
             raise InputError(f"{name} line {number}: tag {tag!r} is not IOB2 (O, B-TYPE or I-TYPE).")
 
     if fmt == "jsonl":
@@ -472,7 +472,7 @@ def read_token_examples(source: str | os.PathLike[str], fmt: str | None = None) 
             examples.tags.append(tags)
             examples.lines.append(start)
     else:
-        raise InputError(f"Unknown token data format {fmt!r}. Valid: conll, jsonl.")
+        raise InputError(f"{name}: unknown token data format {fmt!r}. Valid: conll, jsonl.")
     if not examples.words:
         raise InputError(f"{name} holds no tagged sentences.")
     return examples

@@ -205,3 +205,20 @@ def test_server_predict_empty_task_list_is_422():
         response = client.post("/predict", json={"inputs": "Batcher", "tasks": []})
     assert response.status_code == 422
     assert "tasks" in response.text
+
+
+def test_jsonl_tag_that_is_not_a_string(tmp_path):
+    """A JSONL tag that is a number raised TypeError from the IOB2 pattern."""
+    from st_multitask.data import read_token_examples
+
+    path = tmp_path / "ner.jsonl"
+    path.write_text('{"tokens": ["a"], "tags": [1]}\n', encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape(f"{path} line 1: tag 1 is not IOB2")):
+        read_token_examples(path)
+
+
+def test_token_data_unknown_format_names_the_file(tmp_path):
+    from st_multitask.data import read_token_examples
+
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'x.txt'}: unknown token data format 'csv'")):
+        read_token_examples(tmp_path / "x.txt", fmt="csv")
