@@ -72,5 +72,21 @@ def dataset_mode(
     return wanted
 
 
+def quiet_engine(engine: str) -> None:
+    """Ray Data's own progress logs stay off the terminal: the command reports what it wrote."""
+    if engine != "ray":
+        return
+    import logging
+    import sys
+
+    try:
+        import ray.data
+    except ImportError:  # the library names the pip command
+        return
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
+
+
 def report_job(job: Any, what: str) -> None:
     click.echo(f"Wrote {job.rows} {what} to {job.output} (engine {job.engine}).", err=True)

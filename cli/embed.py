@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ._batch import batch_options, dataset_mode, report_job
+from ._batch import batch_options, dataset_mode, quiet_engine, report_job
 from ._common import (
     UserError,
     errors_option,
@@ -102,6 +102,7 @@ def embed(
 
         if input_path == "-":
             raise UserError("A batch job reads files, not stdin; pass --input PATH_OR_GLOB.")
+        quiet_engine(engine)
         job = embed_dataset(
             input_path,
             output,

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ._batch import batch_options, dataset_mode, report_job
+from ._batch import batch_options, dataset_mode, quiet_engine, report_job
 from ._common import (
     UserError,
     backend_options,
@@ -120,6 +120,7 @@ def predict(
 
         if texts or not input_path or input_path == "-":
             raise UserError("A batch job reads files: pass --input PATH_OR_GLOB (not texts or stdin).")
+        quiet_engine(engine)
         job = predict_dataset(
             input_path,
             output,
