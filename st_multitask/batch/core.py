@@ -15,7 +15,6 @@ in its own way.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -258,11 +257,3 @@ class BatchPredictor:
             arrays.append(texts.cast(pa.string()))
         arrays.extend(results[f.name] for f in schema if f.name in results)
         return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def cpu_count() -> int:
-    """The CPUs this process may use (its affinity where the OS tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1

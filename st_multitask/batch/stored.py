@@ -92,7 +92,7 @@ def read_embeddings(
     meta = stored_metadata(src)
     source = _parquet(src)
     text_column = meta.get("text_column") or "text"
-    ids = [c for c in ["line", *meta.get("id_columns", [])]]
+    ids = ["line", *meta.get("id_columns", [])]
     position = 0
     for batch in source.batches(chunk_size):
         names = batch.schema.names
@@ -108,13 +108,12 @@ def read_embeddings(
         line_column = next(
             (c for c in ids if c in names and pa.types.is_integer(table.schema.field(c).type)), None
         )
-        count = batch.num_rows
         if line_column is not None:
             lines = [int(v) for v in table.column(line_column).to_pylist()]
         else:
             kept = np.flatnonzero(valid.to_numpy(zero_copy_only=False))
             lines = [position + 1 + int(i) for i in kept]
-        position += count
+        position += batch.num_rows
         if table.num_rows:
             texts = table.column(text_column).to_pylist()
             yield EmbeddingChunk(lines, texts, _vectors(table.column(EMBEDDING)))
