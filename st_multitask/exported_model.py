@@ -13,6 +13,7 @@ the heads run as their numpy twins on that one pass. Predictions match
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -51,6 +52,16 @@ def fast_path_problem(path: str | os.PathLike[str]) -> str | None:
         if get_numpy_head_class(str(info.get("kind"))) is None:
             return f"head {name!r} is of kind {info.get('kind')!r}, which has no torch-free twin"
     return None
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, made once: ``threadpool_limits`` scans
+    every loaded library on each use (0.7-4 ms, measured), which small predict calls (a server's
+    batches) paid each time; ``controller.limit`` costs about 10 microseconds."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 class ExportedMultiTaskModel(TaskSelection):
@@ -221,9 +232,7 @@ class ExportedMultiTaskModel(TaskSelection):
         numpy's BLAS runs on one thread meanwhile: the heads' matrices are small, and BLAS threads
         that spin between calls would take the cores from the runtime's own threads.
         """
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1, user_api="blas"):
+        with _blas_controller().limit(limits=1, user_api="blas"):
             yield from self._passes_inner(items, heads, batch_size)
 
     def _passes_inner(self, items: list, heads: dict[str, NumpyHead], batch_size: int) -> Iterator[tuple]:
