@@ -12,8 +12,10 @@ import copy
 import functools
 import itertools
 import json
+import os
 import shutil
 import tempfile
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -39,7 +41,27 @@ from hypothesis import strategies as st
 TORCH = ["--backend", "torch"]
 _counter = itertools.count()
 
+words = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=30
+)
+clean_files = st.one_of(  # files the commands accept, so that the runs also reach the model and the output
+    st.lists(words, min_size=1, max_size=4).map(lambda ts: (".txt", "\n".join(ts).encode())),
+    st.lists(
+        st.tuples(words, st.sampled_from(["positive", "negative", "business", "sport"])),
+        min_size=1,
+        max_size=4,
+    ).map(
+        lambda rows: (".jsonl", "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in rows).encode())
+    ),
+    st.lists(st.tuples(words, st.sampled_from(["O", "B-PER", "I-PER", "B-ORG"])), min_size=1, max_size=6).map(
+        lambda rows: (
+            ".conll",
+            "\n".join(f"{w.split()[0] if w.split() else 'x'} {t}" for w, t in rows).encode(),
+        )
+    ),
+)
 any_file = st.one_of(
+    clean_files,
     st.tuples(st.sampled_from([".txt", "", ".md"]), odd_bytes()),
     st.tuples(st.just(".csv"), st.one_of(tables(","), odd_bytes())),
     st.tuples(st.just(".tsv"), st.one_of(tables("\t"), odd_bytes())),
@@ -72,6 +94,7 @@ def stmt(folder):
 
     def run(*args: str):
         result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+        exits[" ".join(map(str, args[:2] if args[0] == "index" else args[:1]))][str(result.exit_code)] += 1
         lines = result.stderr.strip().splitlines()
         where = f"stmt {' '.join(map(str, args))}: exit {result.exit_code}, stderr {result.stderr!r}"
         if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -85,10 +108,13 @@ def stmt(folder):
 
     from st_multitask.cli import main
 
+    exits: dict[str, Counter[str]] = defaultdict(Counter)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(predict, "load_multitask", load)
         patch.setattr(evaluate, "load_multitask", load)
         yield run
+    if os.environ.get("STMT_FUZZ_SUMMARY"):  # exit codes by command, for docs/fuzzing.md
+        Path(os.environ["STMT_FUZZ_SUMMARY"]).write_text(json.dumps(exits, indent=2, sort_keys=True) + "\n")
 
 
 def _file(folder: Path, generated: tuple[str, bytes], stem: str = "input") -> Path:

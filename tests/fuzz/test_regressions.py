@@ -207,13 +207,18 @@ def test_server_predict_empty_task_list_is_422():
     assert "tasks" in response.text
 
 
-def test_jsonl_tag_that_is_not_a_string(tmp_path):
-    """A JSONL tag that is a number raised TypeError from the IOB2 pattern."""
+@pytest.mark.parametrize(
+    ("line", "tag"),
+    [('{"tokens":["",""],"tags":[null,""]}', "None"), ('{"tokens": ["a"], "tags": [1]}', "1")],
+)
+def test_jsonl_tag_that_is_not_a_string(tmp_path, line, tag):
+    """A JSONL tag that is null or a number raised TypeError from the IOB2 pattern (the first input
+    is the thorough run's shrunk example)."""
     from st_multitask.data import read_token_examples
 
     path = tmp_path / "ner.jsonl"
-    path.write_text('{"tokens": ["a"], "tags": [1]}\n', encoding="utf-8")
-    with pytest.raises(InputError, match=re.escape(f"{path} line 1: tag 1 is not IOB2")):
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=re.escape(f"{path} line 1: tag {tag} is not IOB2")):
         read_token_examples(path)
 
 
