@@ -226,7 +226,6 @@ def main() -> None:
         "default model": summarise(runs),
         "baselines": {
             "sentiment (trained on the recipe's sentiment training data)": systems,
-            "topic (trained on BBC train, five topics)": systems_topic,
         },
         "ner (first model)": ner,
         "sts_b_test_spearman (first model)": sts_test_spearman(first.backbone),

@@ -45,12 +45,13 @@ RECIPE = ROOT / "examples" / "configs" / "default.yaml"
 RUNS = ROOT / "runs" / "select"
 
 SENTIMENT = {
-    "sentiment-rt-neutral2": {},  # the recipe as written
-    "sentiment-no-rt": {
+    "sentiment-rt-neutral2": {},  # the recipe as first written
+    "sentiment-rt-neutral3": {"head": {"class_weights": {"neutral": 3.0}}},
+    "sentiment-rt-neutral3-avg4": {"head": {"class_weights": {"neutral": 3.0}}, "average_epochs": 4},
+    "sentiment-rt-neutral4-avg4": {"head": {"class_weights": {"neutral": 4.0}}, "average_epochs": 4},
+    "sentiment-no-rt-neutral2": {
         "train": ["corpus:vader_tweets/train", "corpus:vader_nyt/train", "corpus:vader_movies/train"]
     },
-    "sentiment-rt-neutral1": {"head": {"class_weights": None}},
-    "sentiment-rt-neutral3": {"head": {"class_weights": {"neutral": 3.0}}},
 }
 TOPIC = {
     "topic-layers": {},  # the recipe as written
@@ -62,13 +63,15 @@ def variant_recipe(task: str, change: dict) -> dict:
     recipe = yaml.safe_load(RECIPE.read_text())
     spec = recipe["tasks"][task]
     spec.pop("test", None)
+    recipe["training"].pop("average_epochs", None)
     for key, value in change.items():
-        if key == "head":
+        if key == "average_epochs":
+            recipe["training"]["average_epochs"] = {task: value}
+        elif key == "head":
             spec["head"] = {k: v for k, v in {**spec["head"], **value}.items() if v is not None}
         else:
             spec[key] = copy.deepcopy(value)
     recipe["tasks"] = {task: spec}
-    recipe["training"].pop("average_epochs", None)
     recipe["training"]["cache_dir"] = str(
         ROOT / "build" / "train-cache"
     )  # variants on the same texts share it

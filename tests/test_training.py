@@ -253,6 +253,24 @@ def test_cache_dir_is_reused_across_runs_and_gives_the_same_bits(tiny, tmp_path)
         TrainingConfig(cache_dir=3)
 
 
+def test_cache_key_follows_what_decides_the_inputs(tiny_model_dir):
+    """Heads that differ only in settings their inputs ignore (dropout, class weights) share a
+    table; a setting that changes the inputs (the layers read), or other texts, does not."""
+    from st_multitask import MultiTaskModel
+    from st_multitask.heads import MLPHead
+    from st_multitask.training.cache import EmbeddingCache
+
+    def key(texts, **settings):
+        model = MultiTaskModel(str(tiny_model_dir))
+        model.add_head("s", MLPHead(model.dim, ["a", "b"], **settings))
+        return EmbeddingCache(model, TrainingConfig(cache_dir="unused"), True).key(texts, ["s"])
+
+    texts = ["one text", "another"]
+    assert key(texts) == key(texts, dropout=0.4, class_weights={"a": 2.0}, hidden=[4])
+    assert key(texts) != key(texts, layers=[1])
+    assert key(texts) != key(texts[:1])
+
+
 def test_cpu_runs_repeat_exactly(tiny_model_dir):
     outcomes = []
     for _ in range(2):

@@ -54,6 +54,9 @@ class Head(nn.Module):
     kind: ClassVar[str]
     level: ClassVar[Literal["sentence", "token"]]
     config_keys: ClassVar[list[str]] = ["in_features", "labels"]
+    # the config keys that decide what inputs() gives (None: all of them). The training cache across
+    # runs is keyed by these, so recipes that differ only in, say, dropout or class weights share it.
+    input_keys: ClassVar[list[str] | None] = None
 
     # What the head reads beyond the last layer's states. The model computes an input only when
     # some head asks for it; kinds override these (as class attributes or properties).
@@ -139,9 +142,10 @@ class Head(nn.Module):
         """Fit whatever the head builds from its training texts (a vocabulary); most build nothing."""
 
     def input_fingerprint(self) -> Any:
-        """JSON-able state beyond the config and buffers that decides :meth:`inputs` (e.g. a
-        fitted vocabulary); the training cache across runs hashes it. None by default."""
-        return None
+        """JSON-able state that decides :meth:`inputs`: the config keys in ``input_keys`` (all of
+        them by default) and any fitted state (a vocabulary); the training cache across runs hashes it."""
+        config = self.get_config_dict()
+        return {k: config[k] for k in (self.input_keys or self.config_keys)}
 
     @property
     def learning_rate_scales(self) -> dict[str, float]:

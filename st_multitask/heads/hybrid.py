@@ -47,6 +47,7 @@ class HybridHead(MLPHead):
     kind: ClassVar[str] = "hybrid"
     level: ClassVar[Literal["sentence", "token"]] = "sentence"
     config_keys: ClassVar[list[str]] = [*MLPHead.config_keys, "features", "wide_learning_rate_scale"]
+    input_keys: ClassVar[list[str] | None] = [*MLPHead.input_keys, "features"]
     uses_text: ClassVar[bool] = True
 
     def __init__(
@@ -89,8 +90,11 @@ class HybridHead(MLPHead):
         return self._sparse is not None
 
     def input_fingerprint(self) -> Any:
-        """The fitted vocabulary (it decides the TF-IDF rows the head reads)."""
-        return None if self._sparse is None else list(self._sparse.terms)
+        """As the base class's, plus the fitted vocabulary (it decides the TF-IDF rows the head reads)."""
+        return {
+            **super().input_fingerprint(),
+            "vocabulary": None if self._sparse is None else list(self._sparse.terms),
+        }
 
     def fit_features(self, texts: Sequence[str | Sequence[str]]) -> None:
         """Fit the vocabulary and idf on the training texts (once; training calls this)."""

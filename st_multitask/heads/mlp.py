@@ -93,6 +93,7 @@ class MLPHead(Head):
         "other_threshold",
         "class_weights",
     ]
+    input_keys: ClassVar[list[str] | None] = ["in_features", "layers", "long"]
 
     def __init__(
         self,

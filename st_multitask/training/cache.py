@@ -84,13 +84,11 @@ class EmbeddingCache:
         digest.update(str(self.config.mixed_precision).encode())
         for task in tasks:
             head = self.model.heads[task]
-            digest.update(
-                json.dumps([task, head.kind, head.get_config_dict()], sort_keys=True, default=str).encode()
-            )
+            digest.update(json.dumps([task, head.kind], sort_keys=True).encode())
             for name, buffer in sorted(head.named_buffers()):
                 digest.update(name.encode())
                 digest.update(buffer.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-            digest.update(json.dumps(head.input_fingerprint(), sort_keys=True).encode())
+            digest.update(json.dumps(head.input_fingerprint(), sort_keys=True, default=str).encode())
         digest.update(json.dumps(items, ensure_ascii=False).encode())
         return digest.hexdigest()[:32]
 
