@@ -214,10 +214,6 @@ def main() -> None:
         {k: v for k, v in sentiment_tests.items() if k != "Rotten Tomatoes test"},
         first.backbone,
     )
-    topic_train = load_bbc("train")
-    systems_topic = baselines(
-        topic_train, {"BBC test articles": topic_tests["BBC test articles"]}, first.backbone
-    )
     ner = evaluate_task(first, "ner", load_conll2003("test")) if "ner" in first.heads else None
     result = {
         "models": args.models,
@@ -324,11 +320,6 @@ def render(result: dict) -> str:
             f"| {name} ({row['n']}) | {'' if out_of_scope else _pm(coverage)} | "
             f"{'' if out_of_scope else _pm(row.get('covered_accuracy'))} | {other} | "
             f"{'' if out_of_scope else _pm(row.get('ece'), 1.0)} |"
-        )
-    for system, sets in result["baselines"]["topic (trained on BBC train, five topics)"].items():
-        b = sets["BBC test articles"]
-        lines.append(
-            f"| BBC test articles, {system} (no other class) | 100 | {100 * b['accuracy']:.2f} | | |"
         )
     lines += ["", "## Unchanged parts (first model)", ""]
     ner = result.get("ner (first model)")
