@@ -33,8 +33,12 @@ class TokenCounter:
 
     def lengths(self, texts: list[str]) -> list[int]:
         """Word pieces per text, without special tokens or window (as ``embed`` counts them)."""
-        if self.fast:
-            return self.tokenizer.lengths(texts)
+        if self.fast:  # a few texts one by one: encode_batch would wait for the worker's thread pool
+            return (
+                [len(self.tokenizer.offsets(t)) for t in texts]
+                if len(texts) <= 8
+                else self.tokenizer.lengths(texts)
+            )
         encoded = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
