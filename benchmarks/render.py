@@ -4,12 +4,14 @@ Reads every ``benchmarks/results/<machine>/<name>.json`` (written by ``_common.s
 benchmark, its command, commit, date, machine with CPU flags, and every figure) and writes:
 
 - the README's headline table, between ``<!-- results:start -->`` and ``<!-- results:end -->``;
-- ``docs/results.md``: every stored result, its provenance and all of its figures.
+- the docs site's results page (every stored result, its provenance and all of its figures),
+  which ``docs/hooks/results_page.py`` renders at every ``make docs``; ``--page FILE`` writes it here.
 
 No figure is typed by hand: a headline whose result is not stored says "not measured yet".
 
-    python benchmarks/render.py            # rewrite both
-    python benchmarks/render.py --check    # exit 1 if either is out of date
+    python benchmarks/render.py            # rewrite the README's table
+    python benchmarks/render.py --check    # exit 1 if it is out of date
+    python benchmarks/render.py --page results.md   # also write the results page to a file
     python benchmarks/render.py --results DIR   # from another copy of the results (e.g. only committed ones)
 """
 
@@ -26,7 +28,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
-RESULTS_PAGE = ROOT / "docs" / "results.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 NOT_MEASURED = "not measured yet"
 
@@ -144,7 +145,7 @@ def describe_machine(payload: dict[str, Any]) -> str:
     return f"{m.get('cpu', 'unknown CPU')}, {m.get('cores', '?')} cores, {m.get('ram_gib', '?')} GiB; CPU flags: {flags}"
 
 
-def render_table(results: Results) -> str:
+def render_table(results: Results, details: str = "benchmarks/results/") -> str:
     """The README's headline table, each figure with the machine folder it was measured on."""
     lines = ["| what | result | machine |", "|---|---|---|"]
     machines: dict[str, dict[str, Any]] = {}
@@ -157,15 +158,15 @@ def render_table(results: Results) -> str:
         machine, payload = found
         machines.setdefault(machine, payload)
         if figure is None:  # stored, but no headline figure is read from it yet
-            figure = f"`{row.benchmark}` is stored: see the [results page](docs/results.md)"
+            figure = f"`{row.benchmark}` is stored: see [its figures]({details})"
         lines.append(f"| {row.what} | {figure} | `{machine}` |")
     lines.append("")
     for machine, payload in sorted(machines.items()):
         lines.append(f"- `{machine}`: {describe_machine(payload)}.")
     lines.append("")
     lines.append(
-        "Rendered by `benchmarks/render.py` from `benchmarks/results/`; commands, commits and dates "
-        "are on the [results page](docs/results.md)."
+        "Rendered by `benchmarks/render.py` from the stored results; their commands, commits, dates "
+        f"and every figure: [{details.rstrip('/')}]({details})."
     )
     return "\n".join(lines)
 
@@ -187,23 +188,24 @@ PROVENANCE = ("benchmark", "command", "commit", "machine")
 
 
 def render_page(results: Results) -> str:
-    """docs/results.md: the headline table, then every stored result with all of its figures."""
+    """The docs' results page: the headline table, then every stored result with all of its figures."""
     lines = [
         "# Results",
         "",
-        "Rendered by `benchmarks/render.py` from the stored results in `benchmarks/results/<machine>/`;",
-        "do not edit by hand. Each result names the command that produced it, the commit, the date",
-        "and the machine with its CPU flags; rerun the command to check a figure.",
+        "Rendered by `benchmarks/render.py` from the stored results in `benchmarks/results/<machine>/`",
+        "at every build of this site. Each result names the command that produced it, the commit, the",
+        "date and the machine with its CPU flags; rerun the command to check a figure.",
         "",
         "## Headline figures",
         "",
-        render_table(results).replace("](docs/results.md)", "](results.md)"),
+        render_table(results, details="#stored-results"),
         "",
     ]
+    lines += ["## Stored results", ""]
     if not results:
         lines += ["No result is stored yet.", ""]
     for machine, runs in sorted(results.items()):
-        lines += [f"## Machine `{machine}`", ""]
+        lines += [f"### Machine `{machine}`", ""]
         for name, payload in sorted(runs.items()):
             m = payload.get("machine") or {}
             software = ", ".join(
@@ -212,7 +214,7 @@ def render_page(results: Results) -> str:
                 if m.get(key)
             )
             lines += [
-                f"### {name}",
+                f"#### {name}",
                 "",
                 f"- command: `{payload.get('command', '?')}`",
                 f"- commit: `{payload.get('commit', '?')}`, date: {m.get('date_utc', '?')}",
@@ -242,32 +244,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if README.md or docs/results.md is stale"
-    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md's table is stale")
     parser.add_argument(
         "--results", type=Path, default=RESULTS_DIR, help="the stored results [benchmarks/results]"
     )
+    parser.add_argument("--page", type=Path, help="also write the results page (markdown) to this file")
     args = parser.parse_args(argv)
     results = load_results(args.results)
     readme = README.read_text(encoding="utf-8")
-    wanted = {README: with_table(readme, render_table(results)), RESULTS_PAGE: render_page(results)}
-    stale = [
-        path
-        for path, text in wanted.items()
-        if not path.is_file() or path.read_text(encoding="utf-8") != text
-    ]
+    wanted = with_table(readme, render_table(results))
     if args.check:
-        for path in stale:
+        if wanted != readme:
             print(
-                f"{path.relative_to(ROOT)} is out of date: run python benchmarks/render.py", file=sys.stderr
+                "README.md's results table is out of date: run python benchmarks/render.py", file=sys.stderr
             )
-        return 1 if stale else 0
-    for path in stale:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(wanted[path], encoding="utf-8")
-        tmp.replace(path)
-        print(f"wrote {path.relative_to(ROOT)}")
+            return 1
+        return 0
+    if wanted != readme:
+        tmp = README.with_suffix(".md.tmp")
+        tmp.write_text(wanted, encoding="utf-8")
+        tmp.replace(README)
+        print("wrote README.md")
+    if args.page:
+        args.page.write_text(render_page(results), encoding="utf-8")
+        print(f"wrote {args.page}")
     return 0
 
 

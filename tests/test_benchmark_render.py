@@ -45,11 +45,6 @@ def test_readme_table_is_rendered_from_the_stored_results(render):
     assert render.with_table(readme, table) == readme, "run: python benchmarks/render.py"
 
 
-def test_results_page_is_rendered_from_the_stored_results(render):
-    page = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
-    assert page == render.render_page(render.load_results()), "run: python benchmarks/render.py"
-
-
 def test_nothing_stored_is_not_measured_yet(render, tmp_path):
     table = render.render_table(render.load_results(tmp_path))
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
@@ -95,10 +90,10 @@ def test_check_reports_a_stale_readme(render, tmp_path, monkeypatch, capsys):
     readme = tmp_path / "README.md"
     readme.write_text(f"x\n{render.START}\nold\n{render.END}\n", encoding="utf-8")
     monkeypatch.setattr(render, "README", readme)
-    monkeypatch.setattr(render, "RESULTS_PAGE", tmp_path / "results.md")
-    monkeypatch.setattr(render, "ROOT", tmp_path)
     assert render.main(["--check", "--results", str(tmp_path / "none")]) == 1
-    assert "README.md is out of date" in capsys.readouterr().err
-    assert render.main(["--results", str(tmp_path / "none")]) == 0
+    assert "README.md's results table is out of date" in capsys.readouterr().err
+    page = tmp_path / "page.md"
+    assert render.main(["--results", str(tmp_path / "none"), "--page", str(page)]) == 0
     assert render.main(["--check", "--results", str(tmp_path / "none")]) == 0
     assert render.NOT_MEASURED in readme.read_text(encoding="utf-8")
+    assert "No result is stored yet." in page.read_text(encoding="utf-8")
