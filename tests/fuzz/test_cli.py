@@ -44,19 +44,29 @@ _counter = itertools.count()
 words = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=30
 )
+
+
+def labelled(labels: list[str]) -> st.SearchStrategy[tuple[str, bytes]]:
+    """A labelled JSONL file with these labels."""
+    rows = st.lists(st.tuples(words, st.sampled_from(labels)), min_size=1, max_size=4)
+    return rows.map(
+        lambda rs: (".jsonl", "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in rs).encode())
+    )
+
+
+tagged = st.lists(
+    st.tuples(words, st.sampled_from(["O", "B-PER", "I-PER", "B-ORG"])), min_size=1, max_size=6
+).map(
+    lambda rows: (".conll", "\n".join(f"{w.split()[0] if w.split() else 'x'} {t}" for w, t in rows).encode())
+)
+BUNDLED = {  # data the bundled model's heads know
+    "sentiment": labelled(["negative", "positive"]),
+    "topic": labelled(["business", "sport", "tech"]),
+    "ner": tagged,
+}
 clean_files = st.one_of(  # files the commands accept, so that the runs also reach the model and the output
     st.lists(words, min_size=1, max_size=4).map(lambda ts: (".txt", "\n".join(ts).encode())),
-    st.sampled_from([["negative", "positive"], ["business", "sport", "tech"]])  # the bundled model's labels
-    .flatmap(lambda labels: st.lists(st.tuples(words, st.sampled_from(labels)), min_size=1, max_size=4))
-    .map(
-        lambda rows: (".jsonl", "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in rows).encode())
-    ),
-    st.lists(st.tuples(words, st.sampled_from(["O", "B-PER", "I-PER", "B-ORG"])), min_size=1, max_size=6).map(
-        lambda rows: (
-            ".conll",
-            "\n".join(f"{w.split()[0] if w.split() else 'x'} {t}" for w, t in rows).encode(),
-        )
-    ),
+    *BUNDLED.values(),
 )
 any_file = st.one_of(
     clean_files,
@@ -190,12 +200,9 @@ def test_predict(stmt, folder, source, fmt, column):
 
 
 @cli_settings
-@given(
-    source=any_file,
-    task=st.sampled_from(["sentiment", "topic", "ner"]),
-    fmt=st.sampled_from(["table", "json"]),
-)
-def test_evaluate(stmt, folder, source, task, fmt):
+@given(data=st.data(), task=st.sampled_from(sorted(BUNDLED)), fmt=st.sampled_from(["table", "json"]))
+def test_evaluate(stmt, folder, data, task, fmt):
+    source = data.draw(st.one_of(BUNDLED[task], any_file))
     stmt("evaluate", "--task", task, "--data", _file(folder, source), "--format", fmt, *TORCH)
 
 
