@@ -132,12 +132,13 @@ def run(seconds: int) -> dict[str, Any]:
     stats = dict(re.findall(r"^stat::(\w+):\s+(\d+)", log, flags=re.M))
     crashes = sorted(str(p) for p in OUT_DIR.glob("crash-*"))
     exceptions = re.findall(r"=== Uncaught Python exception: ===\n(.+)", log)
+    edges = re.findall(r"\bcov: (\d+)", log)  # libFuzzer's coverage counters (edges) reached
     return {
         "seconds": seconds,
         "readers": list(READERS),
         "runs": int(stats.get("number_of_executed_units", 0)),
-        "coverage": [int(x) for x in re.findall(r"\bcov: (\d+)", log)][-1:] or None,
-        "corpus_size": len(list(corpus.iterdir())),
+        "coverage_edges": int(edges[-1]) if edges else None,
+        "corpus_inputs": len(list(corpus.iterdir())),  # the seeds and every input that reached new code
         "exit_code": done.returncode,
         "uncaught": exceptions,
         "crash_files": crashes,
