@@ -113,6 +113,7 @@ class ServerState:
                 self.settings.max_queue,
                 self.settings.batch_window_ms / 1000,
                 self.metrics,
+                pass_size=self.settings.forward_batch_size,
             )
             self.batcher.start()
             self.status = "ok"
