@@ -191,7 +191,15 @@ def cpu_flags() -> list[str]:
 def machine_tag() -> str:
     """A short folder name for this kind of machine: cores and the widest vector unit, e.g. ``2c-amx``."""
     flags = set(cpu_flags())
-    unit = "amx" if "amx_int8" in flags else "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "cpu"
+    unit = (
+        "amx"
+        if "amx_int8" in flags
+        else "avx512"
+        if "avx512f" in flags
+        else "avx2"
+        if "avx2" in flags
+        else "cpu"
+    )
     return f"{os.cpu_count()}c-{unit}"
 
 
@@ -200,8 +208,12 @@ def git_commit() -> str | None:
     import subprocess
 
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

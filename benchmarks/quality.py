@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 from _common import RESULTS_DIR, machine_tag, store_result, sts_test_spearman
 
 from st_multitask import MultiTaskModel, embed
@@ -115,11 +116,10 @@ def baselines(train: SentenceExamples, tests: dict[str, SentenceExamples], backb
     return out
 
 
-def pos_neg(model, data: SentenceExamples, task: str = "sentiment") -> dict:
+def pos_neg(head, probabilities: list, data: SentenceExamples) -> dict:
     """A three-class head on two-class data: accuracy of the better of positive and negative, and
     the share of texts the head itself labels neutral."""
-    probabilities = [r[task] for r in model.predict_proba(data.texts, tasks=[task])]
-    labels = model.heads[task].labels
+    labels = head.labels
     neg, neu, pos = (labels.index(x) for x in ("negative", "neutral", "positive"))
     predicted = ["positive" if p[pos] >= p[neg] else "negative" for p in probabilities]
     neutral = sum(int(max(range(len(p)), key=p.__getitem__) == neu) for p in probabilities)
@@ -130,17 +130,36 @@ def pos_neg(model, data: SentenceExamples, task: str = "sentiment") -> dict:
     }
 
 
-def score_model(model, sentiment_tests: dict, topic_tests: dict) -> dict[str, dict]:
-    """Every figure of one seed's model."""
-    out: dict[str, dict] = {}
-    for name, data in sentiment_tests.items():
-        if name == "Rotten Tomatoes test":
-            out[f"sentiment: {name}"] = pos_neg(model, data)
-        else:
-            out[f"sentiment: {name}"] = evaluate_task(model, "sentiment", data)
-    for name, data in topic_tests.items():
-        out[f"topic: {name}"] = evaluate_task(model, "topic", data)
-    return out
+def score_seeds(models: list, sentiment_tests: dict, topic_tests: dict) -> list[dict[str, dict]]:
+    """Every figure of each seed's model. The seeds share the frozen backbone, so their heads ride
+    on one model and one backbone pass per batch scores all of them."""
+    from st_multitask.evaluation import _other_label
+
+    joint = models[0]
+    names = {i: {"sentiment": "sentiment", "topic": "topic"} for i in range(len(models))}
+    for i, model in enumerate(models[1:], start=1):
+        for task in ("sentiment", "topic"):
+            names[i][task] = f"{task}_seed{i}"
+            joint.add_head(names[i][task], model.heads[task])
+    runs: list[dict[str, dict]] = [{} for _ in models]
+    for task, tests in (("sentiment", sentiment_tests), ("topic", topic_tests)):
+        heads = [names[i][task] for i in range(len(models))]
+        for name, data in tests.items():
+            rows = joint.predict_proba(data.texts, tasks=heads)
+            for i, head_name in enumerate(heads):
+                head = joint.heads[head_name]
+                probabilities = [r[head_name] for r in rows]
+                if name == "Rotten Tomatoes test":
+                    runs[i][f"{task}: {name}"] = pos_neg(head, probabilities, data)
+                    continue
+                predicted = [head.decode(torch.from_numpy(p))["label"] for p in probabilities]
+                runs[i][f"{task}: {name}"] = sentence_metrics(
+                    data.labels, predicted, head.labels, probabilities, _other_label(head)
+                )
+    for task in ("sentiment", "topic"):  # leave the first model as it was loaded
+        for i in range(1, len(models)):
+            joint.remove_head(names[i][task])
+    return runs
 
 
 FIGURES = (
@@ -203,12 +222,11 @@ def main() -> None:
     start = time.perf_counter()
     sentiment_train, sentiment_tests = sentiment_sets()
     topic_tests = topic_sets()
-    runs = []
-    for path in args.models:
-        model = MultiTaskModel.load(path, "cpu")
-        runs.append(score_model(model, sentiment_tests, topic_tests))
-        print(path, {k: v.get("macro_f1", v.get("coverage")) for k, v in runs[-1].items()}, flush=True)
-    first = MultiTaskModel.load(args.models[0], "cpu")
+    models = [MultiTaskModel.load(path, "cpu") for path in args.models]
+    runs = score_seeds(models, sentiment_tests, topic_tests)
+    for path, run in zip(args.models, runs):
+        print(path, {k: v.get("macro_f1", v.get("coverage")) for k, v in run.items()}, flush=True)
+    first = models[0]
     systems = baselines(
         sentiment_train,
         {k: v for k, v in sentiment_tests.items() if k != "Rotten Tomatoes test"},

@@ -87,7 +87,7 @@ def score(task: str, model, tasks) -> dict:
             "dev_neutral_recall": metrics["per_class"]["neutral"]["recall"],
             "dev_accuracy": metrics["accuracy"],
             "dev_ece": metrics.get("ece"),
-            "rotten_tomatoes_dev": pos_neg(model, load_rotten_tomatoes("dev"))["accuracy_pos_neg"],
+            "rotten_tomatoes_dev": _rt_dev(model),
         }
     from st_multitask.corpora import load_bbc, load_bbc_sentences, load_out_of_scope
 
@@ -102,6 +102,12 @@ def score(task: str, model, tasks) -> dict:
         "dev_out_of_scope_other": round(1 - other["coverage"], 4),
         "other_threshold": model.heads[task].other_threshold,
     }
+
+
+def _rt_dev(model) -> float:
+    data = load_rotten_tomatoes("dev")
+    probabilities = [r["sentiment"] for r in model.predict_proba(data.texts, tasks=["sentiment"])]
+    return pos_neg(model.heads["sentiment"], probabilities, data)["accuracy_pos_neg"]
 
 
 def choose(rows: dict[str, dict]) -> dict[str, str | None]:
