@@ -361,12 +361,14 @@ def load_numpy_head(head_dir: Path, num_layers: int) -> NumpyHead:
     try:
         saved = json.loads((head_dir / CONFIG_NAME).read_text(encoding="utf-8"))
         kind, config = saved["kind"], saved["config"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if not isinstance(kind, str) or not isinstance(config, dict):
+            raise TypeError("kind must be a name and config an object")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ModelLoadError(f"{head_dir / CONFIG_NAME} is not a valid head config ({exc}).") from None
     cls = get_numpy_head_class(kind)
     if cls is None:
         raise ModelLoadError(
-            f"Head kind {kind!r} has no torch-free twin (register one with "
+            f"{head_dir / CONFIG_NAME}: head kind {kind!r} has no torch-free twin (register one with "
             "st_multitask.runtime.heads.register_numpy_head); use backend='torch' for this model."
         )
     try:
@@ -375,4 +377,9 @@ def load_numpy_head(head_dir: Path, num_layers: int) -> NumpyHead:
         raise ModelLoadError(
             f"{head_dir / WEIGHTS_NAME} is not a readable safetensors file ({exc})."
         ) from None
-    return cls({**config, **cls.read_extra(head_dir)}, weights, num_layers)
+    try:
+        return cls({**config, **cls.read_extra(head_dir)}, weights, num_layers)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # settings missing or of the wrong type
+        raise ModelLoadError(f"{head_dir / CONFIG_NAME}: invalid head settings ({exc}).") from None
+    except ModelLoadError as exc:  # an activation without a twin, say: name the file
+        raise type(exc)(f"{head_dir / CONFIG_NAME}: {exc}") from None

@@ -164,6 +164,33 @@ def test_head_config_unknown_kind_names_the_file(tmp_path):
         read_heads(tmp_path, read_manifest(tmp_path), dimension=8)
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"kind": ["mlp"]}, "is not a valid head config (kind must be a name"),  # unhashable: TypeError
+        ({"config": None}, "is not a valid head config (kind must be a name"),  # TypeError: not a mapping
+        ({"config": {"labels": None}}, "invalid head settings"),  # TypeError: not iterable
+        ({"kind": ""}, "head kind '' has no torch-free twin"),  # named no file
+        (
+            {"config": {"activation": "orch.nn.GELU"}},
+            "Activation 'orch.nn.GELU' has no numpy twin",
+        ),  # no file
+    ],
+)
+def test_numpy_head_config_shapes(tmp_path, edit, message):
+    """The fast path's head loader raised TypeError on these config.json files, or an error naming no file."""
+    from st_multitask.runtime.heads import load_numpy_head
+
+    _saved_model(tmp_path)
+    config = tmp_path / "heads" / "s" / "config.json"
+    saved = json.loads(config.read_text(encoding="utf-8"))
+    if "config" in edit and edit["config"] is not None:
+        edit = {"config": {**saved["config"], **edit["config"]}}
+    config.write_text(json.dumps({**saved, **edit}), encoding="utf-8")
+    with pytest.raises(ModelLoadError, match=re.escape(f"{config}") + ".*" + re.escape(message)):
+        load_numpy_head(config.parent, num_layers=6)
+
+
 # -- the index manifest
 
 
