@@ -122,3 +122,17 @@ def test_calibrate_fits_the_threshold_and_every_engine_decodes_with_it(backbone,
     torch_labels = [r["topic"]["label"] for r in loaded.predict(probe)]
     fast = MultiTaskModel.load(tmp_path / "run", backend="onnx")
     assert [r["topic"]["label"] for r in fast.predict(probe)] == torch_labels
+
+
+def test_hidden_sizes_have_an_upper_bound():
+    with pytest.raises(InputError, match="hidden sizes must be integers from 1 to 65,536"):
+        MLPHead(8, LABELS, hidden=[100_000, 100_000])
+
+
+def test_training_config_file_that_is_not_utf8_names_the_file(tmp_path):
+    from st_multitask.training import TrainingConfig
+
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(b"\xffepochs: 2\n")
+    with pytest.raises(InputError, match=r"bad.yaml is not valid UTF-8 \(byte 0xff at offset 0\)"):
+        TrainingConfig.from_file(path)

@@ -21,6 +21,7 @@ from .base import Head, activation_from_name, activation_name
 __all__ = ["LONG_MODES", "MLPHead", "build_mlp", "mean_pool_layers"]
 
 LONG_MODES = ("truncate", "chunk")
+MAX_HIDDEN = 65_536  # a larger hidden layer is a typo (hidden: [100000, 100000] would take 40 GB)
 
 
 def build_mlp(
@@ -29,8 +30,8 @@ def build_mlp(
     """Linear → activation → dropout for each hidden size, then Linear to ``out_features``."""
     if not 0.0 <= dropout < 1.0:
         raise InputError(f"dropout must be in [0, 1), got {dropout!r}.")
-    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-        raise InputError(f"hidden sizes must be positive integers, got {list(hidden)!r}.")
+    if any(isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= MAX_HIDDEN for h in hidden):
+        raise InputError(f"hidden sizes must be integers from 1 to {MAX_HIDDEN:,}, got {list(hidden)!r}.")
     layers: list[nn.Module] = []
     width = in_features
     for size in hidden:

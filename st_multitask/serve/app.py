@@ -27,7 +27,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from .. import __version__
 from ..runtime.encoder import normalize_rows
@@ -306,7 +306,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
     async def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="st_multitask API")
 
-    @app.get("/metrics", tags=["service"], dependencies=auth)
+    @app.get("/metrics", tags=["service"], dependencies=auth, response_class=PlainTextResponse)
     async def prometheus() -> Response:
         """Prometheus text: requests by route and status, latency, batch sizes, queue depth, tokens."""
         body, content_type = metrics.render()
@@ -354,7 +354,13 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         card = {"id": name, "object": "model", "created": state.started, "owned_by": "st_multitask"}
         return JSONResponse({"object": "list", "data": [card]})
 
-    @app.post("/v1/embeddings", response_model=EmbeddingsResponse, tags=["openai"], dependencies=auth)
+    @app.post(
+        "/v1/embeddings",
+        response_model=EmbeddingsResponse,
+        tags=["openai"],
+        dependencies=auth,
+        responses={404: {"description": "The model named in the request is not the one served."}},
+    )
     async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
         """OpenAI's embeddings API: float or base64 (little-endian float32), ``dimensions`` truncates
         then renormalises, ``usage`` counts real tokens. Texts past the window are truncated; the
@@ -476,7 +482,13 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
                     records.append(record)
         return JSONResponse(records)
 
-    @app.post("/search", response_model=SearchResponse, tags=["similarity"], dependencies=auth)
+    @app.post(
+        "/search",
+        response_model=SearchResponse,
+        tags=["similarity"],
+        dependencies=auth,
+        responses={404: {"description": "The server runs without an index: start it with --index DIR."}},
+    )
     async def search(body: SearchRequest, request: Request) -> JSONResponse:
         """The ``top_k`` texts of the index closest to each query (needs ``stmt serve --index DIR``)."""
         state = _ready(request)

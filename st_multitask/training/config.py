@@ -191,7 +191,15 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such config file.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror}).") from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
