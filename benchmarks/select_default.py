@@ -82,9 +82,8 @@ def variant_recipe(task: str, change: dict) -> dict:
 
 
 def score(task: str, model, tasks) -> dict:
-    dev = {t.name: t.dev for t in tasks}[task]
-    metrics = evaluate_task(model, task, dev)
     if task == "sentiment":
+        metrics = evaluate_task(model, task, {t.name: t.dev for t in tasks}[task])
         return {
             "dev_macro_f1": metrics["macro_f1"],
             "dev_neutral_recall": metrics["per_class"]["neutral"]["recall"],

@@ -26,7 +26,8 @@ def decode_sentence(
     is ``None`` (abstain) when the top probability is below ``min_score``.
 
     ``other`` is ``(label, threshold)`` for a head with an out-of-scope class: the text gets that
-    label when its probability reaches the threshold, and otherwise the best of the other labels.
+    label when its probability reaches the threshold, and otherwise the best of the other labels
+    (``min_score`` applies to whichever label is chosen).
 
     >>> decode_sentence(["other", "sport"], [0.4, 0.6], other=("other", 0.3))["label"]
     'other'
@@ -41,7 +42,8 @@ def decode_sentence(
     if other is not None and other[0] in probs and len(values) > 1:
         name, cutoff = other
         if probs[name] >= cutoff:
-            return {"label": name, "score": probs[name], "probabilities": probs}
+            label = None if min_score is not None and probs[name] < min_score else name
+            return {"label": label, "score": probs[name], "probabilities": probs}
         best = max((i for i, label in enumerate(labels) if label != name), key=values.__getitem__)
     else:
         best = max(range(len(values)), key=values.__getitem__)

@@ -224,6 +224,10 @@ def test_default_model_ships_and_predicts():
     ]
     # the backbone is the unchanged packaged MiniLM: embeddings are exactly all-MiniLM-L6-v2's
     assert model.has_packaged_backbone()
+    # three-class sentiment, and a topic head that says "other" past a threshold fitted on dev
+    assert model.heads["sentiment"].labels == ["negative", "neutral", "positive"]
+    topic = model.heads["topic"]
+    assert "other" in topic.labels and topic.other_label == "other" and 0 < topic.other_threshold < 1
 
 
 def test_info(model):

@@ -22,8 +22,9 @@ def test_decode_other_threshold_and_fallback():
     assert decode_sentence(LABELS, probs, other=("other", 0.5))["label"] == "business"
     out = decode_sentence(LABELS, probs, other=("other", 0.4))
     assert out["label"] == "other" and out["score"] == pytest.approx(0.45)
-    # min_score still abstains on the in-scope choice
+    # min_score still abstains, on the in-scope choice and on "other"
     assert decode_sentence(LABELS, probs, min_score=0.35, other=("other", 0.5))["label"] is None
+    assert decode_sentence(LABELS, probs, min_score=0.5, other=("other", 0.4))["label"] is None
 
 
 def test_fit_other_threshold_keeps_the_asked_share_of_in_scope_texts():
