@@ -118,7 +118,7 @@ HEADLINES = (
     Headline(
         "NER: CoNLL-2003 test, entity F1 × 100",
         "quality",
-        lambda p: _x100(_get(p, "ner (first model)", "f1")),
+        lambda p: _x100(_get(p, "ner (shipped head)", "f1")),
     ),
     Headline("`stmt serve` /embed, 64 concurrent clients", "serve_bench", _serve),
     Headline(

@@ -60,7 +60,7 @@ def test_a_stored_figure_is_shown_with_its_machine(render, tmp_path):
         **{
             "sts_b_test_spearman (first model)": 82.03,
             "default model": {"sentiment: three-class test": {"macro_f1": {"mean": 0.7012, "std": 0.0031}}},
-            "ner (first model)": {"f1": 0.8854},
+            "ner (shipped head)": {"f1": 0.8854},
         },
     )
     table = render.render_table(render.load_results(tmp_path))
@@ -73,7 +73,7 @@ def test_a_stored_figure_is_shown_with_its_machine(render, tmp_path):
     assert "`2c-avx2`: Test CPU, 2 cores, 8.0 GiB; CPU flags: avx2." in table
     page = render.render_page(render.load_results(tmp_path))
     assert (
-        "- command: `python benchmarks/quality.py`" in page and "| `ner (first model).f1` | 0.8854 |" in page
+        "- command: `python benchmarks/quality.py`" in page and "| `ner (shipped head).f1` | 0.8854 |" in page
     )
 
 
