@@ -29,7 +29,11 @@ def pytest_collection_modifyitems(config, items):
     import pytest
 
     for item in items:
-        if item.nodeid.startswith(DATA_FILES):
+        # the batch tests' shared corpus is STS-B (a data package): every test that reads it needs make data
+        reads_corpus = {"corpus", "corpus_parquet", "reference_vectors"} & set(
+            getattr(item, "fixturenames", ())
+        )
+        if item.nodeid.startswith(DATA_FILES) or (item.nodeid.startswith("tests/batch/") and reads_corpus):
             item.add_marker(pytest.mark.data)
         if item.nodeid.startswith(EXPORT_FILES):
             item.add_marker(pytest.mark.export)
