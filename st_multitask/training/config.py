@@ -196,7 +196,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InputError(
             f"{path} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-            "save it as UTF-8."
+            "save the recipe as UTF-8."
         ) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read it ({exc.strerror}).") from None
