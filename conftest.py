@@ -37,3 +37,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.data)
         if item.nodeid.startswith(EXPORT_FILES):
             item.add_marker(pytest.mark.export)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In CI (CI=true) a skipped test fails the run: CI runs every test, and a skip hides one."""
+    if os.environ.get("CI", "").lower() != "true":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        if reporter is not None:
+            reporter.write_line(f"CI: {len(skipped)} test(s) skipped; a skip in CI is a failure.", red=True)
+        session.exitstatus = 1
