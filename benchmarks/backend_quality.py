@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from st_multitask import MultiTaskModel
-    from st_multitask.evaluation import evaluate_task, sentence_metrics, token_metrics
+    from st_multitask.evaluation import sentence_metrics, token_metrics
 
     engines = [tuple(e.split(":")) for e in args.engines.split(",")]
     models = {"torch": MultiTaskModel.default()}
@@ -54,21 +54,17 @@ def main() -> None:
     for task, data in test_sets().items():
         items = data.texts if task != "ner" else data.words
         predictions, scores, seconds = {}, {}, {}
-        for name, model in models.items():
+        for name, model in models.items():  # one decoding for every engine: predict_labels
             start = time.perf_counter()
-            if name == "torch":
-                metrics = evaluate_task(model, task, data, batch_size=64)
-            else:  # what evaluate_task does on an exported model, keeping the predictions
-                predictions[name] = model.predict_labels(items, task, batch_size=64)
-                metrics = (
-                    token_metrics(data.tags, predictions[name])
-                    if task == "ner"
-                    else sentence_metrics(data.labels, predictions[name], model.heads[task].labels)
-                )
+            predictions[name] = model.predict_labels(items, task, batch_size=64)
+            metrics = (
+                token_metrics(data.tags, predictions[name])
+                if task == "ner"
+                else sentence_metrics(data.labels, predictions[name], model.heads[task].labels)
+            )
             seconds[name] = round(time.perf_counter() - start, 1)
             scores[name] = round(100 * (metrics["f1"] if task == "ner" else metrics["accuracy"]), 2)
-        # torch's own labels, through the same decoding as evaluation
-        reference = _torch_labels(models["torch"], task, items)
+        reference = predictions["torch"]
         for name in models:
             row = {"task": task, "engine": name, "score": scores[name], "seconds": seconds[name]}
             if name != "torch":
@@ -93,29 +89,6 @@ def main() -> None:
         delta = f"{row['score_minus_torch']:+.2f}" if "score_minus_torch" in row else "-"
         print(f"| {row['task']} | {row['engine']} | {row['score']:.2f} | {delta} | {agreement} |")
     print(f"wrote {path}")
-
-
-def _torch_labels(model, task: str, items: list) -> list:
-    """Labels (sentence task) or repaired word tags (NER) of the torch model, as evaluation decodes them."""
-    import torch
-
-    from st_multitask.alignment import repair_bio
-    from st_multitask.decoding import word_tags
-
-    head = model.heads[task]
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(items), 64):
-            batch = items[start : start + 64]
-            inputs, read = model.head_inputs(batch, [task])
-            proba = head.probabilities(head(inputs[task]).float()).cpu()
-            if head.level == "sentence":
-                out.extend(head.decode(row)["label"] for row in proba)
-            else:
-                ids, seen = proba.argmax(-1).tolist(), read.tolist()
-                for row, item in enumerate(batch):
-                    out.append(repair_bio(word_tags(head.labels, ids[row][: len(item)], seen[row])))
-    return out
 
 
 if __name__ == "__main__":

@@ -8,11 +8,14 @@ test Spearman x 100 from that engine's vectors. Tokenisation, pooling and normal
 included everywhere. Then:
 
 - ``predict`` of the bundled default model (topic, sentiment, NER) on the first ``--predict-texts``
-  sentences: torch ``MultiTaskModel.predict`` against the exported model in fp32 and int8;
+  sentences: torch ``MultiTaskModel.predict`` against the exported model (one graph, heads
+  included) in fp32 and int8, and each engine's ``predict`` against its own ``embed`` of the same
+  texts at the same batch size (what the three heads cost over the backbone);
 - cold ``stmt similarity examples/a.txt examples/c.txt`` (two three-line files) in a fresh process,
   ``--backend torch`` against the default (auto), median of ``--cold-runs`` alternating runs.
 
-Graphs are exported into the cache before any timing. Output: ``benchmarks/out/backend_speed.json``
+Graphs are exported into the cache before any timing. Output:
+``benchmarks/results/<machine>/backend_speed.json`` (with the command, commit, date and CPU flags)
 and a Markdown table on stdout.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/backend_speed.py [--rounds 3] [--predict-texts 1000]
@@ -33,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import OtherLoad, load_sts_b, write_result
+from _common import OtherLoad, load_sts_b, store_result
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = [
@@ -116,13 +119,24 @@ def main() -> None:
     predict_texts = texts[: args.predict_texts]
     torch_model = MultiTaskModel.default()
     predictors: dict[str, Any] = {"torch": torch_model}
-    for backend, precision in [("onnx", "fp32"), ("onnx", "int8"), ("openvino", "int8")]:
+    for backend, precision in [
+        ("onnx", "fp32"),
+        ("openvino", "fp32"),
+        ("onnx", "int8"),
+        ("openvino", "int8"),
+    ]:
         predictors[f"{backend} {precision}"] = MultiTaskModel.default(backend=backend, precision=precision)
         predictors[f"{backend} {precision}"].predict(predict_texts[:4])
     predict_times: dict[str, list[float]] = {name: [] for name in predictors}
+    embed_times: dict[str, list[float]] = {name: [] for name in predictors if name != "torch"}
     outputs: dict[str, list] = {}
     for _ in range(args.rounds):
         for name, model in predictors.items():
+            if name != "torch":  # the same engine, precision, texts and batch size, embeddings only
+                backend, precision = name.split()
+                start = time.perf_counter()
+                embed(predict_texts, backend=backend, precision=precision, batch_size=32)
+                embed_times[name].append(time.perf_counter() - start)
             start = time.perf_counter()
             outputs[name] = model.predict(predict_texts, batch_size=32)
             predict_times[name].append(time.perf_counter() - start)
@@ -141,6 +155,11 @@ def main() -> None:
                 "seconds_best": round(min(predict_times[name]), 3),
                 "texts_per_s": round(len(predict_texts) / min(predict_times[name]), 1),
                 "ratio_vs_torch_predict": round(min(predict_times["torch"]) / min(predict_times[name]), 2),
+                "speed_vs_own_embed": (
+                    round(min(embed_times[name]) / min(predict_times[name]), 2)
+                    if name in embed_times
+                    else None
+                ),
                 "sentence_label_agreement": round(float(agree), 4),
             }
         )
@@ -177,17 +196,20 @@ def main() -> None:
         "predict": {"texts": len(predict_texts), "rows": predict_rows},
         "cold_similarity": {"command": " ".join(command[1:]), **cold_result},
     }
-    path = write_result("backend_speed", result)
+    path = store_result("backend_speed", result, result.pop("command"))
     print("\n| engine | sentences/s | vs encode | max abs diff | STS-B |\n|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['engine']} | {row['sentences_per_s']:,.0f} | {row['ratio_vs_encode']:.2f}x | "
             f"{row['max_abs_diff']:.1e} | {row['sts_b_spearman']:.2f} |"
         )
-    print("\n| predict engine | texts/s | vs torch predict | label agreement |\n|---|---|---|---|")
+    print(
+        "\n| predict engine | texts/s | vs torch predict | vs own embed | label agreement |\n|---|---|---|---|---|"
+    )
     for row in predict_rows:
+        own = "" if row["speed_vs_own_embed"] is None else f"{row['speed_vs_own_embed']:.2f}x"
         print(
-            f"| {row['engine']} | {row['texts_per_s']:,.0f} | {row['ratio_vs_torch_predict']:.2f}x | "
+            f"| {row['engine']} | {row['texts_per_s']:,.0f} | {row['ratio_vs_torch_predict']:.2f}x | {own} | "
             f"{100 * row['sentence_label_agreement']:.1f}% |"
         )
     print(

@@ -185,30 +185,30 @@ def load_model(
 def load_multitask(
     model_dir: str | None, device: str | None, backend: str = "auto", precision: str = "fp32"
 ) -> Any:
-    """The multi-task model in ``model_dir``, or the bundled default one, on the chosen engine."""
-    from st_multitask.errors import ExportError
-    from st_multitask.runtime import resolve_backend
+    """The multi-task model in ``model_dir``, or the bundled default one, on the chosen engine
+    (the library's auto policy, :func:`st_multitask.runtime.load_on`; torch is imported only
+    when torch runs)."""
+    from st_multitask.backbone import bundled_model_dir
+    from st_multitask.runtime import load_on, resolve_backend
+    from st_multitask.runtime.model_files import read_model_files
 
     choice = resolve_backend(backend, precision, device)
-    if choice.fast:
-        from st_multitask.backbone import bundled_model_dir
-        from st_multitask.exported_model import ExportedMultiTaskModel, fast_path_problem
+    path = bundled_model_dir() if model_dir is None else model_dir
+    quiet_libraries(torch=False)
+    logging.getLogger("st_multitask.runtime").setLevel(logging.WARNING)  # auto's fallback is news
 
-        quiet_libraries(torch=False)
-        path = bundled_model_dir() if model_dir is None else model_dir
-        if not choice.auto:
-            return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
-        if fast_path_problem(path) is None:  # auto: what the fast path can't run, torch can
-            try:
-                return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
-            except ExportError as exc:  # a model that does not export runs in torch
-                note(f"{exc}; running in torch.")
-    from st_multitask.model import MultiTaskModel
+    def fast() -> Any:
+        from st_multitask.exported_model import ExportedMultiTaskModel
 
-    quiet_libraries()
-    if model_dir is None:
-        return MultiTaskModel.default(device)
-    return MultiTaskModel.load(model_dir, device)
+        return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
+
+    def torch() -> Any:
+        from st_multitask.model import MultiTaskModel
+
+        quiet_libraries()
+        return MultiTaskModel.load(path, device)
+
+    return load_on(choice, str(model_dir or "the default model"), fast, torch, lambda: read_model_files(path))
 
 
 def report_reading(name: str, report: Any) -> None:

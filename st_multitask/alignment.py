@@ -13,6 +13,7 @@ word has a character span in the text, and each word piece maps to the word whos
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypedDict
@@ -80,25 +81,41 @@ def word_shape_rows(
         row, previous = [], ""
         for w, (start, end) in enumerate(word_spans):
             word = text[start:end]
-            letters = [c for c in word if c.isalpha()]
-            upper = sum(c.isupper() for c in letters)
+            title, upper, lower, mixed, digit, punct, inner_cap, short = _shape(word)
             row.append(
                 [
-                    float(bool(letters) and word[0].isupper() and upper == 1),
-                    float(len(letters) > 1 and upper == len(letters)),
-                    float(bool(letters) and upper == 0),
-                    float(bool(letters) and 1 < upper < len(letters)),
-                    float(any(c.isdigit() for c in word)),
-                    float(not any(c.isalnum() for c in word)),
+                    title,
+                    upper,
+                    lower,
+                    mixed,
+                    digit,
+                    punct,
                     float(w == 0),
                     float(previous in (".", "!", "?")),
-                    float(any(c.isupper() for c in word[1:])),
-                    float(len(word) == 1),
+                    inner_cap,
+                    short,
                 ]
             )
             previous = word
         rows.append(row + [empty] * (n_words - len(row)))
     return rows
+
+
+@functools.lru_cache(maxsize=65536)
+def _shape(word: str) -> tuple[float, ...]:
+    """The features of :data:`SHAPE_FEATURES` that depend on the word alone (words repeat: cached)."""
+    letters = [c for c in word if c.isalpha()]
+    upper = sum(c.isupper() for c in letters)
+    return (
+        float(bool(letters) and word[0].isupper() and upper == 1),
+        float(len(letters) > 1 and upper == len(letters)),
+        float(bool(letters) and upper == 0),
+        float(bool(letters) and 1 < upper < len(letters)),
+        float(any(c.isdigit() for c in word)),
+        float(not any(c.isalnum() for c in word)),
+        float(any(c.isupper() for c in word[1:])),
+        float(len(word) == 1),
+    )
 
 
 CHAR_WIDTH = 16  # characters kept per word: all of a short word, the first and last 8 of a long one

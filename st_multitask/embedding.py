@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Union
@@ -24,9 +23,10 @@ from typing import TYPE_CHECKING, Literal, Union
 import numpy as np
 
 from .backbone import cached_backbone, forward_batch
-from .errors import ExportError, InputError, ModelLoadError
-from .runtime import resolve_backend
+from .errors import InputError
+from .runtime import load_on, resolve_backend
 from .runtime.encoder import FastEncoder
+from .runtime.feeds import chunk_text
 from .runtime.load import load_encoder
 
 if TYPE_CHECKING:
@@ -70,23 +70,15 @@ def resolve_model(
             )
         return model
     name = None if model is None else os.fspath(model)
-    choice = resolve_backend(backend, precision, device)
-    if not choice.fast:
-        return cached_backbone(name, device)
-    if not choice.auto:
-        return load_encoder(name, choice.backend, choice.precision)
     from .runtime.model_files import read_model_files
 
-    try:
-        read_model_files(name)
-    except ModelLoadError as exc:  # auto: what the fast path cannot run, torch can
-        logger.info("Running %s in torch: %s", name, exc)
-        return cached_backbone(name, device)
-    try:
-        return load_encoder(name, choice.backend, choice.precision)
-    except ExportError as exc:  # auto: a model that does not export runs in torch
-        print(f"note: {exc}; running in torch.", file=sys.stderr)
-        return cached_backbone(name, device)
+    return load_on(
+        resolve_backend(backend, precision, device),
+        name or "the default model",
+        fast=lambda: load_encoder(name, backend, precision),
+        torch=lambda: cached_backbone(name, device),
+        check=lambda: read_model_files(name),
+    )
 
 
 def window_size(model: Encoder) -> int:
@@ -134,17 +126,7 @@ def _piece_offsets(model: Encoder, text: str) -> list[tuple[int, int]]:
 
 def _chunks(model: Encoder, text: str, window: int) -> list[str]:
     """Overlapping windows (half a window of overlap) of ``text``, as substrings of it."""
-    offsets = _piece_offsets(model, text)
-    if len(offsets) <= window:
-        return [text]
-    step = max(1, window // 2)
-    pieces = []
-    for start in range(0, len(offsets), step):
-        end = min(start + window, len(offsets))
-        pieces.append(text[offsets[start][0] : offsets[end - 1][1]])
-        if end == len(offsets):
-            break
-    return pieces
+    return chunk_text(text, _piece_offsets(model, text), window)
 
 
 def embed(

@@ -154,7 +154,7 @@ def evaluate_task(
     check_labels_known(data, head.labels, "the model's labels")
     items = data.texts if is_sentence else data.words
     multi_label = bool(getattr(head, "multi_label", False))
-    if batch_inputs is None and hasattr(model, "predict_labels"):  # an exported model: no torch
+    if batch_inputs is None:  # any engine: the shared prediction path
         if not is_sentence:
             return token_metrics(data.tags, model.predict_labels(items, task, batch_size))
         probabilities = [r[task] for r in model.predict_proba(items, tasks=[task], batch_size=batch_size)]
@@ -172,10 +172,7 @@ def evaluate_task(
         with torch.no_grad():
             for start in range(0, len(items), batch_size):
                 indices = list(range(start, min(start + batch_size, len(items))))
-                if batch_inputs is not None:
-                    inputs, read = batch_inputs(indices)
-                else:
-                    inputs, read = model.head_inputs([items[i] for i in indices], [task])
+                inputs, read = batch_inputs(indices)
                 proba = head.probabilities(head(inputs[task]).float()).cpu()
                 if is_sentence:
                     predicted.extend(head.decode(row)["label"] for row in proba)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,21 +23,20 @@ import torch
 from torch import Tensor
 
 from ._atomic import atomic_directory
-from .alignment import piece_to_word, word_char_rows, word_shapes
 from .backbone import (
     DEFAULT_MODEL_NAME,
     bundled_model_dir,
     default_model_path,
     embedding_dim,
-    forward_batch,
     load_backbone,
 )
-from .decoding import decode_words
 from .embedding import embed
-from .errors import InputError, ModelLoadError
+from .errors import InputError
 from .heads import Head
-from .inference import TaskSelection, check_items, check_min_score, texts_and_spans
+from .inference import Predictor, texts_and_spans
 from .manifest import FORMAT_VERSION, MANIFEST_NAME
+from .runtime.feeds import TOKEN_INPUTS, FeedPlan, build_feeds, words_read
+from .runtime.torch_graph import BackboneTokenizer, ModelGraph
 from .storage import RECORD_KEYS, read_heads, read_manifest, write_model_directory
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "MultiTaskModel"]
 logger = logging.getLogger(__name__)
 
 
-class MultiTaskModel(TaskSelection, torch.nn.Module):
+class MultiTaskModel(Predictor, torch.nn.Module):
     """A backbone and named heads.
 
     Args:
@@ -118,16 +117,6 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         """Sentence embeddings: the same vectors as :func:`st_multitask.embed` with this backbone."""
         return embed(texts, model=self.backbone, batch_size=batch_size, normalize=normalize, **kwargs)
 
-    @contextlib.contextmanager
-    def _hidden_states(self, needed: bool) -> Iterator[None]:
-        config = self.backbone[0].auto_model.config
-        before = getattr(config, "output_hidden_states", False)
-        config.output_hidden_states = bool(needed) or before
-        try:
-            yield
-        finally:
-            config.output_hidden_states = before
-
     def features(
         self, items: Sequence[str | Sequence[str]], grad: bool = False
     ) -> tuple[dict[str, Tensor], list[str], list[list[tuple[int, int]]]]:
@@ -135,65 +124,18 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
 
         ``items`` are raw strings or pre-split word lists. Returns the features (with
         ``piece_word`` (batch, seq) mapping word pieces to words), the texts, and each text's word
-        spans.
+        spans. The inputs are those the exported graph reads (:mod:`st_multitask.runtime.feeds`),
+        and the pass is :meth:`ModelGraph.features <st_multitask.runtime.torch_graph.ModelGraph.features>`.
         """
         texts, spans = texts_and_spans(items)
-        with self._hidden_states(any(h.needs_hidden_states for h in self._heads.values())):
-            out = forward_batch(self.backbone, texts, grad=grad)
-        offsets = out["offset_mapping"].tolist()
-        special = out["special_tokens_mask"].bool() | ~out["attention_mask"].bool().cpu()
-        piece_word = []
-        for row, word_spans in enumerate(spans):
-            row_offsets = [(0, 0) if special[row, j] else tuple(o) for j, o in enumerate(offsets[row])]
-            piece_word.append(piece_to_word(row_offsets, word_spans))
-        out["piece_word"] = torch.tensor(piece_word, dtype=torch.long, device=self.device)
+        graph = ModelGraph(self.backbone, dict(self._heads))
+        feeds, piece_word = build_feeds(graph.plan, self._tokens(), texts, spans)
+        with contextlib.nullcontext() if grad else torch.no_grad():
+            out = graph.features(graph.tensors(feeds), texts)
+        out["piece_word"] = torch.from_numpy(piece_word).to(self.device)
         out["n_words"] = max((len(s) for s in spans), default=0)
-        if any(h.uses_word_shape for h in self._heads.values()):
-            out["word_shape"] = word_shapes(texts, spans, out["n_words"]).to(
-                self.device
-            )  # (batch, words, shapes)
-        if any(h.uses_word_chars for h in self._heads.values()):
-            out["word_chars"] = torch.tensor(
-                word_char_rows(texts, spans, out["n_words"]), dtype=torch.long, device=self.device
-            ).reshape(len(texts), out["n_words"], -1)  # (batch, words, chars)
         out["word_count"] = torch.tensor([len(s) for s in spans], dtype=torch.long)
-        out["texts"] = texts
-        if any(h.reads_windows for h in self._heads.values()):
-            out.update(self._window_features(texts, out, grad))
         return out, texts, spans
-
-    def _window_features(self, texts: list[str], out: dict[str, Any], grad: bool) -> dict[str, Tensor]:
-        """Features of whole texts: those longer than the window are read as overlapping windows
-        (as ``embed(long="chunk")`` cuts them) whose states are mean-pooled. ``window_sentence_embedding``
-        (batch, dim) and, with hidden states, ``window_pooled_layers`` (batch, layers + 1, dim)."""
-        from .embedding import _chunks, _token_lengths, window_size
-        from .heads.mlp import mean_pool_layers
-
-        def pooled_layers(features: dict[str, Any]) -> Tensor | None:
-            hidden = features.get("all_layer_embeddings")
-            return None if hidden is None else mean_pool_layers(hidden, features["attention_mask"])
-
-        sentence, layers = out["sentence_embedding"], pooled_layers(out)
-        window = window_size(self.backbone)
-        over = [i for i, n in enumerate(_token_lengths(self.backbone, texts)) if n > window]
-        if over:
-            sentence, layers = sentence.clone(), None if layers is None else layers.clone()
-            for i in over:
-                with self._hidden_states(layers is not None):
-                    parts = forward_batch(self.backbone, _chunks(self.backbone, texts[i], window), grad=grad)
-                mean = parts["sentence_embedding"].mean(0)
-                sentence[i] = torch.nn.functional.normalize(mean, dim=0) if self._normalizes() else mean
-                if layers is not None:
-                    layers[i] = pooled_layers(parts).mean(0)
-        windows = {"window_sentence_embedding": sentence}
-        if layers is not None:
-            windows["window_pooled_layers"] = layers
-        return windows
-
-    def _normalizes(self) -> bool:
-        from sentence_transformers.models import Normalize
-
-        return any(isinstance(module, Normalize) for module in self.backbone)
 
     def head_inputs(
         self, items: Sequence[str | Sequence[str]], tasks: Sequence[str], grad: bool = False
@@ -206,127 +148,31 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         context = torch.enable_grad() if grad else torch.no_grad()
         with context:
             features, _, _ = self.features(items, grad=grad)
-            piece_word = features["piece_word"].cpu()
-            read = torch.zeros(len(items), features["n_words"] + 1, dtype=torch.bool)
-            rows = torch.arange(len(items)).unsqueeze(1).expand_as(piece_word)
-            read[rows[piece_word >= 0], piece_word[piece_word >= 0]] = True
+            read = torch.from_numpy(words_read(features["piece_word"].cpu().numpy(), features["n_words"]))
             inputs = {task: self._heads[task].inputs(features) for task in tasks}
-        return inputs, read[:, : features["n_words"]]
+        return inputs, read
 
-    def _batches(self, items: list, batch_size: int) -> Iterator[list[int]]:
-        """Indices in batches of similar length (less padding), in a fixed order."""
-        lengths = [len(x) if isinstance(x, str) else sum(len(w) + 1 for w in x) for x in items]
-        order = sorted(range(len(items)), key=lambda i: -lengths[i])
-        for start in range(0, len(order), batch_size):
-            yield order[start : start + batch_size]
+    # -- the forward contract of Predictor: the model graph, run in torch ---------------------------
+    def _tokens(self) -> BackboneTokenizer:
+        tokens = self.__dict__.get("_tokenizer")
+        if tokens is None or tokens.backbone is not self.backbone:
+            tokens = self.__dict__["_tokenizer"] = BackboneTokenizer(self.backbone)
+        return tokens
 
-    def predict_proba(
-        self,
-        texts: str | Sequence[str | Sequence[str]],
-        tasks: Sequence[str] | str | None = None,
-        batch_size: int = 32,
-    ) -> list[dict[str, np.ndarray]]:
-        """Per text, ``{task: probabilities}``: (labels,) for sentence heads, (words, labels) for token heads."""
-        return self._run(texts, tasks, batch_size, keep_proba=True)
+    def _plan(self, heads: dict[str, Any]) -> FeedPlan:
+        return FeedPlan.for_heads(heads)
 
-    def predict(
-        self,
-        texts: str | Sequence[str | Sequence[str]],
-        tasks: Sequence[str] | str | None = None,
-        batch_size: int = 32,
-        min_score: float | None = None,
-    ) -> list[dict[str, Any]]:
-        """Per text, ``{task: {"label", "score", "probabilities"}}`` for sentence heads and
-        ``{task: [entity, ...]}`` for token heads (entities carry ``text``, ``label``, ``start``,
-        ``end``, ``score``, with ``text == original[start:end]``). One backbone pass per batch
-        feeds every head. Texts may be raw strings or pre-split word lists. With ``min_score``, a
-        sentence head whose top probability is below it gives no label (``None``): it abstains.
-        """
-        return self._run(texts, tasks, batch_size, keep_proba=False, min_score=min_score)
+    def _graph_inputs(self) -> list[str]:
+        return list(TOKEN_INPUTS)
 
-    def predict_and_embed(
-        self,
-        texts: str | Sequence[str | Sequence[str]],
-        tasks: Sequence[str] | str | None = None,
-        batch_size: int = 32,
-        min_score: float | None = None,
-    ) -> tuple[list[dict[str, Any]], np.ndarray]:
-        """:meth:`predict` and the (n, dim) sentence embeddings from the same backbone pass, as
-        the backbone gives them (``embed(normalize=False)``); ``tasks=[]`` gives embeddings only.
-        What a server runs for a batch that mixes embedding and prediction requests.
-
-        >>> from st_multitask import MultiTaskModel
-        >>> results, vectors = MultiTaskModel.default().predict_and_embed(["Apple is great."], ["sentiment"])
-        >>> sorted(results[0]), vectors.shape
-        (['sentiment'], (1, 384))
-        """
-        vectors = np.zeros((len(check_items(texts)), self.dim), dtype=np.float32)
-        results = self._run(texts, tasks, batch_size, keep_proba=False, min_score=min_score, vectors=vectors)
-        return results, vectors
-
-    def _run(
-        self,
-        texts: Any,
-        tasks: Any,
-        batch_size: int,
-        keep_proba: bool,
-        min_score: float | None = None,
-        vectors: np.ndarray | None = None,
-    ) -> list[dict[str, Any]]:
-        check_min_score(min_score)
-        heads = self._select(tasks)
-        items = check_items(texts)
-        untrained = [name for name, head in heads.items() if not head.is_trained]
-        if untrained:
-            logger.warning(
-                "Head%s %s %s not been trained: predictions are random.",
-                "s" * (len(untrained) > 1),
-                ", ".join(untrained),
-                "have" if len(untrained) > 1 else "has",
-            )
-        was_training = self.training
+    def _run(self, feeds: dict[str, np.ndarray], heads: dict[str, Any]) -> dict[str, np.ndarray]:
+        modes = {module: module.training for module in self.modules()}  # a trainer's mix stays as it was
         self.eval()
-        results: list[dict[str, Any]] = [{} for _ in items]
         try:
-            with torch.inference_mode():
-                for batch in self._batches(items, batch_size):
-                    features, batch_texts, spans = self.features([items[i] for i in batch])
-                    if vectors is not None:
-                        vectors[batch] = features["sentence_embedding"].float().cpu().numpy()
-                    # words a token head may tag: those with a piece inside the model window
-                    read = torch.zeros(len(batch), features["n_words"] + 1, dtype=torch.bool)
-                    piece_word = features["piece_word"].cpu()
-                    rows = torch.arange(len(batch)).unsqueeze(1).expand_as(piece_word)
-                    read[rows[piece_word >= 0], piece_word[piece_word >= 0]] = True
-                    for name, head in heads.items():
-                        proba = (
-                            head.probabilities(head(features)).float().cpu()
-                        )  # one op per batch, not per text
-                        if keep_proba:
-                            for row, index in enumerate(batch):
-                                value = (
-                                    proba[row] if head.level == "sentence" else proba[row, : len(spans[row])]
-                                )
-                                results[index][name] = value.numpy()
-                        elif head.level == "sentence":
-                            for row, index in enumerate(batch):
-                                results[index][name] = head.decode(proba[row], min_score)
-                        else:
-                            scores, ids = proba.max(dim=-1)
-                            scores, ids, seen = scores.tolist(), ids.tolist(), read.tolist()
-                            for row, index in enumerate(batch):
-                                n = len(spans[row])
-                                results[index][name] = decode_words(
-                                    head.labels,
-                                    ids[row][:n],
-                                    scores[row][:n],
-                                    seen[row],
-                                    spans[row],
-                                    batch_texts[row],
-                                )
+            return ModelGraph(self.backbone, heads).run(feeds)
         finally:
-            self.train(was_training)
-        return results
+            for module, mode in modes.items():
+                module.training = mode
 
     def calibrate(self, data: dict[str, Any], batch_size: int = 64) -> dict[str, dict[str, float]]:
         """Fit each single-label sentence head's temperature on held-out data, so that its scores
@@ -448,19 +294,33 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         Checks the manifest, every head file's hash, the heads' shapes and labels, and that the
         heads' width matches the backbone; a missing, truncated or altered file is named.
 
-        ``backend="torch"`` (the default) gives this trainable torch model. ``"auto"``, ``"onnx"``
-        or ``"openvino"`` (with ``precision`` fp32, bf16 or int8) give an
-        :class:`~st_multitask.exported_model.ExportedMultiTaskModel`: the same predictions from an
-        exported graph and numpy heads, several times faster on a CPU and without torch.
+        ``backend="torch"`` (the default) gives this trainable torch model. ``"onnx"`` or
+        ``"openvino"`` (with ``precision`` fp32, bf16 or int8) give an
+        :class:`~st_multitask.exported_model.ExportedMultiTaskModel`: the same predictions from one
+        exported graph of the whole model, faster on a CPU and without torch. ``"auto"`` picks as
+        :func:`~st_multitask.runtime.resolve_backend` says, and runs in torch (with a logged
+        warning) a model the fast runtimes cannot read or export (:func:`~st_multitask.runtime.load_on`).
+        Both implement :class:`~st_multitask.inference.MultiTaskPredictor`.
         """
-        if backend != "torch" or (precision or "fp32") != "fp32":
-            from .runtime import resolve_backend
+        from .runtime import load_on, resolve_backend
+        from .runtime.model_files import read_model_files
 
-            choice = resolve_backend(backend, precision, device)
-            if choice.fast:
-                from .exported_model import ExportedMultiTaskModel
+        def fast() -> ExportedMultiTaskModel:
+            from .exported_model import ExportedMultiTaskModel
 
-                return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
+            return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
+
+        choice = resolve_backend(backend, precision, device)
+        return load_on(
+            choice,
+            str(path),
+            fast=fast,
+            torch=lambda: cls._load_torch(path, device),
+            check=lambda: read_model_files(path),
+        )
+
+    @classmethod
+    def _load_torch(cls, path: str | os.PathLike[str], device: str | None) -> MultiTaskModel:
         path = Path(path)
         manifest = read_manifest(path)
         backbone_info = manifest["backbone"]
@@ -482,11 +342,6 @@ class MultiTaskModel(TaskSelection, torch.nn.Module):
         """The bundled default model (topic, sentiment and NER heads on the packaged MiniLM);
         ``backend`` and ``precision`` as in :meth:`load`."""
         bundled = bundled_model_dir()
-        if not (bundled / MANIFEST_NAME).is_file():
-            raise ModelLoadError(
-                "No bundled default model ships with this version of st_multitask yet. Train one with "
-                "MultiTaskModel.add_head(...) and save(), then load its directory: model='DIR'."
-            )
         return cls.load(bundled, device, backend, precision)
 
     def info(self) -> dict[str, Any]:

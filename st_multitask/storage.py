@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backbone import DEFAULT_MODEL_NAME
-from .errors import ModelLoadError, StMultitaskError
-from .heads import Head
-from .manifest import CONFIG_NAME, FORMAT_VERSION, MANIFEST_NAME, check_head_files, read_manifest, sha256_file
+from .heads import Head, read_heads
+from .manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest, sha256_file
 from .model_card import CARD_NAME, render_model_card
 
 if TYPE_CHECKING:
@@ -72,32 +71,3 @@ def write_model_directory(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     (folder / CARD_NAME).write_text(render_model_card(manifest, title or folder.name), encoding="utf-8")
-
-
-def read_heads(path: Path, manifest: dict[str, Any], dimension: int) -> dict[str, Head]:
-    """The heads of the model directory ``path``, each checked against the manifest: file hashes,
-    kind, labels, and an input width equal to the backbone's ``dimension``."""
-    heads: dict[str, Head] = {}
-    for name, info in manifest["heads"].items():
-        head_dir = check_head_files(Path(path), name, info)
-        head = _load_head(head_dir)
-        if head.kind != info.get("kind") or head.labels != info.get("labels"):
-            raise ModelLoadError(f"{head_dir}: kind or labels differ from {MANIFEST_NAME}.")
-        if head.in_features != dimension:
-            raise ModelLoadError(
-                f"{head_dir}: head takes {head.in_features}-d input, the backbone gives {dimension}-d."
-            )
-        heads[name] = head
-    return heads
-
-
-def _load_head(head_dir: Path) -> Head:
-    """``Head.load``, with every problem of the head's files named by its folder."""
-    try:
-        return Head.load(head_dir)
-    except StMultitaskError as exc:
-        if str(head_dir) in str(exc):
-            raise
-        raise ModelLoadError(f"{head_dir / CONFIG_NAME}: {exc}") from None
-    except (TypeError, ValueError, RuntimeError) as exc:  # settings of the wrong type or size
-        raise ModelLoadError(f"{head_dir / CONFIG_NAME}: invalid head settings ({exc}).") from None

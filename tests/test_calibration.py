@@ -64,7 +64,7 @@ def test_model_calibrate_sets_the_temperature_saves_it_and_keeps_labels(tiny_mod
     model.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "heads" / "mood" / "config.json").read_text())
     assert config["config"]["temperature"] == report["temperature"]
-    fast = MultiTaskModel.load(tmp_path / "m", backend="onnx")  # the numpy twin applies it too
+    fast = MultiTaskModel.load(tmp_path / "m", backend="onnx")  # the exported graph applies it too
     for e, g in zip(model.predict_proba(texts), fast.predict_proba(texts)):
         assert np.abs(e["mood"] - g["mood"]).max() <= 1e-4
 

@@ -102,3 +102,117 @@ def test_int8_agrees_with_torch_on_real_test_data(torch_default, backend):
 
 def _entities(found: list[dict]) -> list[tuple]:
     return [(x["start"], x["end"], x["label"]) for x in found]
+
+
+def test_every_head_kind_runs_in_the_graph(tiny_model_dir, tmp_path):
+    """Window groups (long: chunk), a layer mix, TF-IDF rows, word shapes, char ids and the BiLSTM
+    all reach the exported graph, which gives torch's probabilities on padded batches."""
+    from st_multitask.heads import ContextTokenHead, HybridHead, MLPHead
+
+    model = MultiTaskModel(str(tiny_model_dir))
+    model.add_head("whole", MLPHead(model.dim, ["a", "b"], layers=[1, 2], long="chunk"))
+    hybrid = HybridHead(model.dim, ["x", "y", "z"], hidden=[4], other_label="z", other_threshold=0.4)
+    hybrid.fit_features([t if isinstance(t, str) else " ".join(t) for t in TEXTS])
+    model.add_head("wide", hybrid)
+    model.add_head(
+        "ner", ContextTokenHead(model.dim, ["O", "B-X", "I-X"], lstm_hidden=6, lstm_layers=2, char_dim=4)
+    )
+    for head in model.heads.values():
+        for weight in [p for p in head.parameters() if p.dim() > 1]:
+            weight.data.normal_(0, 0.5)  # away from the zero init, so every part counts
+        head.mark_trained()
+    model.save(tmp_path / "m")
+    torch_model = MultiTaskModel.load(tmp_path / "m")
+    for backend in ("onnx", "openvino"):
+        fast = MultiTaskModel.load(tmp_path / "m", backend=backend)
+        for e, g in zip(
+            torch_model.predict_proba(TEXTS, batch_size=4), fast.predict_proba(TEXTS, batch_size=3)
+        ):
+            for task in e:
+                assert g[task].shape == e[task].shape
+                assert np.abs(g[task] - e[task]).max() <= 1e-4, (backend, task)
+        for e, g in zip(torch_model.predict(TEXTS), fast.predict(TEXTS)):
+            assert g["wide"]["label"] == e["wide"]["label"] and g["whole"]["label"] == e["whole"]["label"]
+            assert [(x["label"], x["start"], x["end"]) for x in g["ner"]] == [
+                (x["label"], x["start"], x["end"]) for x in e["ner"]
+            ]
+
+
+def test_int8_keeps_the_heads_in_fp32():
+    import onnx
+
+    from st_multitask.backbone import bundled_model_dir
+    from st_multitask.runtime import BackendChoice
+    from st_multitask.runtime.graphs import find_graph
+
+    graph, record, _ = find_graph(bundled_model_dir(), BackendChoice("onnx", "int8"), heads=True)
+    nodes = onnx.load(str(graph), load_external_data=False).graph.node
+    quantized = [n.name for n in nodes if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    assert quantized and not [n for n in quantized if "/encoder/" not in n]
+    assert record["outputs"] == [
+        "sentence_embedding",
+        "probabilities.topic",
+        "probabilities.sentiment",
+        "probabilities.ner",
+    ]
+
+
+def test_a_head_that_does_not_export_is_named_and_auto_runs_it_in_torch(
+    tiny_model_dir, tmp_path, caplog, monkeypatch
+):
+    import torch
+    from torch import nn
+
+    import st_multitask.heads as heads
+    from st_multitask.errors import ExportError
+    from st_multitask.heads import Head, register_head
+
+    monkeypatch.setattr(heads, "_REGISTRY", dict(heads._REGISTRY))  # the kind is this test's alone
+
+    @register_head
+    class SpectralProbe(Head):  # eigvalsh has no ONNX form
+        kind = "spectral_probe_test"
+        level = "sentence"
+
+        def __init__(self, in_features, labels):
+            super().__init__(in_features, labels)
+            self.linear = nn.Linear(in_features, len(self.labels))
+
+        def forward(self, features):
+            x = features["sentence_embedding"]
+            return self.linear(x) + torch.linalg.eigvalsh(x.T[:2] @ x.T[:2].T)[:1]
+
+        def probabilities(self, logits):
+            return torch.softmax(logits, dim=-1)
+
+        def decode(self, probabilities, min_score=None):
+            from st_multitask.decoding import decode_sentence
+
+            return decode_sentence(self.labels, probabilities.tolist(), min_score=min_score)
+
+    model = MultiTaskModel(str(tiny_model_dir)).add_head(
+        "s", SpectralProbe(MultiTaskModel(str(tiny_model_dir)).dim, ["a", "b"])
+    )
+    model.save(tmp_path / "m")
+    with pytest.raises(ExportError, match=r"failed: .*linalg_eigvalsh.*Use backend='torch'|linalg_eigvalsh"):
+        MultiTaskModel.load(tmp_path / "m", backend="onnx")
+    with caplog.at_level("WARNING", logger="st_multitask.runtime"):
+        auto = MultiTaskModel.load(tmp_path / "m", backend="auto")
+    assert isinstance(auto, MultiTaskModel) and "in torch" in caplog.text
+
+
+def test_a_directory_exported_before_the_heads_joined_the_graph_says_to_export_again(tmp_path):
+    import json
+
+    from st_multitask.errors import ModelLoadError
+    from st_multitask.runtime.export import export_model
+
+    folder = export_model(None, tmp_path / "exported", "onnx")
+    manifest = json.loads((folder / "st_multitask.json").read_text(encoding="utf-8"))
+    manifest["graphs"]["onnx/fp32"]["format"] = 3  # as st_multitask wrote it before this change
+    (folder / "st_multitask.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(
+        ModelLoadError,
+        match="exported by an earlier st_multitask .*export it again with stmt export --overwrite",
+    ):
+        MultiTaskModel.load(folder, backend="onnx")

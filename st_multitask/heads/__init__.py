@@ -13,8 +13,11 @@ token level) and ``"token_context"`` (:class:`ContextTokenHead`: layer mix, word
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
 
-from ..errors import InputError, ModelLoadError
+from ..errors import InputError, ModelLoadError, StMultitaskError
+from ..manifest import CONFIG_NAME, MANIFEST_NAME, check_head_files
 from .base import Head
 from .context import ContextTokenHead
 from .hybrid import HybridHead
@@ -29,6 +32,7 @@ __all__ = [
     "TokenHead",
     "get_head_class",
     "head_kinds",
+    "read_heads",
     "register_head",
 ]
 
@@ -94,3 +98,32 @@ register_head(MLPHead)
 register_head(TokenHead)
 register_head(ContextTokenHead)
 register_head(HybridHead)
+
+
+def read_heads(path: Path, manifest: dict[str, Any], dimension: int) -> dict[str, Head]:
+    """The heads of the model directory ``path``, each checked against the manifest: file hashes,
+    kind, labels, and an input width equal to the backbone's ``dimension``."""
+    heads: dict[str, Head] = {}
+    for name, info in manifest["heads"].items():
+        head_dir = check_head_files(Path(path), name, info)
+        head = _load_head(head_dir)
+        if head.kind != info.get("kind") or head.labels != info.get("labels"):
+            raise ModelLoadError(f"{head_dir}: kind or labels differ from {MANIFEST_NAME}.")
+        if head.in_features != dimension:
+            raise ModelLoadError(
+                f"{head_dir}: head takes {head.in_features}-d input, the backbone gives {dimension}-d."
+            )
+        heads[name] = head
+    return heads
+
+
+def _load_head(head_dir: Path) -> Head:
+    """``Head.load``, with every problem of the head's files named by its folder."""
+    try:
+        return Head.load(head_dir)
+    except StMultitaskError as exc:
+        if str(head_dir) in str(exc):
+            raise
+        raise ModelLoadError(f"{head_dir / CONFIG_NAME}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # settings of the wrong type or size
+        raise ModelLoadError(f"{head_dir / CONFIG_NAME}: invalid head settings ({exc}).") from None

@@ -144,9 +144,39 @@ class ContextTokenHead(TokenHead):
         if self.char_dim:
             words = torch.cat([words, self.char_vectors(inputs["word_chars"]).to(words.dtype)], dim=-1)
         words = self.input_dropout(words)
-        width = words.shape[1]
-        lengths = inputs["lengths"].clamp(min=1, max=width).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(words, lengths, batch_first=True, enforce_sorted=False)
-        context, _ = self.lstm(packed)
-        context, _ = nn.utils.rnn.pad_packed_sequence(context, batch_first=True, total_length=width)
-        return self.mlp(context)  # (batch, words, labels)
+        lengths = inputs["lengths"].to(words.device).clamp(min=1, max=words.shape[1])
+        return self.mlp(self.context(words, lengths))  # (batch, words, labels)
+
+    def context(self, words: Tensor, lengths: Tensor) -> Tensor:
+        """The BiLSTM over each text's words, padding ignored: (batch, words, 2 * lstm_hidden), zero
+        past each text's length (as a packed sequence gives).
+
+        Each direction runs as a one-way LSTM over the words in reading order: the backward one on
+        each text's words reversed within its length. Trailing padding then never reaches a real
+        word, on any runtime, with no ``sequence_lens`` (which OpenVINO's reverse LSTM does not
+        honour) and no packing (which graphs do not export)."""
+        positions = torch.arange(words.shape[1], device=words.device).unsqueeze(0)  # (1, words)
+        inside = positions < lengths.unsqueeze(1)  # (batch, words)
+        flipped = torch.where(inside, lengths.unsqueeze(1) - 1 - positions, positions)
+
+        def reverse(x: Tensor) -> Tensor:
+            return x.gather(1, flipped.unsqueeze(-1).expand_as(x))
+
+        x = words
+        for layer in range(self.lstm_layers):
+            forward = self._one_way(x, layer, "")
+            backward = reverse(self._one_way(reverse(x), layer, "_reverse"))
+            x = torch.cat([forward, backward], dim=-1) * inside.unsqueeze(-1).to(words.dtype)
+            if layer < self.lstm_layers - 1:
+                x = nn.functional.dropout(x, self.lstm.dropout, self.training)
+        return x
+
+    def _one_way(self, x: Tensor, layer: int, suffix: str) -> Tensor:
+        """One direction of one layer of ``self.lstm``, run forward over ``x`` (batch, words, dim)."""
+        weights = [
+            getattr(self.lstm, f"{name}_l{layer}{suffix}")
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
+        state = x.new_zeros(1, x.shape[0], self.lstm_hidden)
+        out, _, _ = torch._VF.lstm(x, (state, state), weights, True, 1, 0.0, self.training, False, True)
+        return out

@@ -92,8 +92,10 @@ class TokenHead(Head):
         when the backbone is frozen.
         """
         piece_word = features["piece_word"]  # (batch, seq)
-        n_words = int(piece_word.max().item()) + 1 if piece_word.numel() else 0
-        n_words = max(n_words, int(features.get("n_words", 0)))
+        if "n_words" in features:  # the batch's word count (a traced size in an exported graph)
+            n_words = features["n_words"]
+        else:
+            n_words = int(piece_word.max().item()) + 1 if piece_word.numel() else 0
         if self.layers is None:
             states = [features["token_embeddings"]]
         else:

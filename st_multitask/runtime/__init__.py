@@ -12,11 +12,17 @@ only resolves *which* engine and precision to use; it imports no runtime itself.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from ..errors import InputError, RuntimeUnavailableError
+from ..errors import ExportError, InputError, ModelLoadError, RuntimeUnavailableError
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKENDS",
@@ -26,6 +32,7 @@ __all__ = [
     "BackendChoice",
     "backend_installed",
     "bf16_support",
+    "load_on",
     "not_installed",
     "resolve_backend",
     "runtime_threads",
@@ -177,3 +184,38 @@ def resolve_backend(
         if not supported:
             raise InputError(f"bf16 is not available: {reason}")
     return BackendChoice(backend, precision, auto)
+
+
+def load_on(
+    choice: BackendChoice,
+    what: str,
+    fast: Callable[[], T],
+    torch: Callable[[], T],
+    check: Callable[[], object] | None = None,
+) -> T:
+    """The auto policy, in one place: load ``what`` on the engine ``choice`` names.
+
+    A named fast backend runs ``fast()`` and its errors stand. Under auto, a model the fast
+    runtimes cannot read (``check()`` raises :class:`ModelLoadError`: a backbone module they lack,
+    a name that is not a local directory) or that does not export (:class:`ExportError`: an
+    operator or head without an ONNX form) runs in torch, and a logged warning says why. Damaged
+    graph files are never a reason to fall back: their error names the file.
+
+    >>> load_on(BackendChoice("torch", "fp32"), "model", fast=lambda: "fast", torch=lambda: "torch")
+    'torch'
+    """
+    if not choice.fast:
+        return torch()
+    if not choice.auto:
+        return fast()
+    try:
+        if check is not None:
+            check()
+    except ModelLoadError as exc:
+        logger.warning("Running %s in torch: the fast runtimes cannot read it (%s).", what, exc)
+        return torch()
+    try:
+        return fast()
+    except ExportError as exc:
+        logger.warning("Running %s in torch: %s", what, exc)
+        return torch()

@@ -1,7 +1,7 @@
 """FastEncoder: sentence embeddings from an exported graph, without torch.
 
-``tokenizers`` reads the model's ``tokenizer.json``, the runtime runs the graph, and numpy pools
-and normalises as the model's own ``1_Pooling`` and ``modules.json`` say. Batches are formed from
+``tokenizers`` reads the model's ``tokenizer.json`` and the runtime runs the graph, which pools and
+normalises as the model's own ``1_Pooling`` and ``modules.json`` say. Batches are formed from
 texts of similar token length, so almost no compute goes into padding.
 :func:`st_multitask.runtime.load.load_encoder` finds (or exports) the graph and opens one.
 """
@@ -9,33 +9,15 @@ texts of similar token length, so almost no compute goes into padding.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .feeds import SENTENCE_EMBEDDING, TokenBatch, dummy_feeds
 from .model_files import ModelFiles
 from .session import GraphSession
 
-__all__ = ["FastEncoder", "TextTokenizer", "TokenBatch", "normalize_rows", "pool"]
-
-
-@dataclass
-class TokenBatch:
-    """A tokenized, right-padded batch (numpy int64 arrays of shape (batch, seq))."""
-
-    input_ids: np.ndarray
-    attention_mask: np.ndarray
-    token_type_ids: np.ndarray
-    special_tokens_mask: np.ndarray
-    offsets: np.ndarray  # (batch, seq, 2) character span of each piece; (0, 0) for specials/padding
-
-    def feeds(self) -> dict[str, np.ndarray]:
-        return {
-            "input_ids": self.input_ids,
-            "attention_mask": self.attention_mask,
-            "token_type_ids": self.token_type_ids,
-        }
+__all__ = ["FastEncoder", "TextTokenizer", "TokenBatch", "normalize_rows"]
 
 
 class TextTokenizer:
@@ -64,6 +46,7 @@ class TextTokenizer:
         self.num_special_tokens = (
             self._plain.post_processor.num_special_tokens_to_add(False) if self._plain.post_processor else 0
         )
+        self.window = files.max_seq_length - self.num_special_tokens
 
     def lengths(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text, without special tokens or truncation."""
@@ -101,17 +84,14 @@ class TextTokenizer:
         offsets[special.astype(bool)] = 0
         return TokenBatch(ids, mask, types, special, offsets)
 
-
-def pool(states: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
-    """(batch, dim) from (batch, seq, dim) token states and the (batch, seq) attention mask."""
-    weights = mask[..., None].astype(states.dtype)
-    if mode == "cls":
-        return states[:, 0]
-    if mode == "max":
-        return np.where(weights > 0, states, np.finfo(states.dtype).min).max(axis=1)
-    total = (states * weights).sum(axis=1)
-    count = np.maximum(weights.sum(axis=1), 1e-9)
-    return total / (np.sqrt(count) if mode == "mean_sqrt_len" else count)
+    def batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[list[int], TokenBatch]]:
+        """``(indices, padded batch)`` over ``texts``, tokenized once, grouped by token length
+        (longest first, stable) so that batches pad little."""
+        encoded = self.encode(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].ids))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            yield rows, self.pad([encoded[i] for i in rows])
 
 
 def normalize_rows(vectors: np.ndarray) -> np.ndarray:
@@ -143,17 +123,12 @@ class FastEncoder:
         return self.files.dim
 
     def forward(self, batch: TokenBatch, outputs: Sequence[str]) -> dict[str, np.ndarray]:
-        """Run the graph on a tokenized batch; returns the named outputs."""
-        return dict(zip(outputs, self.session.run(batch.feeds(), list(outputs))))
+        """Run the graph on a tokenized batch (heads' inputs, if the graph has heads, left empty)."""
+        feeds = dummy_feeds(self.session.input_names, batch)
+        return dict(zip(outputs, self.session.run(feeds, list(outputs))))
 
     def batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[list[int], TokenBatch]]:
-        """``(indices, padded batch)`` over ``texts``, tokenized once, grouped by token length
-        (longest first, stable) so that batches pad little."""
-        encoded = self.tokenizer.encode(texts)
-        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].ids))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            yield rows, self.tokenizer.pad([encoded[i] for i in rows])
+        return self.tokenizer.batches(texts, batch_size)
 
     def encode(
         self,
@@ -173,9 +148,10 @@ class FastEncoder:
 
             progress = tqdm(total=len(texts), unit="text", desc="Embedding")
         for rows, batch in self.batches(texts, batch_size):
-            (states,) = self.session.run(batch.feeds(), ["token_embeddings"])  # (batch, seq, dim)
-            vectors = pool(states.astype(np.float32, copy=False), batch.attention_mask, self.files.pooling)
-            if normalize_embeddings or self.files.normalize:  # the model's own Normalize module too
+            vectors = self.forward(batch, [SENTENCE_EMBEDDING])[SENTENCE_EMBEDDING].astype(
+                np.float32, copy=False
+            )
+            if normalize_embeddings:  # the graph applies the model's own Normalize module
                 vectors = normalize_rows(vectors)
             out[rows] = vectors
             if progress is not None:

@@ -1,12 +1,16 @@
-"""Export a backbone to ONNX / OpenVINO graphs in fp32 or int8 (the one part of the fast path that
-needs torch).
+"""Export a model, backbone and heads, to one ONNX / OpenVINO graph in fp32 or int8 (the one part
+of the fast path that needs torch).
+
+The graph is :class:`~st_multitask.runtime.torch_graph.ModelGraph`, the module torch runs: it reads
+the inputs of :mod:`st_multitask.runtime.feeds` and outputs ``sentence_embedding`` and one
+``probabilities.<task>`` per head.
 
 - ONNX: ``torch.onnx.export`` (opset 17); int8 is ONNX Runtime's dynamic quantisation
   (``quantize_dynamic``, per-channel int8 weights, activations quantised per batch at run time).
 - OpenVINO: ``openvino.convert_model`` of that ONNX graph, saved uncompressed (exact fp32); int8 is
   NNCF's static post-training quantisation (``nncf.quantize``, transformer preset) calibrated on
   texts (``--calibration FILE``, else ``calibration.txt`` beside this module).
-- In both, the first :data:`FP32_LAYERS` transformer layers stay fp32.
+- In both, the first :data:`FP32_LAYERS` transformer layers and the heads stay fp32.
 
 Every export is checked against torch on probe texts before it is kept.
 """
@@ -29,9 +33,9 @@ import numpy as np
 
 from ..errors import ExportError, InputError, ModelLoadError, RuntimeUnavailableError, StMultitaskError
 from .layout import EXPORT_FORMAT, GRAPH_FILES, graph_key
-from .model_files import ModelFiles, sha256_file
+from .model_files import ModelFiles, heads_fingerprint, sha256_file
 
-__all__ = ["OPSET", "default_calibration", "export_graph", "export_model", "hidden_output_names"]
+__all__ = ["OPSET", "default_calibration", "export_graph", "export_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +52,7 @@ _TOLERANCE = {"fp32": 1e-4, "int8": 0.35}
 # head): quantising every layer agreed with torch on 96.6% of labels, keeping two layers fp32 on 98.4%.
 FP32_LAYERS = 2
 _FP32_LAYER = re.compile(r"/layers?\.(" + "|".join(str(i) for i in range(FP32_LAYERS)) + r")/")
-
-
-def hidden_output_names(num_layers: int) -> list[str]:
-    """Graph outputs: the last layer, then every hidden layer (0 is the embedding layer)."""
-    return ["token_embeddings", *[f"hidden_state_{i}" for i in range(num_layers + 1)]]
+_BACKBONE_NODE = re.compile(r"/encoder/")  # the heads' nodes (under /<task>/) stay fp32
 
 
 def default_calibration() -> list[str]:
@@ -74,64 +74,74 @@ def _load_torch_backbone(files: ModelFiles) -> Any:
     return load_backbone(str(files.path), device="cpu")
 
 
-def _export_onnx(st_model: Any, files: ModelFiles, target: Path) -> list[str]:
+def _example_feeds(graph: Any, files: ModelFiles, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    from ..alignment import split_words
+    from .encoder import TextTokenizer
+    from .feeds import build_feeds
+
+    texts = list(texts)
+    feeds, _ = build_feeds(graph.plan, TextTokenizer(files), texts, [split_words(t) for t in texts])
+    return feeds
+
+
+def _dynamic_axes(graph: Any) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {}
+    for name in graph.input_names:
+        if name in ("input_ids", "attention_mask", "token_type_ids"):
+            axes[name] = {0: "rows", 1: "sequence"}
+        elif name == "piece_word":
+            axes[name] = {0: "batch", 1: "sequence"}
+        elif name == "word_count":
+            axes[name] = {0: "batch"}
+        elif name == "window_mean":
+            axes[name] = {0: "batch", 1: "rows"}
+        elif name.startswith("ngram_"):  # each hybrid head has its own width
+            axes[name] = {0: "batch", 1: f"ngrams_{name.split('.', 1)[1]}"}
+        else:  # word_mask, word_shape, word_chars
+            axes[name] = {0: "batch", 1: "words"}
+    axes["sentence_embedding"] = {0: "batch"}
+    for name, head in zip(graph.output_names[1:], graph.heads.values()):
+        axes[name] = {0: "batch", 1: "words"} if head.level == "token" else {0: "batch"}
+    return axes
+
+
+def _export_onnx(graph: Any, files: ModelFiles, target: Path) -> list[str]:
     import torch
 
-    hf = st_model[0].auto_model.eval()
-    names = hidden_output_names(files.num_layers)
-
-    class Graph(torch.nn.Module):
-        def __init__(self, model: torch.nn.Module):
-            super().__init__()
-            self.model = model
-
-        def forward(
-            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
-        ):
-            out = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-                output_hidden_states=True,
-            )
-            return (out.last_hidden_state, *out.hidden_states)  # (batch, seq, dim) each
-
-    # a padded batch, so the attention mask is part of the traced graph
-    example = st_model.tokenizer(_PROBES[:2], padding=True, return_tensors="pt")
-    inputs = (
-        example["input_ids"],
-        example["attention_mask"],
-        example.get("token_type_ids", torch.zeros_like(example["input_ids"])),
-    )
-    input_names = ["input_ids", "attention_mask", "token_type_ids"]
-    axes = {name: {0: "batch", 1: "sequence"} for name in [*input_names, *names]}
+    hf = graph.backbone[0].auto_model.eval()
+    graph.eval()
+    # a padded batch with a long text, so that masks, windows and word padding are in the traced graph
+    feeds = _example_feeds(graph, files, [_PROBES[1], _PROBES[2] * 40 if graph.plan.windows else _PROBES[2]])
+    inputs = tuple(torch.from_numpy(feeds[name]) for name in graph.input_names)
     target.parent.mkdir(parents=True, exist_ok=True)
     # eager attention exports to plain MatMul/Softmax, which ONNX Runtime and OpenVINO run faster
     # on long texts than the decomposed scaled_dot_product_attention (13% at 256 tokens, same on short)
     previous = getattr(hf.config, "_attn_implementation", None)
     with contextlib.suppress(AttributeError, ValueError):
         hf.set_attn_implementation("eager")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            Graph(hf),
-            inputs,
-            str(target),
-            input_names=input_names,
-            output_names=names,
-            dynamic_axes=axes,
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    if previous is not None:
-        with contextlib.suppress(AttributeError, ValueError):
-            hf.set_attn_implementation(previous)
-    return names
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph,
+                inputs,
+                str(target),
+                input_names=graph.input_names,
+                output_names=graph.output_names,
+                dynamic_axes=_dynamic_axes(graph),
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    finally:
+        if previous is not None:
+            with contextlib.suppress(AttributeError, ValueError):
+                hf.set_attn_implementation(previous)
+    return list(graph.output_names)
 
 
 def _quantize_onnx(source: Path, target: Path) -> None:
     """Dynamic int8: per-channel int8 weights, activations quantised per batch at run time; the
-    MatMuls of the first layers stay fp32 (see :data:`FP32_LAYERS`)."""
+    MatMuls of the first layers and of the heads stay fp32 (see :data:`FP32_LAYERS`)."""
     try:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -140,10 +150,9 @@ def _quantize_onnx(source: Path, target: Path) -> None:
             f"int8 export needs the onnx package ({exc}): pip install 'st-multitask[onnx]'."
         ) from None
 
-    names = [
-        n.name for n in onnx.load(str(source), load_external_data=False).graph.node if n.op_type == "MatMul"
-    ]
-    keep = [name for name in names if _FP32_LAYER.search(name)]
+    names = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node]
+    keep = [name for name in names if _FP32_LAYER.search(name) or not _BACKBONE_NODE.search(name)]
+    keep += [f"{name}_MatMul" for name in keep if name.endswith("Gemm")]  # the quantizer's MatMul of a Gemm
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # onnxruntime.quantization advises on the root logger
@@ -163,25 +172,13 @@ def _quantize_onnx(source: Path, target: Path) -> None:
         root.setLevel(level)
 
 
-def _calibration_feeds(files: ModelFiles, texts: Sequence[str]) -> list[dict[str, np.ndarray]]:
-    from .encoder import TextTokenizer
-
-    tokenizer = TextTokenizer(files)
-    feeds = []
-    for text in texts:
-        batch = tokenizer.batch([text])
-        feeds.append(
-            {
-                "input_ids": batch.input_ids,
-                "attention_mask": batch.attention_mask,
-                "token_type_ids": batch.token_type_ids,
-            }
-        )
-    return feeds
-
-
 def _export_openvino(
-    onnx_path: Path, target: Path, precision: str, files: ModelFiles, calibration: Sequence[str] | None
+    onnx_path: Path,
+    target: Path,
+    precision: str,
+    files: ModelFiles,
+    calibration: Sequence[str] | None,
+    graph: Any,
 ) -> None:
     import openvino
 
@@ -192,7 +189,7 @@ def _export_openvino(
         texts = list(calibration) if calibration is not None else default_calibration()
         if not texts:
             raise InputError("The calibration texts are empty: give a file with at least one line of text.")
-        feeds = _calibration_feeds(files, texts)
+        feeds = [_example_feeds(graph, files, [text]) for text in texts]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             logging.getLogger("nncf").setLevel(logging.ERROR)
@@ -202,25 +199,40 @@ def _export_openvino(
                 model_type=nncf.ModelType.TRANSFORMER,
                 preset=nncf.QuantizationPreset.MIXED,
                 subset_size=min(300, len(feeds)),
-                ignored_scope=nncf.IgnoredScope(patterns=[f".*{_FP32_LAYER.pattern}.*"], validate=False),
+                ignored_scope=nncf.IgnoredScope(  # the first layers and the heads (LSTMs renamed)
+                    patterns=[f".*{_FP32_LAYER.pattern}.*", *[f"/{re.escape(t)}/.*" for t in graph.heads]],
+                    types=["LSTMSequence", "GRUSequence", "RNNSequence"],
+                    validate=False,
+                ),
             )
     target.parent.mkdir(parents=True, exist_ok=True)
     openvino.save_model(model, str(target), compress_to_fp16=False)
 
 
-def _check_against_torch(
-    st_model: Any, files: ModelFiles, graph: Path, backend: str, precision: str
-) -> float:
-    """Largest difference between the graph's and torch's unit-length pooled vectors on probes."""
-    from .encoder import FastEncoder
+def _check_against_torch(graph: Any, files: ModelFiles, path: Path, backend: str, precision: str) -> float:
+    """Largest difference between the graph's and torch's outputs on probe texts (fp32: every
+    output; int8: the unit-length sentence embeddings)."""
     from .session import open_session
 
-    encoder = FastEncoder(files, open_session(graph, backend, precision), backend, precision)
-    ours = encoder.encode(_PROBES, batch_size=len(_PROBES))
-    theirs = st_model.encode(
-        _PROBES, batch_size=len(_PROBES), convert_to_numpy=True, normalize_embeddings=True
-    )
-    return float(np.abs(ours - theirs).max())
+    feeds = _example_feeds(graph, files, _PROBES)
+    session = open_session(path, backend, precision)
+    names = graph.output_names if precision == "fp32" else ["sentence_embedding"]
+    ours = dict(zip(names, session.run(feeds, names)))
+    theirs = graph.run(feeds)
+    return max(float(np.abs(ours[name].astype(np.float32) - theirs[name]).max()) for name in names)
+
+
+def _torch_graph(files: ModelFiles, model_dir: Path | None) -> Any:
+    """The torch module to export: the backbone and, for a st_multitask model directory, its heads."""
+    from ..heads import read_heads
+    from ..manifest import MANIFEST_NAME, read_manifest
+    from .torch_graph import ModelGraph
+
+    backbone = _load_torch_backbone(files)
+    heads = {}
+    if model_dir is not None and (Path(model_dir) / MANIFEST_NAME).is_file():
+        heads = read_heads(Path(model_dir), read_manifest(Path(model_dir)), files.dim)
+    return ModelGraph(backbone, heads).eval()
 
 
 def export_graph(
@@ -229,10 +241,11 @@ def export_graph(
     precision: str,
     root: Path,
     calibration: Sequence[str] | None = None,
-    st_model: Any = None,
+    model_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Export the backbone in ``files`` to ``backend``/``precision`` under ``root`` (a fresh folder,
-    in sentence-transformers' layout) and return the graph record for a manifest."""
+    """Export the backbone in ``files``, with the heads of the st_multitask model in ``model_dir``
+    (``None``: no heads), to ``backend``/``precision`` under ``root`` (a fresh folder, in
+    sentence-transformers' layout) and return the graph record for a manifest."""
     if (backend, precision) not in GRAPH_FILES:
         raise InputError(
             f"No {precision} graph for the {backend} backend. Valid precisions: fp32, int8 (bf16 on openvino)."
@@ -242,7 +255,7 @@ def export_graph(
     with contextlib.redirect_stdout(sys.stderr):  # exporters' progress bars must not reach piped output
         try:
             return _export_graph(
-                files, backend, precision, root, calibration, st_model, runtime_version(backend)
+                files, backend, precision, root, calibration, model_dir, runtime_version(backend)
             )
         except StMultitaskError:
             raise
@@ -256,24 +269,24 @@ def _export_graph(
     precision: str,
     root: Path,
     calibration: Sequence[str] | None,
-    st_model: Any,
+    model_dir: Path | None,
     runtime: str,
 ) -> dict[str, Any]:
-    st_model = st_model if st_model is not None else _load_torch_backbone(files)
+    graph = _torch_graph(files, model_dir)
     onnx_fp32 = root / GRAPH_FILES[("onnx", "fp32")][0]
-    outputs = _export_onnx(st_model, files, onnx_fp32)
+    outputs = _export_onnx(graph, files, onnx_fp32)
     if backend == "onnx" and precision == "int8":
         _quantize_onnx(onnx_fp32, root / GRAPH_FILES[("onnx", "int8")][0])
         onnx_fp32.unlink()
     elif backend == "openvino":
         _export_openvino(
-            onnx_fp32, root / GRAPH_FILES[("openvino", precision)][0], precision, files, calibration
+            onnx_fp32, root / GRAPH_FILES[("openvino", precision)][0], precision, files, calibration, graph
         )
         for leftover in onnx_fp32.parent.iterdir():
             leftover.unlink()
         onnx_fp32.parent.rmdir()
     names = GRAPH_FILES[(backend, precision)]
-    difference = _check_against_torch(st_model, files, root / names[0], backend, precision)
+    difference = _check_against_torch(graph, files, root / names[0], backend, precision)
     if not difference <= _TOLERANCE[precision]:
         raise ExportError(
             f"The exported {graph_key(backend, precision)} graph of {files.path} differs from torch by "
@@ -284,7 +297,9 @@ def _export_graph(
         "precision": precision,
         "files": {name: sha256_file(root / name) for name in names},
         "source": files.fingerprint(),
+        "heads": heads_fingerprint(model_dir) if graph.heads else None,
         "runtime": runtime,
+        "inputs": list(graph.input_names),
         "outputs": outputs,
         "opset": OPSET,
         "max_abs_diff_vs_torch": difference,
@@ -304,8 +319,8 @@ def export_model(
 
     ``model`` is a st_multitask model directory, a plain sentence-transformers model directory, or
     ``None`` for the bundled default model. The output holds the backbone's files, the heads, and
-    the graph in sentence-transformers' layout (``onnx/...`` or ``openvino/...``), each graph file
-    listed with its sha256 in the manifest. Graphs already in ``model`` are kept. ``bf16`` writes
+    the graph of the whole model (backbone and heads) in sentence-transformers' layout
+    (``onnx/...`` or ``openvino/...``), each graph file listed with its sha256 in the manifest. Graphs already in ``model`` are kept. ``bf16`` writes
     the fp32 OpenVINO graph, which OpenVINO runs in bf16 where the CPU supports it.
     ``stmt export`` is this function on the command line.
     """
@@ -345,11 +360,16 @@ def export_model(
         key = graph_key(backend, graph_precision(choice))
         for name in graphs.pop(key, {}).get("files", {}):
             (tmp / name).unlink(missing_ok=True)
-        files = read_model_files(tmp)
-        record = export_graph(files, backend, graph_precision(choice), tmp, calibration)
-        graphs[key] = record
         manifest["graphs"] = graphs
-        (tmp / MANIFEST_NAME).write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        _write_manifest(tmp, manifest)  # the heads the graph is exported with are those it lists
+        files = read_model_files(tmp)
+        graphs[key] = export_graph(files, backend, graph_precision(choice), tmp, calibration, model_dir=tmp)
+        _write_manifest(tmp, manifest)
     return output
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    from ..manifest import MANIFEST_NAME
+
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    (folder / MANIFEST_NAME).write_text(text, encoding="utf-8")

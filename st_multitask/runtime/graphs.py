@@ -10,8 +10,8 @@ A graph is found, in order:
 3. otherwise it is exported once into that cache (this needs torch; a note on stderr says so).
 
 Every file is checked against its sha256 before it is opened, and a graph records the identity
-of the model it was exported from. Graphs output the last layer (``token_embeddings``) and every
-hidden layer (``hidden_state_<i>``, 0 is the embedding layer), which is what heads read.
+of the model it was exported from: the backbone's files and, for a graph with heads, the heads'
+files. A graph outputs ``sentence_embedding`` and one ``probabilities.<task>`` per head.
 """
 
 from __future__ import annotations
@@ -30,7 +30,14 @@ from typing import Any
 from ..errors import ModelLoadError
 from . import BackendChoice
 from .layout import ENTRY_NAME, EXPORT_FORMAT, graph_key, graph_precision
-from .model_files import MANIFEST_NAME, ModelFiles, read_json, read_model_files, sha256_file
+from .model_files import (
+    MANIFEST_NAME,
+    ModelFiles,
+    heads_fingerprint,
+    read_json,
+    read_model_files,
+    sha256_file,
+)
 
 __all__ = ["cache_root", "find_graph", "verify_graph"]
 
@@ -45,14 +52,24 @@ def cache_root() -> Path:
     return Path(base) / "st_multitask"
 
 
-def verify_graph(root: Path, record: dict[str, Any], fingerprint: str, where: str) -> Path:
+def verify_graph(
+    root: Path, record: dict[str, Any], fingerprint: str, where: str, heads: str | bool | None = False
+) -> Path:
     """Check every file of ``record`` under ``root`` against its sha256, and that it was exported
-    from the model whose identity is ``fingerprint``. Returns the main graph file."""
+    from the model whose identity is ``fingerprint`` (and, unless ``heads`` is False, with the heads
+    whose identity is ``heads``). Returns the main graph file."""
     try:
         files = dict(record["files"])
         source = record["source"]
-    except (KeyError, TypeError, ValueError):
+        graph_format = record.get("format")
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise ModelLoadError(f"{where}: the graph record is malformed; export it again.") from None
+    if graph_format != EXPORT_FORMAT:
+        raise ModelLoadError(
+            f"{where}: its {record.get('backend')} {record.get('precision')} graph was exported by an "
+            f"earlier st_multitask (graph format {graph_format}; this version reads {EXPORT_FORMAT}, with "
+            "the heads inside the graph); export it again with stmt export --overwrite."
+        )
     for name, expected in files.items():
         file = root / name
         if not file.is_file():
@@ -67,13 +84,19 @@ def verify_graph(root: Path, record: dict[str, Any], fingerprint: str, where: st
             f"{root / next(iter(files))} was exported from another model (its weights or tokenizer "
             f"differ from those in {root}); export it again with overwrite=True."
         )
+    if heads is not False and record.get("heads") != heads:
+        raise ModelLoadError(
+            f"{root / next(iter(files))} was exported with other heads than those {where} lists; "
+            "export it again with stmt export --overwrite."
+        )
     return root / next(iter(files))
 
 
-def _cache_key(files: ModelFiles, backend: str, precision: str, runtime: str) -> str:
+def _cache_key(files: ModelFiles, heads: str | None, backend: str, precision: str, runtime: str) -> str:
     text = json.dumps(
         {
             "model": files.fingerprint(),
+            "heads": heads,
             "graph": graph_key(backend, precision),
             "runtime": runtime,
             "format": EXPORT_FORMAT,
@@ -92,32 +115,37 @@ def _manifest_graph(model_dir: Path, key: str) -> dict[str, Any] | None:
 
 
 def find_graph(
-    name_or_path: str | os.PathLike[str] | None, choice: BackendChoice
+    name_or_path: str | os.PathLike[str] | None, choice: BackendChoice, heads: bool = False
 ) -> tuple[Path, dict, ModelFiles]:
-    """The verified graph for the model and engine: ``(main file, record, model files)``."""
+    """The verified graph for the model and engine: ``(main file, record, model files)``.
+
+    ``heads=True``: the graph of the whole model, with the heads its directory lists; ``False``:
+    any graph of the backbone (a graph the model directory holds has its heads: an embedding-only
+    run feeds them nothing)."""
     from .session import runtime_version
 
     files = read_model_files(name_or_path)
     precision = graph_precision(choice)
     key = graph_key(choice.backend, precision)
+    model_dir = None if name_or_path is None else Path(name_or_path).expanduser()
+    model_dir = model_dir if model_dir is not None and model_dir.is_dir() else None
+    wanted = heads_fingerprint(model_dir) if heads else None
     # 1. exported into the model directory
-    if name_or_path is not None:
-        model_dir = Path(name_or_path).expanduser()
-        record = _manifest_graph(model_dir, key) if model_dir.is_dir() else None
+    if model_dir is not None:
+        record = _manifest_graph(model_dir, key)
         if record is not None:
-            return (
-                verify_graph(model_dir, record, files.fingerprint(), str(model_dir / MANIFEST_NAME)),
-                record,
-                files,
-            )
+            where = str(model_dir / MANIFEST_NAME)
+            main = verify_graph(model_dir, record, files.fingerprint(), where, wanted if heads else False)
+            return main, record, files
     # 2. the per-user cache
     runtime = runtime_version(choice.backend)
     root = cache_root()
-    entry = root / _cache_key(files, choice.backend, precision, runtime)
+    entry = root / _cache_key(files, wanted, choice.backend, precision, runtime)
     if entry.is_dir():
         try:
             record = read_json(entry / ENTRY_NAME)
-            return verify_graph(entry, record, files.fingerprint(), str(entry / ENTRY_NAME)), record, files
+            main = verify_graph(entry, record, files.fingerprint(), str(entry / ENTRY_NAME), wanted)
+            return main, record, files
         except ModelLoadError as exc:
             _note(f"the cached graph in {entry} is damaged ({exc}); exporting it again.")
             shutil.rmtree(entry, ignore_errors=True)
@@ -125,24 +153,26 @@ def find_graph(
     from ..backbone import DEFAULT_MODEL_NAME, default_model_path
 
     name = DEFAULT_MODEL_NAME if files.path == default_model_path().resolve() else files.path.name
+    if wanted is not None:
+        name = f"{model_dir.name if model_dir else name} with its heads"
     _note(f"exporting {name} to {choice.backend} {precision} once into {root} (later runs reuse it)...")
     from .export import export_graph
 
     root.mkdir(parents=True, exist_ok=True)
-    _prune(root, files.fingerprint(), choice.backend, precision)
+    _prune(root, files.fingerprint(), wanted, choice.backend, precision)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
     try:
-        record = export_graph(files, choice.backend, precision, tmp)
+        record = export_graph(files, choice.backend, precision, tmp, model_dir=model_dir if wanted else None)
         (tmp / ENTRY_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         with contextlib.suppress(OSError):  # another process finished the same entry first: keep it
             os.replace(tmp, entry)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     record = read_json(entry / ENTRY_NAME)
-    return verify_graph(entry, record, files.fingerprint(), str(entry / ENTRY_NAME)), record, files
+    return verify_graph(entry, record, files.fingerprint(), str(entry / ENTRY_NAME), wanted), record, files
 
 
-def _prune(root: Path, fingerprint: str, backend: str, precision: str) -> None:
+def _prune(root: Path, fingerprint: str, heads: str | None, backend: str, precision: str) -> None:
     """Remove what a new export replaces: entries of the same model and graph made by another
     runtime version or export format, and folders of exports killed more than a day ago."""
     import time
@@ -157,8 +187,9 @@ def _prune(root: Path, fingerprint: str, backend: str, precision: str) -> None:
             record = json.loads((entry / ENTRY_NAME).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if (record.get("source"), record.get("backend"), record.get("precision")) == (
+        if (record.get("source"), record.get("heads"), record.get("backend"), record.get("precision")) == (
             fingerprint,
+            heads,
             backend,
             precision,
         ):

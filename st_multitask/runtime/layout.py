@@ -10,7 +10,9 @@ from . import BackendChoice
 
 __all__ = ["ENTRY_NAME", "EXPORT_FORMAT", "GRAPH_FILES", "graph_key", "graph_precision"]
 
-EXPORT_FORMAT = 3  # part of every cache key: a change in how graphs are made re-exports them
+EXPORT_FORMAT = (
+    4  # part of every cache key: a change in how graphs are made re-exports them (4: heads inside)
+)
 # files of each graph, main file first, in sentence-transformers' layout
 GRAPH_FILES = {
     ("onnx", "fp32"): ("onnx/model.onnx",),

@@ -23,7 +23,15 @@ from ..backbone import _DEFAULT_ALIASES, default_model_path
 from ..errors import ModelLoadError
 from ..manifest import MANIFEST_NAME, sha256_file
 
-__all__ = ["MANIFEST_NAME", "ModelFiles", "backbone_dir", "read_json", "read_model_files", "sha256_file"]
+__all__ = [
+    "MANIFEST_NAME",
+    "ModelFiles",
+    "backbone_dir",
+    "heads_fingerprint",
+    "read_json",
+    "read_model_files",
+    "sha256_file",
+]
 
 _POOLING_KEYS = {
     "pooling_mode_cls_token": "cls",
@@ -190,3 +198,16 @@ def _read(path: Path) -> ModelFiles:
 def read_model_files(name_or_path: str | os.PathLike[str] | None) -> ModelFiles:
     """Read the settings of the model ``name_or_path`` (``None``: the packaged all-MiniLM-L6-v2)."""
     return _read(backbone_dir(name_or_path).resolve())
+
+
+def heads_fingerprint(model_dir: Path | None) -> str | None:
+    """sha256 over the heads a model directory's manifest lists (their kinds, labels and file
+    hashes): with the backbone's fingerprint, the identity of a graph with heads; ``None`` without
+    heads."""
+    manifest = None if model_dir is None else Path(model_dir) / MANIFEST_NAME
+    if manifest is None or not manifest.is_file():
+        return None
+    heads = read_json(manifest).get("heads") or {}
+    if not heads:
+        return None
+    return hashlib.sha256(json.dumps(heads, sort_keys=True).encode()).hexdigest()

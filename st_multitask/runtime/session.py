@@ -80,12 +80,21 @@ class OpenVINOSession(GraphSession):
         except Exception as exc:
             raise ModelLoadError(f"{path} is not a readable OpenVINO graph ({exc}).") from None
         self._request = self._compiled.create_infer_request()
-        self.input_names = [p.get_any_name() for p in self._compiled.inputs]
-        self.output_names = [p.get_any_name() for p in self._compiled.outputs]
+        # a port has several names when a conversion merged tensors (word_count and the cast of it):
+        # the graph's own name is the one without a node path
+        self.input_names = [_port_name(p) for p in self._compiled.inputs]
+        self.output_names = [_port_name(p) for p in self._compiled.outputs]
+        self._ports = {name: i for i, name in enumerate(self.input_names)}
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
-        result = self._request.infer({k: v for k, v in feeds.items() if k in self.input_names})
+        result = self._request.infer({self._ports[k]: v for k, v in feeds.items() if k in self._ports})
         return [np.array(result[self._compiled.output(name)], copy=True) for name in outputs]
+
+
+def _port_name(port: object) -> str:
+    names = sorted(port.get_names())  # type: ignore[attr-defined]
+    plain = [name for name in names if not name.startswith("/")]
+    return plain[0] if plain else port.get_any_name()  # type: ignore[attr-defined]
 
 
 def open_session(path: Path, backend: str, precision: str) -> GraphSession:

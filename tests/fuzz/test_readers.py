@@ -229,19 +229,23 @@ def test_head_config(folder, saved_model, data):
     reads_or_names(lambda: _read_model(path), folder)
 
 
-@given(data=st.data())
-def test_numpy_head_config(folder, saved_model, data):
-    """The fast path's head loader (torch-free twins) on a changed config.json."""
-    from st_multitask.runtime.heads import load_numpy_head
+class _NoInputs:
+    input_names: tuple[str, ...] = ()
 
-    source, _, config = saved_model
-    path = folder / "model-numpy-head"
+
+@given(data=st.data())
+def test_fast_head_config(folder, saved_model, data):
+    """The fast path's head reader (decoding settings from config.json) on a changed config.json."""
+    from st_multitask.exported_model import read_head_info
+
+    source, manifest, config = saved_model
+    path = folder / "model-fast-head"
     shutil.rmtree(path, ignore_errors=True)
     shutil.copytree(source, path)
     head_dir = path / "heads" / "s"
     edited = st.one_of(odd_bytes(), near_valid(config, MANIFEST_KEYS).map(dumped).flatmap(damaged))
     (head_dir / "config.json").write_bytes(data.draw(edited))
-    reads_or_names(lambda: load_numpy_head(head_dir, num_layers=6), folder)
+    reads_or_names(lambda: read_head_info(head_dir, manifest["heads"]["s"], _NoInputs(), "s"), folder)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -164,22 +164,23 @@ def test_head_config_unknown_kind_names_the_file(tmp_path):
         read_heads(tmp_path, read_manifest(tmp_path), dimension=8)
 
 
+class _NoInputs:
+    input_names: tuple[str, ...] = ()
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ({"kind": ["mlp"]}, "is not a valid head config (kind must be a name"),  # unhashable: TypeError
-        ({"config": None}, "is not a valid head config (kind must be a name"),  # TypeError: not a mapping
-        ({"config": {"labels": None}}, "invalid head settings"),  # TypeError: not iterable
-        ({"kind": ""}, "head kind '' has no torch-free twin"),  # named no file
-        (
-            {"config": {"activation": "orch.nn.GELU"}},
-            "Activation 'orch.nn.GELU' has no numpy twin",
-        ),  # no file
+        ({"kind": ["mlp"]}, "kind or labels differ"),
+        ({"config": None}, "is not a valid head config"),
+        ({"config": {"labels": None}}, "kind or labels differ"),
+        ({"config": {"threshold": "high"}}, "threshold must be a number"),
     ],
 )
-def test_numpy_head_config_shapes(tmp_path, edit, message):
-    """The fast path's head loader raised TypeError on these config.json files, or an error naming no file."""
-    from st_multitask.runtime.heads import load_numpy_head
+def test_fast_head_config_shapes(tmp_path, edit, message):
+    """The fast path's head reader names the file of every damaged config.json (the numpy twins'
+    loader once raised TypeError on such files)."""
+    from st_multitask.exported_model import read_head_info
 
     _saved_model(tmp_path)
     config = tmp_path / "heads" / "s" / "config.json"
@@ -187,8 +188,9 @@ def test_numpy_head_config_shapes(tmp_path, edit, message):
     if "config" in edit and edit["config"] is not None:
         edit = {"config": {**saved["config"], **edit["config"]}}
     config.write_text(json.dumps({**saved, **edit}), encoding="utf-8")
-    with pytest.raises(ModelLoadError, match=re.escape(f"{config}") + ".*" + re.escape(message)):
-        load_numpy_head(config.parent, num_layers=6)
+    info = json.loads((tmp_path / "st_multitask.json").read_text(encoding="utf-8"))["heads"]["s"]
+    with pytest.raises(ModelLoadError, match=re.escape(f"{config.parent}") + ".*" + re.escape(message)):
+        read_head_info(config.parent, info, _NoInputs(), "s")
 
 
 # -- the index manifest

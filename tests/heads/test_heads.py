@@ -277,3 +277,19 @@ def test_a_new_head_kind_trains_without_touching_the_trainer(tiny_model_dir):
     before = model.heads["score"].prototypes.detach().clone()
     fit(model, {"score": data}, epochs=1, batch_size=4, freeze=["backbone"], calibrate=False)
     assert calls == [4, 4] and not torch.equal(before, model.heads["score"].prototypes)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_context_head_bilstm_equals_a_packed_sequence(layers):
+    """Each direction runs one-way over the words (the backward one on them reversed within each
+    length): the same states as torch's packed BiLSTM, zero past each length, with no packing."""
+    from st_multitask.heads import ContextTokenHead
+
+    torch.manual_seed(0)
+    head = ContextTokenHead(8, ["O", "B-PER", "I-PER"], lstm_hidden=5, lstm_layers=layers).eval()
+    words, lengths = torch.randn(4, 7, head.lstm.input_size), torch.tensor([7, 3, 1, 5])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(words, lengths, batch_first=True, enforce_sorted=False)
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(
+        head.lstm(packed)[0], batch_first=True, total_length=7
+    )
+    torch.testing.assert_close(head.context(words, lengths), expected, atol=1e-6, rtol=0)
