@@ -10,16 +10,6 @@ import click
 from ._common import UserError, note
 from ._io import atomic_path, format_table
 
-_OVERRIDES = {
-    "strategy": str,
-    "epochs": int,
-    "batch_size": int,
-    "learning_rate": float,
-    "head_learning_rate": float,
-    "sampling": str,
-    "seed": int,
-}
-
 
 def _parse_set(values: tuple[str, ...]) -> dict:
     import yaml

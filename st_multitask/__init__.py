@@ -45,20 +45,33 @@ _LAZY = {
     "register_head": "heads",
     "InputError": "errors",
     "ModelLoadError": "errors",
+    "HybridHead": "heads",
+    "ContextTokenHead": "heads",
+    "SentenceExamples": "data",
+    "TokenExamples": "data",
+    "Index": "index",
+    "load_recipe": "recipe",
+    "MultiTaskPredictor": "inference",
 }
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
+    "ContextTokenHead",
     "ExportedMultiTaskModel",
     "Head",
+    "HybridHead",
+    "Index",
     "InputError",
     "MLPHead",
     "ModelLoadError",
     "MultiTaskModel",
+    "MultiTaskPredictor",
     "RuntimeUnavailableError",
+    "SentenceExamples",
     "StMultitaskError",
     "TaskData",
     "TokenEmbeddings",
+    "TokenExamples",
     "TokenHead",
     "Trainer",
     "TrainingConfig",
@@ -71,6 +84,7 @@ __all__ = [
     "embed_tokens",
     "fit",
     "load_backbone",
+    "load_recipe",
     "pairwise_similarity",
     "paraphrases",
     "register_head",
@@ -79,11 +93,15 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .backbone import DEFAULT_MODEL_NAME, default_model_path, load_backbone
+    from .data import SentenceExamples, TokenExamples
     from .embedding import TokenEmbeddings, count_over_window, embed, embed_tokens
     from .errors import InputError, ModelLoadError, RuntimeUnavailableError, StMultitaskError
     from .exported_model import ExportedMultiTaskModel
-    from .heads import Head, MLPHead, TokenHead, register_head
+    from .heads import ContextTokenHead, Head, HybridHead, MLPHead, TokenHead, register_head
+    from .index import Index
+    from .inference import MultiTaskPredictor
     from .model import MultiTaskModel
+    from .recipe import load_recipe
     from .similarity import cosine_similarity, pairwise_similarity, paraphrases, search
     from .training import TaskData, Trainer, TrainingConfig, TrainingResult, fit
 

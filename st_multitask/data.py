@@ -286,7 +286,6 @@ def read_texts(source: str | os.PathLike[str] | BinaryIO | io.BufferedIOBase, **
 # ---------------------------------------------------------------------------------------------
 # labelled examples for training and evaluation
 
-DATA_FORMATS = ("csv", "tsv", "jsonl", "conll")
 IOB2 = re.compile(r"^(O|[BI]-\S+)$")
 
 

@@ -216,3 +216,13 @@ def test_a_directory_exported_before_the_heads_joined_the_graph_says_to_export_a
         match="exported by an earlier st_multitask .*export it again with stmt export --overwrite",
     ):
         MultiTaskModel.load(folder, backend="onnx")
+
+
+def test_both_engines_implement_one_protocol(torch_default):
+    from st_multitask.inference import MultiTaskPredictor
+
+    fast = MultiTaskModel.default(backend="onnx")
+    assert isinstance(torch_default, MultiTaskPredictor) and isinstance(fast, MultiTaskPredictor)
+    items = ["Shares in BP fell 3% in London.", ["EU", "rejects", "German", "call"]]
+    assert fast.predict_labels(items, "ner") == torch_default.predict_labels(items, "ner")
+    assert fast.predict_labels(items, "topic") == torch_default.predict_labels(items, "topic")

@@ -26,6 +26,7 @@ from .token import TokenHead
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "ContextTokenHead",
     "Head",
     "HybridHead",
     "MLPHead",
