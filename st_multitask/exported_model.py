@@ -188,7 +188,19 @@ class ExportedMultiTaskModel(Predictor):
         return self.backbone.tokenizer
 
     def _plan(self, heads: dict[str, Any]) -> FeedPlan | None:
-        return self._feed_plan if heads else None  # the graph runs every head; none asked: feed none
+        """What the asked heads read; the graph runs every head, and the others are fed empty
+        inputs (one padding word, no n-grams), so a topic alone costs no word features or tagging."""
+        if not heads:
+            return None
+        full = self._feed_plan
+        words = any(head.level == "token" for head in heads.values())
+        return FeedPlan(
+            words=full.words and words,
+            word_shape=full.word_shape and words,
+            word_chars=full.word_chars and words,
+            windows=full.windows and any(head.level == "sentence" for head in heads.values()),
+            ngrams={task: sparse for task, sparse in full.ngrams.items() if task in heads},
+        )
 
     def _graph_inputs(self) -> list[str]:
         return list(self.backbone.session.input_names)

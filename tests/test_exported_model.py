@@ -226,3 +226,16 @@ def test_both_engines_implement_one_protocol(torch_default):
     items = ["Shares in BP fell 3% in London.", ["EU", "rejects", "German", "call"]]
     assert fast.predict_labels(items, "ner") == torch_default.predict_labels(items, "ner")
     assert fast.predict_labels(items, "topic") == torch_default.predict_labels(items, "topic")
+
+
+def test_heads_not_asked_for_are_fed_empty_and_answer_the_same(torch_default):
+    """The graph runs every head; asking for one feeds the others nothing (no word features for a
+    topic alone), and the asked head's answer is the same as with every head fed."""
+    fast = MultiTaskModel.default(backend="onnx")
+    alone = {task: [r[task] for r in fast.predict_proba(TEXTS, tasks=[task])] for task in fast.heads}
+    together = fast.predict_proba(TEXTS)
+    for task, rows in alone.items():
+        for row, both in zip(rows, together):
+            assert np.abs(row - both[task]).max() <= 1e-6, task
+    plan = fast._plan({"topic": fast.heads["topic"]})
+    assert not plan.words and list(plan.ngrams) == ["topic"]

@@ -239,10 +239,12 @@ def build_feeds(
     return feeds, piece_word
 
 
-def dummy_feeds(names: Sequence[str], batch: TokenBatch) -> dict[str, np.ndarray]:
+def dummy_feeds(names: Sequence[str], batch: TokenBatch, seq: int | None = None) -> dict[str, np.ndarray]:
     """Inputs for a graph's heads that nobody reads: what an embedding-only run feeds a graph of
-    the whole model (one empty word, no n-grams; each text is its own window)."""
-    n, seq = batch.input_ids.shape
+    the whole model (one empty word, no n-grams; each text is its own window). ``seq``: the width
+    of the token inputs they go with, when wider than ``batch``'s (windows appended)."""
+    n, width = batch.input_ids.shape
+    seq = width if seq is None else seq
     values = {
         "piece_word": np.full((n, seq), -1, dtype=np.int64),
         "word_mask": np.zeros((n, 1), dtype=np.int64),
