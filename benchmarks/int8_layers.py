@@ -80,7 +80,7 @@ def main() -> None:
     models, rows = {}, {}
     never = re.compile(r"(?!x)x")  # matches nothing: every backbone MatMul int8
     for name, pattern in VARIANTS.items():
-        export._FP32_LAYER = never if pattern is None else re.compile(pattern)
+        export._FP32_LAYER["onnx"] = never if pattern is None else re.compile(pattern)
         out = export.export_model(None, folder / re.sub(r"\W+", "-", name), "onnx", "int8")
         models[name] = ExportedMultiTaskModel.load(out, "onnx", "int8")
         row: dict = {"fp32_pattern": pattern}

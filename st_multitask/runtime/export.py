@@ -10,7 +10,7 @@ the inputs of :mod:`st_multitask.runtime.feeds` and outputs ``sentence_embedding
 - OpenVINO: ``openvino.convert_model`` of that ONNX graph, saved uncompressed (exact fp32); int8 is
   NNCF's static post-training quantisation (``nncf.quantize``, transformer preset) calibrated on
   texts (``--calibration FILE``, else ``calibration.txt`` beside this module).
-- In both, the first :data:`FP32_LAYERS` transformer layers and the heads stay fp32.
+- In both, the heads and the first transformer layers (:data:`FP32_LAYERS` per backend) stay fp32.
 
 Every export is checked against torch on probe texts before it is kept.
 """
@@ -47,11 +47,19 @@ _PROBES = [
 ]
 # largest acceptable difference from torch, on unit-length pooled vectors, per graph precision
 _TOLERANCE = {"fp32": 1e-4, "int8": 0.35}
-# int8 graphs keep the first layers in fp32: their rounding errors would pass through every later
-# layer. Measured with benchmarks/backend_quality.py (Rotten Tomatoes test, the default sentiment
-# head): quantising every layer agreed with torch on 96.6% of labels, keeping two layers fp32 on 98.4%.
-FP32_LAYERS = 2
-_FP32_LAYER = re.compile(r"/layers?\.(" + "|".join(str(i) for i in range(FP32_LAYERS)) + r")/")
+# int8 graphs keep the first layers in fp32: their rounding errors pass through every later layer.
+# ONNX Runtime: chosen on dev data by benchmarks/int8_layers.py (results/2c-amx/int8_layers.json):
+# three layers are the fewest that keep the default model's sentiment labels on 98.5% of the dev
+# texts (every MatMul int8: 96.6%; two layers: 97.7%), at 0.64x the speed of all-int8 embeddings.
+# OpenVINO (NNCF static quantisation, not studied that way): two layers.
+FP32_LAYERS = {"onnx": 3, "openvino": 2}
+
+
+def _first_layers(count: int) -> re.Pattern[str]:
+    return re.compile(r"/layers?\.(" + "|".join(str(i) for i in range(count)) + r")/")
+
+
+_FP32_LAYER = {backend: _first_layers(count) for backend, count in FP32_LAYERS.items()}
 _BACKBONE_NODE = re.compile(r"/encoder/")  # the heads' nodes (under /<task>/) stay fp32
 
 
@@ -151,7 +159,8 @@ def _quantize_onnx(source: Path, target: Path) -> None:
         ) from None
 
     names = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node]
-    keep = [name for name in names if _FP32_LAYER.search(name) or not _BACKBONE_NODE.search(name)]
+    fp32 = _FP32_LAYER["onnx"]
+    keep = [name for name in names if fp32.search(name) or not _BACKBONE_NODE.search(name)]
     keep += [f"{name}_MatMul" for name in keep if name.endswith("Gemm")]  # the quantizer's MatMul of a Gemm
     root = logging.getLogger()
     level = root.level
@@ -200,7 +209,10 @@ def _export_openvino(
                 preset=nncf.QuantizationPreset.MIXED,
                 subset_size=min(300, len(feeds)),
                 ignored_scope=nncf.IgnoredScope(  # the first layers and the heads (LSTMs renamed)
-                    patterns=[f".*{_FP32_LAYER.pattern}.*", *[f"/{re.escape(t)}/.*" for t in graph.heads]],
+                    patterns=[
+                        f".*{_FP32_LAYER['openvino'].pattern}.*",
+                        *[f"/{re.escape(t)}/.*" for t in graph.heads],
+                    ],
                     types=["LSTMSequence", "GRUSequence", "RNNSequence"],
                     validate=False,
                 ),
