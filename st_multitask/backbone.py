@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 __all__ = [
+    "DEFAULT_ALIASES",
     "DEFAULT_MODEL_NAME",
     "bundled_model_dir",
     "cached_backbone",
     "default_model_path",
     "embedding_dim",
+    "features_from_tokenizer",
     "forward_batch",
     "load_backbone",
     "resolve_device",
@@ -37,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 # Names that mean "the packaged default" rather than a hub lookup.
-_DEFAULT_ALIASES = frozenset({"default", DEFAULT_MODEL_NAME, f"sentence-transformers/{DEFAULT_MODEL_NAME}"})
+DEFAULT_ALIASES = frozenset({"default", DEFAULT_MODEL_NAME, f"sentence-transformers/{DEFAULT_MODEL_NAME}"})
 
 
 def default_model_path() -> Path:
@@ -103,7 +105,7 @@ def load_backbone(
 
     device = resolve_device(device)
     name = None if name_or_path is None else os.fspath(name_or_path)
-    if name is None or name in _DEFAULT_ALIASES:
+    if name is None or name in DEFAULT_ALIASES:
         path = default_model_path()
         return SentenceTransformer(str(path), device=device, local_files_only=True)
     path = Path(name).expanduser()
@@ -158,7 +160,7 @@ def embedding_dim(model: Any) -> int:
     return int(getter())
 
 
-def _features_from_tokenizer(model: SentenceTransformer, texts: list[str], encoded: Any) -> dict[str, Any]:
+def features_from_tokenizer(model: SentenceTransformer, texts: list[str], encoded: Any) -> dict[str, Any]:
     """The model's input features for ``texts``, reusing ``encoded`` (the tokenizer's output).
 
     Tokenizing once serves both the backbone and the character offsets. The first batch of each
@@ -207,7 +209,7 @@ def forward_batch(
         return_special_tokens_mask=True,
         return_tensors="pt",
     )
-    features = _features_from_tokenizer(model, texts, extra)
+    features = features_from_tokenizer(model, texts, extra)
     device = model.device
     features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
     with contextlib.nullcontext() if grad else torch.no_grad():

@@ -24,7 +24,17 @@ from .errors import InputError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["Hit", "Paraphrase", "cosine_similarity", "pairwise_similarity", "paraphrases", "search"]
+__all__ = [
+    "Hit",
+    "Paraphrase",
+    "as_embeddings",
+    "check_top_k",
+    "cosine_similarity",
+    "is_texts",
+    "pairwise_similarity",
+    "paraphrases",
+    "search",
+]
 
 
 class Hit(TypedDict):
@@ -43,7 +53,7 @@ class Paraphrase(TypedDict):
     score: float
 
 
-def _embeddings(
+def as_embeddings(
     x: Any, model: SentenceTransformer | str | os.PathLike[str] | None, batch_size: int, what: str
 ) -> np.ndarray:
     """(n, dim) float32 embeddings of texts (embedded with ``model``) or of ready vectors."""
@@ -76,8 +86,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _pair(a: Any, b: Any, model: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    ea = _embeddings(a, model, batch_size, "a")
-    eb = _embeddings(b, model, batch_size, "b")
+    ea = as_embeddings(a, model, batch_size, "a")
+    eb = as_embeddings(b, model, batch_size, "b")
     if ea.shape[1] != eb.shape[1]:
         raise InputError(f"Embedding widths differ: a has {ea.shape[1]}, b has {eb.shape[1]}.")
     return ea, eb
@@ -122,9 +132,9 @@ def search(
     >>> [h["text"] for h in hits[0]]
     ['A dog barked.', 'The cat sat.']
     """
-    _check_top_k(top_k)
+    check_top_k(top_k)
     eq, ec = _pair(queries, corpus, model, batch_size)
-    texts = list(corpus) if _is_texts(corpus) else None
+    texts = list(corpus) if is_texts(corpus) else None
     scores = _unit(eq) @ _unit(ec).T  # (queries, corpus)
     k = min(top_k, scores.shape[1])
     results = []
@@ -152,8 +162,8 @@ def paraphrases(
     >>> (pairs[0]["i"], pairs[0]["j"])
     (0, 1)
     """
-    _check_top_k(top_k)
-    emb = _embeddings(texts, model, batch_size, "texts")
+    check_top_k(top_k)
+    emb = as_embeddings(texts, model, batch_size, "texts")
     if emb.shape[0] < 2:
         raise InputError("paraphrases needs at least two texts.")
     unit = _unit(emb)
@@ -170,10 +180,10 @@ def paraphrases(
     return [Paraphrase(i=i, j=j, score=score) for (i, j), score in ranked]
 
 
-def _is_texts(x: Any) -> bool:
+def is_texts(x: Any) -> bool:
     return isinstance(x, str) or (isinstance(x, Sequence) and all(isinstance(t, str) for t in x))
 
 
-def _check_top_k(top_k: int) -> None:
+def check_top_k(top_k: int) -> None:
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InputError(f"top_k must be a positive integer, got {top_k!r}.")

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._atomic import atomic_directory
 from ..errors import InputError
-from ..similarity import Hit, _check_top_k, _embeddings, _is_texts
+from ..similarity import Hit, as_embeddings, check_top_k, is_texts
 from .backends import (
     KINDS,
     PRECISIONS,
@@ -113,7 +113,7 @@ def _rows(texts: Any) -> Iterator[tuple[int, str]]:
 
 def _paired(vectors: Any, texts: Any) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Ready vectors as a float32 array, and their texts' rows: one vector a text."""
-    array = _embeddings(vectors, None, 64, "vectors")
+    array = as_embeddings(vectors, None, 64, "vectors")
     rows = list(_rows(texts))
     if len(rows) != len(array):
         raise InputError(f"Got {len(array)} vectors for {len(rows)} texts; pass one vector a text.")
@@ -378,9 +378,9 @@ class Index:
         the text's ``line`` and ``source``. Scores are cosine similarities (rescored where the
         index keeps rescoring vectors; for binary without rescoring, ``1 - 2 * hamming / dim``).
         """
-        _check_top_k(top_k)
-        encoder = self._query_encoder() if _is_texts(queries) else None
-        q = _embeddings(queries, encoder, 64, "queries")
+        check_top_k(top_k)
+        encoder = self._query_encoder() if is_texts(queries) else None
+        q = as_embeddings(queries, encoder, 64, "queries")
         if q.shape[1] != self.model["dim"]:
             raise InputError(f"The queries have dimension {q.shape[1]}; the index holds {self.model['dim']}.")
         q = unit_rows(q)

@@ -149,7 +149,7 @@ def model_identity(encoder: Any, requested: Any = None) -> dict[str, Any]:
     >>> identity["name"], identity["dim"], len(identity["fingerprint"])
     ('all-MiniLM-L6-v2', 384, 64)
     """
-    from ..backbone import _DEFAULT_ALIASES, DEFAULT_MODEL_NAME, default_model_path, embedding_dim
+    from ..backbone import DEFAULT_ALIASES, DEFAULT_MODEL_NAME, default_model_path, embedding_dim
     from ..runtime.model_files import read_model_files
 
     if requested is None:
@@ -167,7 +167,7 @@ def model_identity(encoder: Any, requested: Any = None) -> dict[str, Any]:
             files = None
     if source is None:
         display = type(encoder).__name__
-    elif source in _DEFAULT_ALIASES or (files is not None and files.path == default_model_path().resolve()):
+    elif source in DEFAULT_ALIASES or (files is not None and files.path == default_model_path().resolve()):
         display = DEFAULT_MODEL_NAME
     else:
         path = Path(source).expanduser()

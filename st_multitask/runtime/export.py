@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, InputError, ModelLoadError, RuntimeUnavailableError, StMultitaskError
-from .layout import EXPORT_FORMAT, GRAPH_FILES, graph_key
+from .layout import EXPORT_FORMAT, FP32_LAYERS, GRAPH_FILES, graph_key
 from .model_files import ModelFiles, heads_fingerprint, sha256_file
 
 __all__ = ["OPSET", "default_calibration", "export_graph", "export_model"]
@@ -47,12 +47,6 @@ _PROBES = [
 ]
 # largest acceptable difference from torch, on unit-length pooled vectors, per graph precision
 _TOLERANCE = {"fp32": 1e-4, "int8": 0.35}
-# int8 graphs keep the first layers in fp32: their rounding errors pass through every later layer.
-# ONNX Runtime: chosen on dev data by benchmarks/int8_layers.py (results/2c-amx/int8_layers.json):
-# three layers are the fewest that keep the default model's sentiment labels on 98.5% of the dev
-# texts (every MatMul int8: 96.6%; two layers: 97.7%), at 0.64x the speed of all-int8 embeddings.
-# OpenVINO (NNCF static quantisation, not studied that way): two layers.
-FP32_LAYERS = {"onnx": 3, "openvino": 2}
 
 
 def _first_layers(count: int) -> re.Pattern[str]:
@@ -315,6 +309,7 @@ def _export_graph(
         "outputs": outputs,
         "opset": OPSET,
         "max_abs_diff_vs_torch": difference,
+        "fp32_layers": FP32_LAYERS[backend] if precision == "int8" else None,
         "format": EXPORT_FORMAT,
     }
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from . import BackendChoice
-from .layout import ENTRY_NAME, EXPORT_FORMAT, graph_key, graph_precision
+from .layout import ENTRY_NAME, EXPORT_FORMAT, FP32_LAYERS, graph_key, graph_precision
 from .model_files import (
     MANIFEST_NAME,
     ModelFiles,
@@ -100,6 +100,7 @@ def _cache_key(files: ModelFiles, heads: str | None, backend: str, precision: st
             "graph": graph_key(backend, precision),
             "runtime": runtime,
             "format": EXPORT_FORMAT,
+            "fp32_layers": FP32_LAYERS[backend] if precision == "int8" else None,  # a new policy re-exports
         },
         sort_keys=True,
     )

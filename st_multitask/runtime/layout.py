@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from . import BackendChoice
 
-__all__ = ["ENTRY_NAME", "EXPORT_FORMAT", "GRAPH_FILES", "graph_key", "graph_precision"]
+__all__ = ["ENTRY_NAME", "EXPORT_FORMAT", "FP32_LAYERS", "GRAPH_FILES", "graph_key", "graph_precision"]
 
-EXPORT_FORMAT = (
-    4  # part of every cache key: a change in how graphs are made re-exports them (4: heads inside)
-)
+# part of every cache key: a change in how graphs are made re-exports them (4: heads inside)
+EXPORT_FORMAT = 4
+# int8 graphs keep the first layers in fp32: their rounding errors pass through every later layer.
+# ONNX Runtime: chosen on dev data by benchmarks/int8_layers.py (results/2c-amx/int8_layers.json):
+# three layers are the fewest that keep the default model's sentiment labels on 98.5% of the dev
+# texts (every MatMul int8: 96.6%; two layers: 97.7%), at 0.64x the speed of all-int8 embeddings.
+# OpenVINO (NNCF static quantisation, not studied that way): two layers.
+FP32_LAYERS = {"onnx": 3, "openvino": 2}
 # files of each graph, main file first, in sentence-transformers' layout
 GRAPH_FILES = {
     ("onnx", "fp32"): ("onnx/model.onnx",),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backbone import _DEFAULT_ALIASES, default_model_path
+from ..backbone import DEFAULT_ALIASES, default_model_path
 from ..errors import ModelLoadError
 from ..manifest import MANIFEST_NAME, sha256_file
 
@@ -85,7 +85,7 @@ def read_json(path: Path) -> Any:
 def backbone_dir(name_or_path: str | os.PathLike[str] | None) -> Path:
     """The directory that holds the backbone's files: the packaged MiniLM, a model directory, or
     the packaged MiniLM when a st_multitask model references it instead of copying it."""
-    if name_or_path is None or os.fspath(name_or_path) in _DEFAULT_ALIASES:
+    if name_or_path is None or os.fspath(name_or_path) in DEFAULT_ALIASES:
         return default_model_path()
     path = Path(name_or_path).expanduser()
     if path.is_file():

@@ -157,7 +157,7 @@ class BackboneTokenizer:
         self.window = int(backbone.max_seq_length) - backbone.tokenizer.num_special_tokens_to_add(pair=False)
 
     def batch(self, texts: Sequence[str]) -> TokenBatch:
-        from ..backbone import _features_from_tokenizer
+        from ..backbone import features_from_tokenizer
 
         texts = list(texts)
         encoded = self.backbone.tokenizer(
@@ -169,7 +169,7 @@ class BackboneTokenizer:
             return_special_tokens_mask=True,
             return_tensors="pt",
         )
-        features = _features_from_tokenizer(self.backbone, texts, encoded)
+        features = features_from_tokenizer(self.backbone, texts, encoded)
         ids = features["input_ids"].numpy()
         mask = features["attention_mask"].numpy()
         types = features.get("token_type_ids")

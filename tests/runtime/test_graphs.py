@@ -165,3 +165,17 @@ def test_auto_runs_a_model_that_does_not_export_in_torch(
     result = run("embed", "--model", str(tiny_model_dir), "--backend", "onnx", "-", input="a text\n")
     assert result.exit_code == 2 and "failed: operator 'foo' is not supported" in result.stderr
     assert list(private_cache.iterdir()) == []
+
+
+def test_the_int8_cache_key_follows_the_layers_kept_in_fp32(tiny_model_dir, private_cache, monkeypatch):
+    import st_multitask.runtime.layout as layout
+    from st_multitask.runtime.graphs import _cache_key
+    from st_multitask.runtime.model_files import read_model_files
+
+    files = read_model_files(tiny_model_dir)
+    before = _cache_key(files, None, "onnx", "int8", "onnxruntime 1.0")
+    monkeypatch.setitem(layout.FP32_LAYERS, "onnx", layout.FP32_LAYERS["onnx"] + 1)
+    assert _cache_key(files, None, "onnx", "int8", "onnxruntime 1.0") != before  # a new policy re-exports
+    assert _cache_key(files, None, "onnx", "fp32", "onnxruntime 1.0") == _cache_key(
+        files, None, "onnx", "fp32", "onnxruntime 1.0"
+    )
