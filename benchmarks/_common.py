@@ -224,8 +224,11 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 def store_result(name: str, result: dict[str, Any], command: str) -> Path:
     """Write a result to ``benchmarks/results/<machine tag>/<name>.json``, committed with the code:
-    the figures plus the command, the commit, the date, the machine and its CPU flags."""
-    path = RESULTS_DIR / machine_tag() / f"{name}.json"
+    the figures plus the command, the commit, the date, the machine and its CPU flags. A smoke run
+    (``python -m benchmarks run --quick``, which sets ``STMT_BENCH_QUICK=1``) writes to
+    ``benchmarks/out/quick/`` instead: its sizes are too small to stand as results."""
+    quick = os.environ.get("STMT_BENCH_QUICK") == "1"
+    path = (OUT_DIR / "quick" if quick else RESULTS_DIR / machine_tag()) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,

@@ -1,0 +1,116 @@
+"""One entry point for the benchmark suite.
+
+    python -m benchmarks list
+    python -m benchmarks run NAME [NAME ...] [--quick] [--dry-run]
+    python -m benchmarks run all [--quick]
+
+Each benchmark is a script in this folder, run with this interpreter in a fresh process (its own
+options follow ``--``). ``--quick`` runs it at a smoke-test size, seconds to a few minutes on two
+cores, and sets ``STMT_BENCH_QUICK=1`` so that nothing is stored under ``benchmarks/results/``
+(``_common.store_result`` writes to ``benchmarks/out/quick/`` instead): a quick run checks that a
+script works, its figures are not results. ``all`` is every benchmark that runs on a CPU without
+other inputs; ``gpu_check`` (a CUDA machine), ``quality`` (trained models) and the training
+studies (``select_default``, ``head_sweep``, ``finetune``) are run by name or by their ``make``
+targets.
+
+    >>> sorted(BENCHMARKS)[:3]
+    ['backend_quality', 'backend_speed', 'calibration']
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# name -> (in "all", the options of a quick run)
+BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
+    "backend_quality": (True, ["--engines", "onnx:fp32"]),
+    "backend_speed": (True, ["--rounds", "1", "--predict-texts", "64", "--cold-runs", "1"]),
+    "calibration": (True, []),
+    "considerations": (False, ["--quick"]),
+    "embed_rss": (True, ["--sizes", "200,2000"]),
+    "embed_speed": (True, ["--n", "256", "--rounds", "1", "--warmup", "16"]),
+    "finetune": (False, ["--limit", "64", "--epochs", "1"]),
+    "fuzz_atheris": (True, ["--seconds", "10"]),
+    "gpu_check": (False, ["--n", "256", "--repeats", "1", "--agreement-n", "16"]),
+    "head_sweep": (False, []),
+    "index_bench": (
+        True,
+        ["--size", "5000", "--queries", "50", "--latency-queries", "20", "--compare-size", "2000"]
+        + ["--build-lines", "2000"],
+    ),
+    "install_size": (True, []),
+    "int8_layers": (True, ["--rounds", "1"]),
+    "predict_speed": (True, ["--n", "256", "--rounds", "1"]),
+    "quality": (False, []),
+    "scale_bench": (True, ["--n", "200", "--rounds", "1"]),
+    "select_default": (False, []),
+    "serve_bench": (True, ["--windows", "0", "--texts", "64", "--phase-s", "2", "--soak-s", "0"]),
+    "sts_eval": (True, []),
+    "train_speed": (True, ["--n", "256", "--epochs", "2", "--finetune-n", "64"]),
+}
+
+
+def _summary(name: str) -> str:
+    """The first line of a script's docstring."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse((HERE / f"{name}.py").read_text(encoding="utf-8"))) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _commands(names: list[str], quick: bool, extra: list[str]) -> list[tuple[str, list[str]]]:
+    chosen = [n for n, (in_all, _) in BENCHMARKS.items() if in_all] if names == ["all"] else names
+    unknown = [n for n in chosen if n not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"Unknown benchmark {unknown[0]!r}. Valid: all, {', '.join(sorted(BENCHMARKS))}.")
+    return [
+        (n, [sys.executable, str(HERE / f"{n}.py"), *(BENCHMARKS[n][1] if quick else []), *extra])
+        for n in chosen
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="every benchmark, with what it measures")
+    run = sub.add_parser("run", help="run benchmarks by name, or all")
+    run.add_argument("names", nargs="+")
+    run.add_argument("--quick", action="store_true", help="a smoke-test size; stores no result")
+    run.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for name, (in_all, _) in sorted(BENCHMARKS.items()):
+            print(f"{name:16} {'' if in_all else '(by name) '}{_summary(name)}")
+        return 0
+    commands = _commands(args.names, args.quick, extra)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"STMT_BENCH_QUICK": "1"} if args.quick else {})}
+    failed = []
+    for name, command in commands:
+        print("$ " + " ".join(command[1:]), flush=True)
+        if args.dry_run:
+            continue
+        start = time.perf_counter()
+        code = subprocess.run(command, env=env, cwd=HERE.parent).returncode
+        print(f"{name}: exit {code} after {time.perf_counter() - start:.0f} s", flush=True)
+        if code:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
