@@ -207,7 +207,9 @@ class Predictor(TaskSelection):
                 feeds = dummy_feeds(self._graph_inputs(), batch)
             else:  # what the plan leaves out, the graph is fed empty
                 feeds, piece_word = build_feeds(plan, tokens, batch_texts, batch_spans, batch)
-                feeds = {**dummy_feeds(self._graph_inputs(), batch, feeds["input_ids"].shape[1]), **feeds}
+                missing = [name for name in self._graph_inputs() if name not in feeds]
+                if missing:
+                    feeds = {**dummy_feeds(missing, batch, feeds["input_ids"].shape[1]), **feeds}
                 read = words_read(piece_word, max(len(s) for s in batch_spans))
             yield rows, batch_texts, batch_spans, read, self._run(feeds, heads)
 
