@@ -112,7 +112,7 @@ def run(seconds: int) -> dict[str, Any]:
             "recipe.json": b'{"tasks": {"s": {"train": "t.csv"}}, "training": {"epochs": 1}}',
             "model_manifest": b'{"format_version": 1, "backbone": {"type": "packaged"}, "heads": {}}',
             "index_manifest": b'{"format": "st_multitask-index", "format_version": 1, "files": {}, '
-            b'"model": {"name": "m", "dim": 4}, "index": {"kind": "flat", "precision": "fp32"}, '
+            b'"model": {"name": "m", "dim": 4}, "index": {"kind": "flat", "storage": "fp32"}, '
             b'"roles": {}, "count": 0, "generation": 1}',
         }.get(kind, b"first text\nsecond text\n")
         (corpus / f"seed-{i}").write_bytes(bytes([i]) + seed)

@@ -68,12 +68,10 @@ def note(message: str) -> None:
     click.echo(f"note: {message}", err=True)
 
 
-def backend_options(func: Callable[..., Any], precision_flag: str = "--precision") -> Callable[..., Any]:
-    """--backend, --precision (with STMT_BACKEND / STMT_PRECISION). Where --precision means something
-    else (an index's storage), the encoder's takes ``precision_flag``; it still arrives as ``precision``."""
+def backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--backend, --precision (with STMT_BACKEND / STMT_PRECISION): the engine and its precision."""
     func = click.option(
-        precision_flag,
-        "precision",
+        "--precision",
         envvar="STMT_PRECISION",
         show_envvar=True,
         type=click.Choice(["fp32", "bf16", "int8"]),
@@ -94,8 +92,8 @@ def backend_options(func: Callable[..., Any], precision_flag: str = "--precision
     )(func)
 
 
-def model_options(func: Callable[..., Any], precision_flag: str = "--precision") -> Callable[..., Any]:
-    """--model, --device, --batch-size, --backend, --precision (named ``precision_flag``)."""
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--model, --device, --batch-size, --backend, --precision."""
 
     @click.option(
         "--model",
@@ -122,7 +120,7 @@ def model_options(func: Callable[..., Any], precision_flag: str = "--precision")
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
 
-    return backend_options(wrapper, precision_flag)
+    return backend_options(wrapper)
 
 
 multitask_model_option = click.option(

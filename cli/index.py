@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 from collections.abc import Iterator
@@ -20,8 +19,6 @@ from ._common import (
     report_reading,
 )
 from ._io import progress_rows
-
-encoder_options = functools.partial(model_options, precision_flag="--encoder-precision")
 
 chunk_option = click.option(
     "--chunk-size",
@@ -77,8 +74,7 @@ def _source(path: str) -> str:
     help="flat: exact search; hnsw: approximate search (a graph), far faster on large corpora.",
 )
 @click.option(
-    "--precision",
-    "index_precision",
+    "--storage",
     type=click.Choice(["fp32", "int8", "binary"]),
     default="fp32",
     show_default=True,
@@ -106,14 +102,14 @@ def _source(path: str) -> str:
 @chunk_option
 @long_option
 @errors_option
-@encoder_options
+@model_options
 def build(
     corpus_path: str | None,
     embeddings_path: str | None,
     output: str,
     column: str | None,
     kind: str,
-    index_precision: str,
+    storage: str,
     rescore: str,
     hnsw_m: int,
     ef_search: int,
@@ -135,7 +131,7 @@ def build(
     \b
     Examples:
       stmt index build examples/b.txt -o pets-index
-      stmt index build reviews.csv --column review -o reviews-index --kind hnsw --precision int8
+      stmt index build reviews.csv --column review -o reviews-index --kind hnsw --storage int8
       stmt index build --embeddings vectors/ -o reviews-index
     """
     from st_multitask.data import ReadReport
@@ -153,16 +149,14 @@ def build(
             embeddings_path,
             model_name,
             kind=kind,
-            precision=index_precision,
+            storage=storage,
             rescore=None if rescore == "none" else rescore,
             hnsw_m=hnsw_m,
             ef_search=ef_search,
             workdir=out.absolute().parent,
         )
         built.save(out, overwrite=overwrite)
-        click.echo(
-            f"Indexed {built.count} stored embeddings ({kind}, {index_precision}) into {output}.", err=True
-        )
+        click.echo(f"Indexed {built.count} stored embeddings ({kind}, {storage}) into {output}.", err=True)
         return
     report = ReadReport()
     rows = _rows(corpus_path, column, errors, report)
@@ -171,7 +165,7 @@ def build(
         rows,
         model,
         kind=kind,
-        precision=index_precision,
+        storage=storage,
         rescore=None if rescore == "none" else rescore,
         hnsw_m=hnsw_m,
         ef_search=ef_search,
@@ -184,7 +178,7 @@ def build(
     )
     built.save(out, overwrite=overwrite)
     report_reading(_source(corpus_path), report)
-    click.echo(f"Indexed {built.count} texts ({kind}, {index_precision}) into {output}.", err=True)
+    click.echo(f"Indexed {built.count} texts ({kind}, {storage}) into {output}.", err=True)
 
 
 @index.command()
@@ -194,7 +188,7 @@ def build(
 @chunk_option
 @long_option
 @errors_option
-@encoder_options
+@model_options
 def add(
     index_dir: str,
     input_path: str,
@@ -249,7 +243,7 @@ def _size(n: int) -> str:
 @click.argument("index_dir", metavar="DIR", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def info(index_dir: str, fmt: str) -> None:
-    """Describe the index DIR (count, model, kind, precision, size on disk), after checking its files.
+    """Describe the index DIR (count, model, kind, storage, size on disk), after checking its files.
 
     \b
     Example:

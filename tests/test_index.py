@@ -1,4 +1,4 @@
-"""The persistent index: search as search() does, every kind and precision, save/load, add, checks."""
+"""The persistent index: search as search() does, every kind and storage, save/load, add, checks."""
 
 from __future__ import annotations
 
@@ -66,13 +66,13 @@ def test_save_load_round_trip(built, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kind", "precision", "floor"),
+    ("kind", "storage", "floor"),
     [("flat", "int8", 0.95), ("flat", "binary", 0.8), ("hnsw", "fp32", 0.9), ("hnsw", "int8", 0.9)],
 )
-def test_kinds_and_precisions_find_the_neighbours(kind, precision, floor):
+def test_kinds_and_storages_find_the_neighbours(kind, storage, floor):
     data = _vectors(3050)
     corpus, queries = data[:3000], data[3000:]
-    index = Index.from_embeddings(corpus, [f"t{i}" for i in range(3000)], kind=kind, precision=precision)
+    index = Index.from_embeddings(corpus, [f"t{i}" for i in range(3000)], kind=kind, storage=storage)
     assert _recall(index, corpus, queries) >= floor
     hits = index.search(queries[:1], top_k=5)[0]
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
@@ -80,13 +80,13 @@ def test_kinds_and_precisions_find_the_neighbours(kind, precision, floor):
 
 def test_binary_rescoring_scores_are_cosines(tmp_path):
     corpus = _vectors(500)
-    index = Index.from_embeddings(corpus, [str(i) for i in range(500)], precision="binary")
+    index = Index.from_embeddings(corpus, [str(i) for i in range(500)], storage="binary")
     assert index.settings.rescore == "int8"
     hit = index.search(corpus[7:8], top_k=1)[0][0]
     assert hit["corpus_id"] == 7 and hit["score"] == pytest.approx(1.0, abs=0.01)
     index.save(tmp_path / "bin")
     assert Index.load(tmp_path / "bin").search(corpus[7:8], top_k=1)[0][0]["corpus_id"] == 7
-    plain = Index.from_embeddings(corpus, [str(i) for i in range(500)], precision="binary", rescore=None)
+    plain = Index.from_embeddings(corpus, [str(i) for i in range(500)], storage="binary", rescore=None)
     assert plain.search(corpus[7:8], top_k=1)[0][0]["score"] == 1.0  # 1 - 2 * hamming / dim
 
 
@@ -121,8 +121,8 @@ def test_from_embeddings_and_add_vectors_check_widths():
         index.search(np.ones((1, 8)))
     with pytest.raises(InputError, match="Unknown index kind 'ivf'. Valid: flat, hnsw"):
         Index.from_embeddings(_vectors(2), ["a", "b"], kind="ivf")
-    with pytest.raises(InputError, match="Unknown index precision"):
-        Index.from_embeddings(_vectors(2), ["a", "b"], precision="fp16")
+    with pytest.raises(InputError, match="Unknown index storage 'fp16'. Valid: fp32, int8, binary."):
+        Index.from_embeddings(_vectors(2), ["a", "b"], storage="fp16")
     with pytest.raises(InputError, match="top_k"):
         index.search(_vectors(1), top_k=0)
 
@@ -206,3 +206,26 @@ def test_leftovers_of_a_killed_add_are_ignored_then_replaced(saved):
     index.add(["one more"], source="more.txt").save(saved)
     assert Index.load(saved).count == len(TEXTS) + 1
     assert sorted(p.name for p in saved.iterdir()) == ["index.2.faiss", "manifest.json", "texts.2.sqlite"]
+
+
+def test_an_index_saved_with_the_old_precision_key_still_loads(tmp_path):
+    from st_multitask.index import describe
+
+    corpus = _vectors(200)
+    folder = tmp_path / "old"
+    Index.from_embeddings(corpus, [str(i) for i in range(200)], storage="binary").save(folder)
+    # as saved before the setting was renamed: "precision" where "storage" is now. manifest.json
+    # lists the sha256 of the other files but is not hashed itself, so nothing else changes
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert "storage" in manifest["index"] and "precision" not in manifest["index"]
+    manifest["index"] = {("precision" if k == "storage" else k): v for k, v in manifest["index"].items()}
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    index = Index.load(folder)  # every file checked against its sha256
+    assert (index.settings.storage, index.settings.rescore) == ("binary", "int8")
+    assert index.search(corpus[7:8], top_k=1)[0][0]["corpus_id"] == 7
+    assert describe(folder)["storage"] == "binary"
+    index.add(["one more"], vectors=_vectors(1, seed=5), source="more.txt").save(folder)
+    saved = json.loads(path.read_text())["index"]  # written again: with the new key
+    assert saved["storage"] == "binary" and "precision" not in saved
+    assert Index.load(folder).count == 201

@@ -124,7 +124,7 @@ def index_from_embeddings(
     model: str | os.PathLike[str] | None = None,
     *,
     kind: str = "flat",
-    precision: str = "fp32",
+    storage: str = "fp32",
     source: str | None = None,
     chunk_size: int = 65536,
     workdir: str | os.PathLike[str] | None = None,
@@ -133,7 +133,7 @@ def index_from_embeddings(
     """An :class:`~st_multitask.index.Index` of stored embeddings (the Parquet output of any
     engine), built without embedding again. ``model`` is the index's model, which text queries
     will use (``None``: the packaged all-MiniLM-L6-v2); the vectors must come from it: its
-    fingerprint must be the one in the Parquet metadata. ``kind``, ``precision`` and ``settings``
+    fingerprint must be the one in the Parquet metadata. ``kind``, ``storage`` and ``settings``
     as in :meth:`Index.build <st_multitask.index.Index.build>`.
     """
     from ..index import Index
@@ -167,7 +167,7 @@ def index_from_embeddings(
                 rows,
                 model,
                 kind=kind,
-                precision=precision,
+                storage=storage,
                 source=name,
                 column=column,
                 workdir=workdir,

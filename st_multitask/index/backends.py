@@ -1,7 +1,7 @@
 """The vector search structure of an index: FAISS, exact (flat) or approximate (HNSW), over fp32,
 int8 or binary codes. Everything FAISS-specific lives here; FAISS is imported on first use.
 
-    >>> index = new_index(dim=8, kind="hnsw", precision="int8", hnsw_m=16)
+    >>> index = new_index(dim=8, kind="hnsw", storage="int8", hnsw_m=16)
     >>> type(index).__name__
     'IndexHNSWSQ'
 """
@@ -18,7 +18,7 @@ from .quantize import to_binary
 
 __all__ = [
     "KINDS",
-    "PRECISIONS",
+    "STORAGES",
     "add_vectors",
     "check_settings",
     "faiss_version",
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 KINDS = ("flat", "hnsw")
-PRECISIONS = ("fp32", "int8", "binary")
+STORAGES = ("fp32", "int8", "binary")  # how the vectors are stored
 _PARALLEL_FROM = 8  # queries in one call from which FAISS searches with all its threads
 
 
@@ -48,24 +48,24 @@ def faiss_version() -> str:
     return str(_faiss().__version__)
 
 
-def check_settings(kind: str, precision: str) -> None:
-    """Raise :class:`InputError` for an unknown kind or precision, naming the valid ones."""
+def check_settings(kind: str, storage: str) -> None:
+    """Raise :class:`InputError` for an unknown kind or storage, naming the valid ones."""
     if kind not in KINDS:
         raise InputError(f"Unknown index kind {kind!r}. Valid: {', '.join(KINDS)}.")
-    if precision not in PRECISIONS:
-        raise InputError(f"Unknown index precision {precision!r}. Valid: {', '.join(PRECISIONS)}.")
+    if storage not in STORAGES:
+        raise InputError(f"Unknown index storage {storage!r}. Valid: {', '.join(STORAGES)}.")
 
 
-def new_index(dim: int, kind: str, precision: str, hnsw_m: int = 16, ef_construction: int = 40) -> Any:
+def new_index(dim: int, kind: str, storage: str, hnsw_m: int = 16, ef_construction: int = 40) -> Any:
     """An empty FAISS index scoring by inner product (cosine, as vectors are unit length);
     binary codes are compared by Hamming distance."""
-    check_settings(kind, precision)
+    check_settings(kind, storage)
     faiss = _faiss()
-    if precision == "binary":
+    if storage == "binary":
         if dim % 8:
             raise InputError(f"Binary codes need a dimension divisible by 8, got {dim}.")
         index = faiss.IndexBinaryFlat(dim) if kind == "flat" else faiss.IndexBinaryHNSW(dim, hnsw_m)
-    elif precision == "int8":
+    elif storage == "int8":
         qtype, ip = faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
         if kind == "flat":
             index = faiss.IndexScalarQuantizer(dim, qtype, ip)
@@ -82,16 +82,16 @@ def new_index(dim: int, kind: str, precision: str, hnsw_m: int = 16, ef_construc
     return index
 
 
-def add_vectors(index: Any, vectors: np.ndarray, precision: str) -> None:
+def add_vectors(index: Any, vectors: np.ndarray, storage: str) -> None:
     """Add unit-length float32 vectors (n, dim); an untrained index (int8) is trained on them first."""
-    codes = to_binary(vectors) if precision == "binary" else np.ascontiguousarray(vectors, dtype=np.float32)
+    codes = to_binary(vectors) if storage == "binary" else np.ascontiguousarray(vectors, dtype=np.float32)
     if not index.is_trained:
         index.train(codes)
     index.add(codes)
 
 
 def search_index(
-    index: Any, queries: np.ndarray, k: int, precision: str, ef_search: int | None = None
+    index: Any, queries: np.ndarray, k: int, storage: str, ef_search: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids), each (queries, k), best first; ids are -1 where fewer than k were found.
     Binary scores are ``1 - 2 * hamming / dim``, a rough cosine."""
@@ -103,7 +103,7 @@ def search_index(
     if few:  # one query gains nothing from threads, and waits for them on a busy machine (24 ms vs 0.15)
         faiss.omp_set_num_threads(1)
     try:
-        if precision == "binary":
+        if storage == "binary":
             distances, ids = index.search(to_binary(queries), k)
             return 1.0 - 2.0 * distances.astype(np.float32) / index.d, ids
         return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
@@ -112,15 +112,15 @@ def search_index(
             faiss.omp_set_num_threads(threads)
 
 
-def write_index(index: Any, path: str | os.PathLike[str], precision: str) -> None:
+def write_index(index: Any, path: str | os.PathLike[str], storage: str) -> None:
     faiss = _faiss()
-    (faiss.write_index_binary if precision == "binary" else faiss.write_index)(index, os.fspath(path))
+    (faiss.write_index_binary if storage == "binary" else faiss.write_index)(index, os.fspath(path))
 
 
-def read_index(path: str | os.PathLike[str], precision: str) -> Any:
+def read_index(path: str | os.PathLike[str], storage: str) -> Any:
     faiss = _faiss()
     try:
-        return (faiss.read_index_binary if precision == "binary" else faiss.read_index)(os.fspath(path))
+        return (faiss.read_index_binary if storage == "binary" else faiss.read_index)(os.fspath(path))
     except RuntimeError as exc:  # FAISS reports a bad file as a RuntimeError with a C++ trace
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise InputError(f"{path} is not a readable FAISS index ({first}).") from None

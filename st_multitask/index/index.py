@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..similarity import Hit, as_embeddings, check_top_k, is_texts
 from .backends import (
     KINDS,
-    PRECISIONS,
+    STORAGES,
     add_vectors,
     check_settings,
     faiss_version,
@@ -55,7 +55,7 @@ from .manifest import (
 from .quantize import from_int8, int8_scale, to_int8, unit_rows
 from .store import TextStore, VectorStore
 
-__all__ = ["KINDS", "PRECISIONS", "RESCORE", "Index", "IndexHit", "IndexSettings", "describe"]
+__all__ = ["KINDS", "RESCORE", "STORAGES", "Index", "IndexHit", "IndexSettings", "describe"]
 
 RESCORE = ("int8", "fp32")
 _DTYPES = {"int8": "int8", "fp32": "float32"}  # rescoring vectors on disk
@@ -75,7 +75,7 @@ class IndexSettings:
     """How the vectors are stored and searched."""
 
     kind: str = "flat"  # flat: exact; hnsw: approximate, a graph
-    precision: str = "fp32"  # vectors in the search structure: fp32, int8 or binary (1 bit a dimension)
+    storage: str = "fp32"  # vectors in the search structure: fp32, int8 or binary (1 bit a dimension)
     rescore: str | None = (
         "auto"  # vectors kept on disk to rescore candidates: int8, fp32, None (auto: int8 for binary)
     )
@@ -85,9 +85,9 @@ class IndexSettings:
     ef_search: int = 256  # candidate list while searching (hnsw): more finds more, more slowly
 
     def __post_init__(self) -> None:
-        check_settings(self.kind, self.precision)
+        check_settings(self.kind, self.storage)
         if self.rescore == "auto":
-            self.rescore = "int8" if self.precision == "binary" else None
+            self.rescore = "int8" if self.storage == "binary" else None
         if self.rescore is not None and self.rescore not in RESCORE:
             raise InputError(f"Unknown rescore {self.rescore!r}. Valid: {', '.join(RESCORE)}, None.")
         for name in ("rescore_multiplier", "hnsw_m", "ef_construction", "ef_search"):
@@ -153,7 +153,7 @@ class Index:
         self._encoder: Any = None
         self._request: Any = None  # the model asked for at load (None: the builder's)
         self._backend: str | None = None
-        self._encoder_precision: str | None = None
+        self._precision: str | None = None  # the engine's precision (fp32, bf16, int8)
 
     # ------------------------------------------------------------------ construction
 
@@ -167,7 +167,7 @@ class Index:
     ) -> Index:
         work = Path(tempfile.mkdtemp(prefix=".stmt-index-", dir=workdir))
         structure = new_index(
-            model["dim"], settings.kind, settings.precision, settings.hnsw_m, settings.ef_construction
+            model["dim"], settings.kind, settings.storage, settings.hnsw_m, settings.ef_construction
         )
         vectors = (
             VectorStore(work / "vectors", model["dim"], _DTYPES[settings.rescore])
@@ -187,11 +187,11 @@ class Index:
         model: Any = None,
         *,
         kind: str = "flat",
-        precision: str = "fp32",
+        storage: str = "fp32",
         source: str = "<texts>",
         column: str | None = None,
         backend: str | None = None,
-        encoder_precision: str | None = None,
+        precision: str | None = None,
         batch_size: int = 64,
         chunk_size: int = 4096,
         long: str = "truncate",
@@ -203,17 +203,18 @@ class Index:
 
         Args:
             kind: ``flat`` (exact) or ``hnsw`` (approximate).
-            precision: vectors in the search structure: ``fp32``, ``int8`` or ``binary``.
+            storage: vectors in the search structure: ``fp32``, ``int8`` or ``binary``.
             source: the name hits give as their ``source`` (the CLI passes the file name).
             column: the column the texts came from (``add`` insists on the same one).
-            backend, encoder_precision: the engine that embeds (see :func:`embed`).
+            backend, precision: the engine that embeds and its precision (``fp32``, ``bf16``,
+                ``int8``), as in :func:`embed`.
             workdir: where the working files go until :meth:`save` (default: the system temp folder).
             settings: more :class:`IndexSettings` (``rescore``, ``hnsw_m``, ``ef_search``, ...).
         """
         from ..embedding import resolve_model
 
-        options = IndexSettings(kind=kind, precision=precision, **settings)
-        encoder = resolve_model(model, backend, encoder_precision)
+        options = IndexSettings(kind=kind, storage=storage, **settings)
+        encoder = resolve_model(model, backend, precision)
         index = cls._empty(model_identity(encoder, model), options, workdir, column)
         index._encoder = encoder
         index._add_rows(_rows(texts), source, batch_size, chunk_size, long)
@@ -229,7 +230,7 @@ class Index:
         model: Any = None,
         *,
         kind: str = "flat",
-        precision: str = "fp32",
+        storage: str = "fp32",
         source: str = "<texts>",
         column: str | None = None,
         workdir: str | os.PathLike[str] | None = None,
@@ -252,9 +253,7 @@ class Index:
                 f"The vectors have dimension {array.shape[1]}; the model {identity['name']} makes {identity['dim']}."
             )
         identity["dim"] = array.shape[1]
-        index = cls._empty(
-            identity, IndexSettings(kind=kind, precision=precision, **settings), workdir, column
-        )
+        index = cls._empty(identity, IndexSettings(kind=kind, storage=storage, **settings), workdir, column)
         if isinstance(model, (str, os.PathLike, type(None))):
             index._request = model
         else:
@@ -308,7 +307,7 @@ class Index:
                 f"The vectors have dimension {vectors.shape[1]}; the index holds {self.model['dim']}."
             )
         vectors = unit_rows(vectors)
-        add_vectors(self._structure, vectors, self.settings.precision)
+        add_vectors(self._structure, vectors, self.settings.storage)
         self._texts.append(lines, texts, source)
         if self._vectors is not None:
             if self.settings.rescore == "int8":
@@ -364,7 +363,7 @@ class Index:
             from ..embedding import resolve_model
 
             request = self.builder if self._request is None else self._request
-            encoder = resolve_model(request, self._backend, self._encoder_precision)
+            encoder = resolve_model(request, self._backend, self._precision)
             check_model(
                 {"model": self.model}, model_identity(encoder, request), self._home or Path("the index")
             )
@@ -388,9 +387,7 @@ class Index:
             return [[] for _ in q]
         k = min(top_k, self.count)
         fetch = min(self.count, k * self.settings.rescore_multiplier) if self._vectors is not None else k
-        scores, ids = search_index(
-            self._structure, q, fetch, self.settings.precision, self.settings.ef_search
-        )
+        scores, ids = search_index(self._structure, q, fetch, self.settings.storage, self.settings.ef_search)
         best = []
         for row, (row_scores, row_ids) in enumerate(zip(scores, ids)):
             keep = row_ids >= 0
@@ -423,7 +420,7 @@ class Index:
         names = self._files(generation)
         for name in names.values():  # what a killed writer may have left under these names
             (directory / name).unlink(missing_ok=True)
-        write_index(self._structure, directory / names["index"], self.settings.precision)
+        write_index(self._structure, directory / names["index"], self.settings.storage)
         self._texts.copy_to(directory / names["texts"])
         if self._vectors is not None:
             shutil.copyfile(self._vectors.path, directory / names["vectors"])
@@ -492,12 +489,12 @@ class Index:
         model: Any = None,
         *,
         backend: str | None = None,
-        encoder_precision: str | None = None,
+        precision: str | None = None,
         verify: bool = True,
     ) -> Index:
         """Open the index at ``path``, checking every file against the manifest (sha256 with
         ``verify``). Text queries use ``model`` (default: the model that built the index), which
-        must be the builder."""
+        must be the builder, on the engine ``backend`` / ``precision`` (see :func:`embed`)."""
         path = Path(path)
         manifest = read_index_manifest(path, verify=verify)
         try:
@@ -508,7 +505,7 @@ class Index:
             scale = np.asarray(stored["int8_scale"], dtype=np.float32) if stored.get("int8_scale") else None
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{path / 'manifest.json'} is not a valid index manifest ({exc}).") from None
-        structure = read_index(path / roles["index"], settings.precision)
+        structure = read_index(path / roles["index"], settings.storage)
         if structure.ntotal != manifest["count"] or structure.d != dim:
             raise InputError(f"{path / roles['index']} does not match {path / 'manifest.json'}: altered.")
         texts = TextStore(path / roles["texts"], readonly=True)
@@ -528,20 +525,20 @@ class Index:
             home=path,
             generation=int(manifest["generation"]),
         )
-        index._request, index._backend, index._encoder_precision = model, backend, encoder_precision
+        index._request, index._backend, index._precision = model, backend, precision
         if model is not None and isinstance(model, (str, os.PathLike)):  # refuse another model now
             check_model(manifest, model_identity(None, model), path)
         return index
 
     def __repr__(self) -> str:
         return (
-            f"Index({self.count} texts, {self.settings.kind}, {self.settings.precision}, "
+            f"Index({self.count} texts, {self.settings.kind}, {self.settings.storage}, "
             f"model={self.model['name']!r})"
         )
 
 
 def describe(path: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
-    """What ``stmt index info`` shows: count, model, kind, precision, rescoring, size on disk.
+    """What ``stmt index info`` shows: count, model, kind, storage, rescoring, size on disk.
 
     The files are checked as :meth:`Index.load` checks them, but nothing is loaded.
     """
@@ -556,7 +553,7 @@ def describe(path: str | os.PathLike[str], verify: bool = True) -> dict[str, Any
             str(manifest["model"].get(key) or "") for key in ("backend", "precision")
         ).strip(),
         "kind": stored["kind"],
-        "precision": stored["precision"],
+        "storage": stored["storage"],
         "rescore": stored.get("rescore"),
         "column": manifest.get("texts", {}).get("column"),
         "sources": len(manifest.get("texts", {}).get("sources", [])),

@@ -52,7 +52,8 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
 
 def read_index_manifest(directory: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
     """The manifest of the index at ``directory``, after checking every file it lists (sizes
-    always, sha256 hashes with ``verify``)."""
+    always, sha256 hashes with ``verify``). The vector storage is ``index.storage``, read from
+    ``index.precision`` in manifests written before it had that name."""
     directory = Path(directory)
     if not directory.is_dir():
         what = "does not exist" if not directory.exists() else "is a file"
@@ -76,6 +77,8 @@ def read_index_manifest(directory: str | os.PathLike[str], verify: bool = True) 
         RecursionError,
     ) as exc:  # ValueError: JSON, UTF-8
         raise InputError(f"{path} is not a st_multitask index manifest ({exc}).") from None
+    if "storage" not in settings and "precision" in settings:  # saved before the setting was renamed
+        settings["storage"] = settings.pop("precision")
     if version != FORMAT_VERSION:
         raise InputError(f"{path} has format version {version}; this st_multitask reads {FORMAT_VERSION}.")
     problem = _shape_problem(manifest)
@@ -127,8 +130,8 @@ def _shape_problem(manifest: dict[str, Any]) -> str | None:
         return "texts must be an object with a column name"
     if not isinstance(texts.get("sources", []), list):
         return "texts.sources must be a list"
-    if not isinstance(settings.get("kind"), str) or not isinstance(settings.get("precision"), str):
-        return "index needs its kind and precision"
+    if not isinstance(settings.get("kind"), str) or not isinstance(settings.get("storage"), str):
+        return "index needs its kind and storage"
     scale = settings.get("int8_scale")
     if scale is not None and not (
         isinstance(scale, list)

@@ -52,7 +52,7 @@ def test_info_and_add(run, index_dir, write):
     info = run("index", "info", index_dir, "--format", "json")
     facts = json.loads(info.stdout)
     assert facts["count"] == 3 and facts["model"] == "all-MiniLM-L6-v2" and facts["kind"] == "flat"
-    assert facts["precision"] == "fp32" and facts["bytes"] > 0
+    assert facts["storage"] == "fp32" and facts["bytes"] > 0
     assert "size on disk" in run("index", "info", index_dir).stdout
     result = run("index", "add", index_dir, write("more.txt", "A kitten sleeps.\n\nThe market crashed.\n"))
     assert result.exit_code == 0, result.output
@@ -65,11 +65,11 @@ def test_build_options(run, write, tmp_path):
     csv = write("reviews.csv", "id,review\n1,A lovely film.\n2,\n3,Dull and far too long.\n")
     out = str(tmp_path / "reviews")
     result = run(
-        "index", "build", csv, "--column", "review", "-o", out, "--kind", "hnsw", "--precision", "binary"
+        "index", "build", csv, "--column", "review", "-o", out, "--kind", "hnsw", "--storage", "binary"
     )
     assert result.exit_code == 0, result.output
     facts = json.loads(run("index", "info", out, "--format", "json").stdout)
-    assert (facts["kind"], facts["precision"], facts["rescore"], facts["column"]) == (
+    assert (facts["kind"], facts["storage"], facts["rescore"], facts["column"]) == (
         "hnsw",
         "binary",
         "int8",

@@ -179,7 +179,7 @@ RECIPE_KEYS = [
     "model", "tasks", "training", "head", "kind", "train", "dev", "test", "text_column", "label_column",
     "labels", "multi_label_separator", "format", "hidden", "long", "epochs", "batch_size", "learning_rate",
     "warmup_ratio", "loss_weights", "task_order", "freeze", "average_epochs", "lr_decay", "seed",
-    "metric_for_best", "max_grad_norm", "unfreeze_every", "early_stopping_patience", "temperature",
+    "metric_for_best", "max_grad_norm", "unfreeze_every", "early_stopping_patience", "sampling_temperature",
 ]  # fmt: skip
 
 
@@ -201,8 +201,8 @@ MANIFEST_KEYS = ["format_version", "dimension", "backbone", "heads", "type", "na
 
 
 INDEX_KEYS = ["format", "format_version", "files", "model", "index", "roles", "count", "generation",
-              "texts", "bytes", "sha256", "name", "dim", "fingerprint", "kind", "precision", "rescore",
-              "int8_scale", "column", "sources"]  # fmt: skip
+              "texts", "bytes", "sha256", "name", "dim", "fingerprint", "kind", "storage", "precision",
+              "rescore", "int8_scale", "column", "sources"]  # fmt: skip
 
 conll_files = (
     st.lists(conll_line, max_size=12)

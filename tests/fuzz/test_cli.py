@@ -180,12 +180,12 @@ def test_search(stmt, folder, source, column, query):
 @given(
     source=any_file,
     kind=st.sampled_from(["flat", "hnsw"]),
-    precision=st.sampled_from(["fp32", "int8", "binary"]),
+    storage=st.sampled_from(["fp32", "int8", "binary"]),
     errors=st.sampled_from(["strict", "replace"]),
 )
-def test_index_build(stmt, folder, source, kind, precision, errors):
+def test_index_build(stmt, folder, source, kind, storage, errors):
     stmt("index", "build", _file(folder, source), "-o", _fresh(folder, "index"), "--kind", kind,
-         "--precision", precision, "--errors", errors, *TORCH)  # fmt: skip
+         "--storage", storage, "--errors", errors, *TORCH)  # fmt: skip
 
 
 @cli_settings

@@ -204,7 +204,7 @@ def test_fast_head_config_shapes(tmp_path, edit, message):
         ({"texts": {"sources": None}}, "texts.sources must be a list"),  # TypeError: len(None)
         ({"roles": {"index": "../x", "texts": "texts.sqlite"}}, "every role must name a file listed"),
         ({"count": "3"}, "count and generation must be whole numbers"),
-        ({"index": {"kind": "flat"}}, "index needs its kind and precision"),  # KeyError in describe
+        ({"index": {"kind": "flat"}}, "index needs its kind and storage"),  # KeyError in describe
     ],
 )
 def test_index_manifest_shapes(tmp_path, edit, message):
