@@ -61,6 +61,19 @@ def test_config_validation(tmp_path):
         TrainingConfig.from_file(path)
 
 
+def test_a_renamed_training_setting_is_read_under_its_new_name_with_a_warning(tmp_path, caplog):
+    """``temperature`` (task sampling) became ``sampling_temperature``: a recipe, saved model or
+    checkpoint written before still loads, and the log names the new key."""
+    path = tmp_path / "old.yaml"
+    path.write_text("training:\n  sampling: temperature\n  temperature: 3.0\n")
+    with caplog.at_level("WARNING"):
+        config = TrainingConfig.from_file(path)
+    assert config.sampling_temperature == 3.0 and "sampling_temperature" in caplog.text
+    assert "temperature" not in config.to_dict()
+    with pytest.raises(InputError, match="sampling_temperature must be a positive number"):
+        TrainingConfig(sampling_temperature=0)
+
+
 # -- samplers ---------------------------------------------------------------------------------
 
 
@@ -73,7 +86,7 @@ def test_config_validation(tmp_path):
     ],
 )
 def test_sampler_proportions(strategy, expected):
-    sampler = TaskSampler({"a": 800, "b": 200}, strategy, temperature=2.0, seed=1)
+    sampler = TaskSampler({"a": 800, "b": 200}, strategy, sampling_temperature=2.0, seed=1)
     assert sampler.probabilities == pytest.approx(expected)
     draws = [next(sampler) for _ in range(20000)]
     assert draws.count("a") / len(draws) == pytest.approx(expected["a"], abs=0.015)

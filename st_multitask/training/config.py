@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,9 +16,12 @@ from ..data import SentenceExamples, TokenExamples
 from ..errors import InputError
 from .sampling import SAMPLINGS
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "CACHE_MODES",
-    "PRECISIONS",
+    "MIXED_PRECISIONS",
+    "RENAMED_SETTINGS",
     "STRATEGIES",
     "UNITS",
     "TaskData",
@@ -28,7 +32,10 @@ __all__ = [
 
 STRATEGIES = ("joint", "sequential")
 CACHE_MODES = ("auto", "memory", "disk", "off")
-PRECISIONS = ("no", "fp16", "bf16")
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
+# old name -> new name: "temperature" was the sampling temperature, now apart from the heads'
+# calibration temperature
+RENAMED_SETTINGS = {"temperature": "sampling_temperature"}
 UNITS = ("epoch", "step")
 
 
@@ -56,7 +63,7 @@ class TrainingConfig:
     max_grad_norm: float | None = 1.0  # gradient clipping; None turns it off
     gradient_accumulation_steps: int = 1
     sampling: str = "proportional"  # joint: proportional, round_robin, uniform, temperature
-    temperature: float = 2.0  # for sampling="temperature": p ∝ n^(1/T)
+    sampling_temperature: float = 2.0  # for sampling="temperature": p ∝ n^(1/T)
     loss_weights: dict[str, float] = field(default_factory=dict)  # task -> weight (default 1)
     task_order: list[str] | None = None  # sequential: the order of the stages (default: as given)
     freeze_finished_heads: bool = True  # sequential: a finished task's head stops training
@@ -101,7 +108,7 @@ class TrainingConfig:
         choice("strategy", STRATEGIES)
         choice("sampling", SAMPLINGS)
         choice("cache_embeddings", CACHE_MODES)
-        choice("mixed_precision", PRECISIONS)
+        choice("mixed_precision", MIXED_PRECISIONS)
         choice("unfreeze_unit", UNITS)
         for name in (
             "epochs",
@@ -113,7 +120,7 @@ class TrainingConfig:
             positive(name)
         for name in ("unfreeze_every", "checkpoint_every", "early_stopping_patience"):
             positive(name, allow_none=True)
-        for name in ("learning_rate", "head_learning_rate", "temperature"):
+        for name in ("learning_rate", "head_learning_rate", "sampling_temperature"):
             positive(name, integer=False)
         positive("max_grad_norm", allow_none=True, integer=False)
         for name in ("best_per_task", "freeze_finished_heads", "calibrate"):
@@ -169,7 +176,18 @@ class TrainingConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        """Build from a dict; an unknown key names the valid ones."""
+        """Build from a dict; an unknown key names the valid ones. A key that was renamed (in a
+        recipe, a saved model or a checkpoint written before) is read under its new name, with a
+        warning that names it.
+
+        >>> TrainingConfig.from_dict({"sampling": "temperature", "sampling_temperature": 3.0}).sampling_temperature
+        3.0
+        """
+        values = dict(values)
+        for old, new in RENAMED_SETTINGS.items():
+            if old in values and new not in values:
+                logger.warning("Training setting %r is now called %r; reading it as that.", old, new)
+                values[new] = values.pop(old)
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = [k for k in values if k not in valid]
         if unknown:

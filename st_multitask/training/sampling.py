@@ -1,6 +1,6 @@
 """Task samplers for joint training: which task the next batch comes from.
 
->>> sampler = TaskSampler({"topic": 900, "ner": 100}, "temperature", temperature=2.0, seed=0)
+>>> sampler = TaskSampler({"topic": 900, "ner": 100}, "temperature", sampling_temperature=2.0, seed=0)
 >>> {task: round(p, 3) for task, p in sampler.probabilities.items()}
 {'topic': 0.75, 'ner': 0.25}
 """
@@ -35,7 +35,7 @@ class TaskSampler:
         self,
         sizes: Mapping[str, int],
         strategy: Sampling = "proportional",
-        temperature: float = 1.0,
+        sampling_temperature: float = 1.0,
         seed: int = 0,
     ):
         if strategy not in SAMPLINGS:
@@ -45,15 +45,15 @@ class TaskSampler:
         if any(n <= 0 for n in sizes.values()):
             empty = [t for t, n in sizes.items() if n <= 0]
             raise InputError(f"Task {empty[0]!r} has no training examples.")
-        if temperature <= 0:
-            raise InputError(f"temperature must be positive, got {temperature!r}.")
+        if sampling_temperature <= 0:
+            raise InputError(f"sampling_temperature must be positive, got {sampling_temperature!r}.")
         self.tasks = list(sizes)
         self.strategy = strategy
         counts = np.array([sizes[t] for t in self.tasks], dtype=np.float64)
         if strategy == "proportional":
             weights = counts
         elif strategy == "temperature":
-            weights = counts ** (1.0 / temperature)
+            weights = counts ** (1.0 / sampling_temperature)
         else:
             weights = np.ones_like(counts)
         self._p = weights / weights.sum()

@@ -291,7 +291,9 @@ class Trainer:
                     if name not in self.freezing.frozen_heads:
                         self.model.heads[name].requires_grad_(True)
         sizes = {s.name: len(s) for s in stage.streams}
-        sampler = TaskSampler(sizes, cfg.sampling, cfg.temperature, seed=cfg.seed + 1000 * stage_index)
+        sampler = TaskSampler(
+            sizes, cfg.sampling, cfg.sampling_temperature, seed=cfg.seed + 1000 * stage_index
+        )
         if state["sampler"] is not None:
             sampler.load_state_dict(state["sampler"])
         return sampler
