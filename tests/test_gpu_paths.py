@@ -1,7 +1,7 @@
 """GPU code paths that a CPU-only CI can still check: tensors that live on the accelerator are
 simulated by a tensor type that, like a CUDA tensor, refuses to mix with CPU tensors or to become
 numpy before ``.cpu()``; a machine with a GPU is simulated for the backend choice.
-(benchmarks/gpu_check.py runs the real thing on a CUDA machine.)"""
+(tests/gpu/ runs the real thing on a CUDA machine, under the ``gpu`` marker.)"""
 
 from __future__ import annotations
 
