@@ -23,7 +23,7 @@ from ..errors import InputError, RuntimeUnavailableError
 from .core import BatchPredictor, BatchSpec, check_input
 from .sources import Source
 
-__all__ = ["RayPredictor", "ensure_ray", "map_dataset", "read_dataset", "run_ray"]
+__all__ = ["RayPredictor", "ensure_ray", "map_dataset", "pool_size", "read_dataset", "run_ray"]
 
 PIP = "pip install 'st-multitask[ray]'"
 
@@ -93,34 +93,46 @@ class RayPredictor:
 
 # Reading and writing are light I/O next to the model: their tasks reserve no CPU, or on a cluster
 # whose CPUs the actor pool holds (2 actors x 1 CPU on 2 CPUs) they would wait for one forever.
+# Tasks of no CPU are not limited by the CPUs, though: without a cap Ray starts a worker process
+# (about 200 MB) for every file read and every block written at once, and a job's memory grows
+# with its input's file count. So at most one read and one write task run per actor.
 _IO_ARGS = {"num_cpus": 0}  # write_parquet takes them as ray_remote_args
 
 
-def read_dataset(source: Source) -> Any:
-    """The input files as a Ray dataset (read tasks reserve no CPU)."""
+def read_dataset(source: Source, concurrency: int | None = None) -> Any:
+    """The input files as a Ray dataset: read tasks reserve no CPU, at most ``concurrency`` at once."""
     ray = _import_ray()
     paths = list(source.paths)
+    io = {"num_cpus": 0, "concurrency": concurrency}
     if source.fmt == "parquet":
         # Ray's V2 Parquet reader lists files in a task of 1 CPU that no setting lowers
         context = ray.data.DataContext.get_current()
         before = context.use_datasource_v2
         context.use_datasource_v2 = False  # the dataset keeps a copy of the context it was made in
         try:
-            return ray.data.read_parquet(paths, num_cpus=0)
+            return ray.data.read_parquet(paths, **io)
         finally:
             context.use_datasource_v2 = before
     if source.fmt == "json":
-        return ray.data.read_json(paths, lines=True, num_cpus=0)
+        return ray.data.read_json(paths, lines=True, **io)
     if source.fmt in ("csv", "tsv"):
         import pyarrow.csv as pcsv
 
         delimiter = "," if source.fmt == "csv" else "\t"
-        return ray.data.read_csv(paths, parse_options=pcsv.ParseOptions(delimiter=delimiter), num_cpus=0)
-    return ray.data.read_text(paths, num_cpus=0)
+        return ray.data.read_csv(paths, parse_options=pcsv.ParseOptions(delimiter=delimiter), **io)
+    return ray.data.read_text(paths, **io)
 
 
 def _cluster_cpus(ray: Any) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def pool_size(actors: int | None, cpus_per_actor: int) -> int:
+    """The actor pool's size: ``actors``, or by default the cluster's CPUs / ``cpus_per_actor``."""
+    for name, value in (("actors", actors), ("cpus_per_actor", cpus_per_actor)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InputError(f"{name} must be a positive integer, got {value!r}.")
+    return actors or max(1, _cluster_cpus(_import_ray()) // cpus_per_actor)
 
 
 def map_dataset(
@@ -134,11 +146,7 @@ def map_dataset(
     ``cpus_per_actor``) of ``actor_class``, each with ``cpus_per_actor`` CPUs and runtime threads."""
     from ray.data import ActorPoolStrategy
 
-    ray = _import_ray()
-    for name, value in (("actors", actors), ("cpus_per_actor", cpus_per_actor)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise InputError(f"{name} must be a positive integer, got {value!r}.")
-    size = actors or max(1, _cluster_cpus(ray) // cpus_per_actor)
+    size = pool_size(actors, cpus_per_actor)
     columns = [*spec.id_columns, spec.text_column]
     return dataset.select_columns(columns).map_batches(
         actor_class,
@@ -165,15 +173,16 @@ def run_ray(
     import pyarrow.parquet as pq
 
     ensure_ray(address)
-    dataset = read_dataset(source)
+    size = pool_size(actors, cpus_per_actor)
+    dataset = read_dataset(source, concurrency=size)
     input_schema = dataset.schema().base_schema  # pyarrow
     check_input(spec, input_schema, source.name)  # before any model loads
     driver = BatchPredictor(replace(spec, threads=None))  # checks the model and gives the schema
     schema = driver.schema(input_schema)
     del driver
-    mapped = map_dataset(dataset, spec, actors, cpus_per_actor, actor_class)
+    mapped = map_dataset(dataset, spec, size, cpus_per_actor, actor_class)
     with atomic_directory(Path(output), overwrite) as tmp:
-        mapped.write_parquet(str(tmp), schema=schema, ray_remote_args=_IO_ARGS)
+        mapped.write_parquet(str(tmp), schema=schema, ray_remote_args=_IO_ARGS, concurrency=size)
         files = sorted(tmp.rglob("*.parquet"))
         rows = sum(pq.read_metadata(f).num_rows for f in files)
     return rows
