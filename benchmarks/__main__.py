@@ -9,7 +9,7 @@ options follow ``--``). ``--quick`` runs it at a smoke-test size, seconds to a f
 cores, and sets ``STMT_BENCH_QUICK=1`` so that nothing is stored under ``benchmarks/results/``
 (``_common.store_result`` writes to ``benchmarks/out/quick/`` instead): a quick run checks that a
 script works, its figures are not results. ``all`` is every benchmark that runs on a CPU without
-other inputs; ``gpu_check`` (a CUDA machine), ``quality`` (trained models) and the training
+other inputs; ``gpu_speed`` (a CUDA machine), ``quality`` (trained models) and the training
 studies (``select_default``, ``head_sweep``, ``finetune``) are run by name or by their ``make``
 targets.
 
@@ -38,7 +38,7 @@ BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
     "embed_speed": (True, ["--n", "256", "--rounds", "1", "--warmup", "16"]),
     "finetune": (False, ["--limit", "64", "--epochs", "1"]),
     "fuzz_atheris": (True, ["--seconds", "10"]),
-    "gpu_check": (False, ["--n", "256", "--repeats", "1", "--agreement-n", "16"]),
+    "gpu_speed": (False, ["--n", "256", "--cpu-n", "64", "--repeats", "1", "--batch-sizes", "32"]),
     "head_sweep": (False, []),
     "index_bench": (
         True,

@@ -3,7 +3,7 @@
 Not run on its own; the benchmarks import it after putting this folder on ``sys.path``::
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import load_sts_b, machine_info, write_result
+    from _common import load_sts_b, machine_info, store_result
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ import importlib.util
 import json
 import os
 import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,33 +126,75 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def _proc_stats() -> tuple[dict[int, int], dict[int, list[str]]]:
+    """Every process's parent and ``/proc/<pid>/stat`` fields after the command name."""
+    parents: dict[int, int] = {}
+    fields: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                row = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(row[1])
+        fields[int(entry)] = row
+    return parents, fields
+
+
+def _tree(parents: dict[int, int]) -> set[int]:
+    """This process and every live descendant (Ray's raylet and actors, Spark's JVM and workers)."""
+    mine, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        pid = frontier.pop()
+        children = [c for c, p in parents.items() if p == pid and c not in mine]
+        mine.update(children)
+        frontier.extend(children)
+    return mine
+
+
+def tree_rss() -> int:
+    """Bytes resident now in this process and its live descendants (Linux)."""
+    parents, fields = _proc_stats()
+    page = os.sysconf("SC_PAGE_SIZE")
+    return sum(int(fields[pid][21]) * page for pid in _tree(parents) if pid in fields)
+
+
 class OtherLoad:
     """Share of the machine's CPU time used by *other* processes while the block ran (Linux only).
 
     Busy time of all CPUs (``/proc/stat``) less this process's own time and that of its waited-for
-    children (``/proc/self/stat``), over the CPUs' total time. About 0 on a quiet machine; 0.5 on
-    2 cores means another process kept one core busy, and timings from that block are not clean::
+    children, over the CPUs' total time. With ``tree=True`` the live descendants count as its own
+    too (an engine's workers: Ray actors, Spark's Python workers, a server under test); a worker
+    that exits meanwhile is then missed, and the load overstated. About 0 on a quiet machine; 0.5
+    on 2 cores means another process kept one core busy, and timings from that block are not
+    clean::
 
         with OtherLoad() as load:
             work()
         print(load.fraction)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tree: bool = False) -> None:
+        self.tree = tree
         self.fraction: float | None = None
         self._start: tuple[int, int, int] | None = None
 
-    @staticmethod
-    def _snapshot() -> tuple[int, int, int] | None:
+    def _snapshot(self) -> tuple[int, int, int] | None:
         try:
             with open("/proc/stat", encoding="ascii") as f:
                 fields = [int(v) for v in f.readline().split()[1:9]]
-            with open("/proc/self/stat", encoding="ascii") as f:
-                own = f.read().rsplit(")", 1)[1].split()
+            if self.tree:
+                parents, stats = _proc_stats()
+                own_ticks = sum(sum(int(v) for v in stats[p][11:15]) for p in _tree(parents) if p in stats)
+            else:
+                with open("/proc/self/stat", encoding="ascii") as f:
+                    own = f.read().rsplit(")", 1)[1].split()
+                own_ticks = sum(int(v) for v in own[11:15])  # utime, stime, cutime, cstime
         except (OSError, ValueError, IndexError):
             return None
         idle = fields[3] + fields[4]  # idle + iowait
-        own_ticks = sum(int(v) for v in own[11:15])  # utime, stime, cutime, cstime
         return sum(fields) - idle, sum(fields), own_ticks
 
     def __enter__(self) -> OtherLoad:
@@ -163,13 +209,26 @@ class OtherLoad:
         self.fraction = round(max(0.0, (busy - own) / total), 3)
 
 
-def write_result(name: str, result: dict[str, Any], path: Path | None = None) -> Path:
-    """Write ``result`` (plus ``machine``) to ``path`` [default: ``benchmarks/out/<name>.json``]."""
-    path = path or OUT_DIR / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, **result, "machine": machine_info()}
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+@dataclass
+class Timed:
+    """One timed call: its seconds, the share of CPU other processes used meanwhile, its value."""
+
+    seconds: float
+    other_cpu_load: float | None
+    value: Any = None
+
+    def record(self) -> dict[str, Any]:
+        """What a result stores of it: ``{"seconds", "other_cpu_load"}``."""
+        return {"seconds": round(self.seconds, 3), "other_cpu_load": self.other_cpu_load}
+
+
+def timed(fn: Callable[[], Any], tree: bool = False) -> Timed:
+    """Run ``fn`` once under :class:`OtherLoad` (``tree``: its descendants count as its own)."""
+    with OtherLoad(tree=tree) as load:
+        start = time.perf_counter()
+        value = fn()
+        seconds = time.perf_counter() - start
+    return Timed(seconds, load.fraction, value)
 
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16", "amx_int8", "amx_tile")
@@ -222,17 +281,27 @@ def git_commit() -> str | None:
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def store_result(name: str, result: dict[str, Any], command: str) -> Path:
+def run_command() -> str:
+    """How this benchmark was started, as one can rerun it: ``python benchmarks/<script> <args>``."""
+    return " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+
+
+def store_result(
+    name: str, result: dict[str, Any], command: str | None = None, path: Path | None = None
+) -> Path:
     """Write a result to ``benchmarks/results/<machine tag>/<name>.json``, committed with the code:
-    the figures plus the command, the commit, the date, the machine and its CPU flags. A smoke run
-    (``python -m benchmarks run --quick``, which sets ``STMT_BENCH_QUICK=1``) writes to
-    ``benchmarks/out/quick/`` instead: its sizes are too small to stand as results."""
+    the figures plus the command [default: this process's, :func:`run_command`], the commit, the
+    date, the machine and its CPU flags. A smoke run (``python -m benchmarks run --quick``, which
+    sets ``STMT_BENCH_QUICK=1``) writes to ``benchmarks/out/quick/`` instead: its sizes are too
+    small to stand as results. ``path`` (a script's ``--out``) writes there instead."""
     quick = os.environ.get("STMT_BENCH_QUICK") == "1"
-    path = (OUT_DIR / "quick" if quick else RESULTS_DIR / machine_tag()) / f"{name}.json"
+    if path is None:
+        path = (OUT_DIR / "quick" if quick else RESULTS_DIR / machine_tag()) / f"{name}.json"
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
-        "command": command,
+        "command": command or run_command(),
         "commit": git_commit(),
         "machine": {**machine_info(), "cpu_flags": cpu_flags()},
         **result,
@@ -241,3 +310,42 @@ def store_result(name: str, result: dict[str, Any], command: str) -> Path:
     tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def small_model(folder: Path) -> Path:
+    """A 1-layer random BERT sentence-transformer (hidden 32) with MiniLM's vocabulary, saved under
+    ``folder``: for measuring what a pipeline holds (reading, batching, writing), which does not grow
+    with the weights, at a million texts in minutes on 2 cores. Returns the model directory."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:
+        from sentence_transformers import models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from st_multitask.backbone import default_model_path
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder / "hf")
+    tokenizer.save_pretrained(folder / "hf")
+    model = SentenceTransformer(
+        modules=[
+            models.Transformer(str(folder / "hf"), max_seq_length=32),
+            models.Pooling(32),
+            models.Normalize(),
+        ],
+        device="cpu",
+    )
+    model.save(str(folder / "model"))
+    return folder / "model"

@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_result
+from _common import store_result
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("topic", "sentiment")
@@ -72,10 +72,7 @@ def main() -> None:
     }
     for task, row in rows.items():
         print(task, row)
-    path = write_result(
-        "calibration",
-        {"command": "python benchmarks/calibration.py " + " ".join(sys.argv[1:]), "tasks": rows},
-    )
+    path = store_result("calibration", {"tasks": rows})
     if args.write:
         model.save(ROOT / "st_multitask" / "default_model", overwrite=True, backbone="reference")
         print("wrote st_multitask/default_model")

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, sts_test_spearman
+from _common import machine_info, store_result, sts_test_spearman
 
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
 from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes, load_sts_b
@@ -285,6 +285,7 @@ def main() -> None:
     if args.quick:
         print("quick run: docs not written")
         return
+    print(store_result("considerations", result))
     plot(runs)
     tmp = DOC.with_suffix(".tmp")
     tmp.write_text(render(result))

@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import OtherLoad, load_sts_b, write_result
+from _common import OtherLoad, load_sts_b, store_result
 
 TARGET_RATIO = 1.3
 MARKER = "EMBED_RSS_RESULT "
@@ -133,7 +133,9 @@ def main() -> None:
     parser.add_argument("--no-shuffle", action="store_true", help="Cycle the sentences in file order.")
     parser.add_argument("--keep", type=Path, default=None, help="Write inputs/outputs here and keep them.")
     parser.add_argument("--dim", type=int, default=384, help="Expected embedding width.")
-    parser.add_argument("--out", type=Path, default=None, help="JSON path [default: out/embed_rss.json].")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON path [default: results/<machine>/embed_rss.json]."
+    )
     parser.add_argument(
         "--backend", default="torch", help="Passed to stmt embed --backend (torch, onnx, ...)."
     )
@@ -192,7 +194,7 @@ def main() -> None:
     small, large = runs[0], runs[-1]
     ratio = large["peak_rss_kib"] / small["peak_rss_kib"]
     result = {
-        "command": f"stmt embed INPUT -o OUT.npy {' '.join(extra)}",
+        "measured_command": f"stmt embed INPUT -o OUT.npy {' '.join(extra)}",
         "sizes": args.sizes,
         "shuffled_seed": None if args.no_shuffle else args.seed,
         "sentence_pool": len(pool),
@@ -204,7 +206,7 @@ def main() -> None:
         "first_rows_vs_st_multitask_embed_max_abs_diff": content_diff,
         "all_shapes_ok": all(r["shape_ok"] for r in runs),
     }
-    path = write_result("embed_rss", result, args.out)
+    path = store_result("embed_rss", result, path=args.out)
     print("    lines  peak RSS MiB   wall s   lines/s  other CPU load")
     for r in runs:
         load = r["other_cpu_load"]

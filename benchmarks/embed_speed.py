@@ -17,26 +17,15 @@ import argparse
 import os
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import OtherLoad, sts_sentences, write_result
+from _common import store_result, sts_sentences, timed
 
 TOLERANCE = 1e-5
-
-
-def timed(fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray, float | None]:
-    """Seconds taken, the output, and the share of CPU other processes used meanwhile."""
-    with OtherLoad() as load:
-        start = time.perf_counter()
-        out = fn()
-        elapsed = time.perf_counter() - start
-    return elapsed, out, load.fraction
 
 
 def main() -> None:
@@ -53,7 +42,9 @@ def main() -> None:
         default=0.05,
         help="A round is clean when other processes used at most this share of the CPU in both its runs.",
     )
-    parser.add_argument("--out", type=Path, default=None, help="JSON path [default: out/embed_speed.json].")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON path [default: results/<machine>/embed_speed.json]."
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.n < 1:
         parser.error("--rounds and --n must be positive")
@@ -85,7 +76,8 @@ def main() -> None:
     for r in range(args.rounds):
         order = ["ours", "plain"] if r % 2 == 0 else ["plain", "ours"]
         for name in order:
-            elapsed, outputs[name], load = timed(runs[name])
+            run = timed(runs[name])
+            elapsed, outputs[name], load = run.seconds, run.value, run.other_cpu_load
             seconds[name].append(elapsed)
             other_load[name].append(load)
             print(
@@ -144,7 +136,7 @@ def main() -> None:
         "output_shape": list(outputs["ours"].shape),
         "output_dtype": str(outputs["ours"].dtype),
     }
-    path = write_result("embed_speed", result, args.out)
+    path = store_result("embed_speed", result, path=args.out)
     print(
         f"{len(texts)} sentences, batch {args.batch_size}, {args.rounds} rounds, {torch.get_num_threads()} threads"
     )

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, sts_test_spearman
+from _common import machine_info, store_result, sts_test_spearman
 
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
 from st_multitask.corpora import load_conll2003, load_rotten_tomatoes
@@ -213,6 +213,7 @@ def main() -> None:
         tmp = args.output.with_suffix(".tmp")
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
         tmp.replace(args.output)
+    print(store_result("finetune", {"systems": results}))
 
 
 if __name__ == "__main__":

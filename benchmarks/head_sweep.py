@@ -19,7 +19,7 @@ many cores or a GPU)::
 
 ``--seeds 0,1,2`` trains every recipe once per seed (``stmt train --seed``) and reports each
 figure's mean and spread (population standard deviation) over the seeds, since single runs of a
-small head move by about half a point. Writes ``benchmarks/out/head_sweep.json`` (every run and the
+small head move by about half a point. Stores ``benchmarks/results/<machine>/head_sweep.json`` (every run and the
 summary) and prints a Markdown table.
 """
 
@@ -40,7 +40,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OUT_DIR, write_result
+from _common import OUT_DIR, store_result
 
 RECIPES = Path(__file__).resolve().parent / "head_sweep"
 # ``stmt`` installed, or from a source checkout on PYTHONPATH (the CLI package is ``cli`` there)
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument(
         "--seeds", default=None, help="comma-separated seeds, one run each [default: the recipe's]"
     )
-    parser.add_argument("--out", default="head_sweep", help="result name in benchmarks/out/")
+    parser.add_argument("--out", default="head_sweep", help="result name in benchmarks/results/<machine>/")
     parser.add_argument(
         "--reuse", action="store_true", help="score finished runs already in the output folder"
     )
@@ -123,7 +123,7 @@ def main() -> None:
         row["train_seconds"] = None if seconds is None else round(seconds)
         per_run.setdefault(recipe.stem, []).append({"seed": seed, **row})
     rows = {name: summarise(found) for name, found in per_run.items()}
-    write_result(
+    store_result(
         args.out,
         {
             "device": args.device or "auto",

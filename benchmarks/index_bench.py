@@ -9,7 +9,9 @@ Method, one run:
 2. The corpus is filled up to ``--size`` vectors with noisy copies: a copy of a random real vector
    ``e`` is ``normalize(e + s * g)``, ``g`` standard normal noise in every dimension and ``s`` drawn
    uniformly from [0.02, 0.06] per copy (cosine to its source about 0.93 to 0.63).
-3. Ground truth: the exact top 10 of every query by FAISS ``IndexFlatIP`` (fp32).
+3. Ground truth: the exact top 10 of every query by FAISS ``IndexFlatIP`` (fp32). Recall is
+   also given for each half of the queries apart: a default breadth is chosen on the first
+   half (selection) and quoted on the second (held out).
 4. Exact baseline latency: ``IndexFlatIP.search`` one query at a time (median over
    ``--latency-queries`` queries). Each index configuration: built with ``Index.from_embeddings``
    (timed), saved, then recall@10 over all queries and single-query latency of ``Index.search``
@@ -26,7 +28,8 @@ Method, one run:
     HF_HUB_OFFLINE=1 python benchmarks/index_bench.py [--size 1000000] [--queries 1000]
         [--latency-queries 200] [--compare-size 200000] [--build-lines 1000000] [--skip STAGES]
 
-Writes benchmarks/out/index_bench.json (and the built indexes under benchmarks/out/index_bench/).
+Stores benchmarks/results/<machine>/index_bench.json (the built indexes stay under
+benchmarks/out/index_bench/).
 """
 
 from __future__ import annotations
@@ -48,20 +51,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import OUT_DIR, OtherLoad, write_result
+from _common import OUT_DIR, OtherLoad, small_model, store_result
 
 WORK = OUT_DIR / "index_bench"
 K = 10
 # name -> Index settings; searched at each breadth (efSearch for HNSW, rescoring multiplier for binary)
 CONFIGS: dict[str, dict[str, Any]] = {
-    "hnsw-int8-M16": {"kind": "hnsw", "precision": "int8", "hnsw_m": 16, "ef_construction": 40},
-    "hnsw-int8-M32": {"kind": "hnsw", "precision": "int8", "hnsw_m": 32, "ef_construction": 40},
-    "flat-binary-rescore": {"kind": "flat", "precision": "binary"},
-    "hnsw-binary-M32-rescore": {"kind": "hnsw", "precision": "binary", "hnsw_m": 32, "ef_construction": 40},
+    "hnsw-int8-M16": {"kind": "hnsw", "storage": "int8", "hnsw_m": 16, "ef_construction": 40},
+    "hnsw-int8-M32": {"kind": "hnsw", "storage": "int8", "hnsw_m": 32, "ef_construction": 40},
+    "hnsw-int8-M32-efC200": {"kind": "hnsw", "storage": "int8", "hnsw_m": 32, "ef_construction": 200},
+    "flat-binary-rescore": {"kind": "flat", "storage": "binary"},
+    "hnsw-binary-M32-rescore": {"kind": "hnsw", "storage": "binary", "hnsw_m": 32, "ef_construction": 40},
 }
 BREADTHS = {
     "hnsw-int8-M16": [{"ef_search": e} for e in (64, 128, 256, 512)],
     "hnsw-int8-M32": [{"ef_search": e} for e in (64, 128, 256)],
+    "hnsw-int8-M32-efC200": [{"ef_search": e} for e in (32, 64, 128, 256)],
     "flat-binary-rescore": [{"rescore_multiplier": m} for m in (5, 10, 20)],
     "hnsw-binary-M32-rescore": [{"rescore_multiplier": m, "ef_search": e} for m, e in ((10, 128), (20, 256))],
 }
@@ -243,8 +248,15 @@ def config_stage(
         hits = index.search(queries, top_k=K)
         found = np.array([[h["corpus_id"] for h in row] + [-1] * (K - len(row)) for row in hits])
         lat = median_ms(lambda q, ix=index: ix.search(q, top_k=K), queries[:latency_queries])
+        half = len(queries) // 2  # a breadth is chosen on the first half, reported on the second
         record["breadths"].append(
-            {**breadth, "recall_at_10": round(recall(found, exact), 4), "ms_per_query": lat}
+            {
+                **breadth,
+                "recall_at_10": round(recall(found, exact), 4),
+                "recall_at_10_selection_half": round(recall(found[:half], exact[:half]), 4),
+                "recall_at_10_held_out_half": round(recall(found[half:], exact[half:]), 4),
+                "ms_per_query": lat,
+            }
         )
         log(f"{name} {breadth}: {record['breadths'][-1]}")
     record["loaded"] = loaded_rss(target, queries)
@@ -318,43 +330,6 @@ LAUNCHER = (
 )
 
 
-def small_model(folder: Path) -> Path:
-    """A 1-layer random BERT sentence-transformer (hidden 32) with MiniLM's vocabulary."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    try:  # sentence-transformers >= 6
-        from sentence_transformers.sentence_transformer import modules as models
-    except ImportError:
-        from sentence_transformers import models
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from st_multitask.backbone import default_model_path
-
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(folder / "hf")
-    tokenizer.save_pretrained(folder / "hf")
-    model = SentenceTransformer(
-        modules=[
-            models.Transformer(str(folder / "hf"), max_seq_length=32),
-            models.Pooling(32),
-            models.Normalize(),
-        ],
-        device="cpu",
-    )
-    model.save(str(folder / "model"))
-    return folder / "model"
-
-
 def build_memory_stage(texts: list[str], sizes: list[int]) -> dict[str, Any]:
     stmt = str(Path(sys.executable).parent / "stmt")
     out: dict[str, Any] = {}
@@ -412,13 +387,13 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     import faiss
 
-    result: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "size": args.size, "k": K}
+    result: dict[str, Any] = {"size": args.size, "k": K}
     texts, counts = real_texts()
     queries_text, corpus_text = texts[: args.queries], texts[args.queries :]
     result["real_texts"] = {"total": len(texts), "by_source": counts, "queries": len(queries_text)}
     if {"configs", "compare"} <= skip:  # build memory alone: no vectors needed
         result["build_memory"] = build_memory_stage(texts, [10_000, args.build_lines])
-        log(f"wrote {write_result('index_bench_build', result, args.out)}")
+        log(f"wrote {store_result('index_bench_build', result, path=args.out)}")
         return
     vectors = real_embeddings(texts)
     queries, real = vectors[: args.queries], vectors[args.queries :]
@@ -437,13 +412,15 @@ def main() -> None:
         result["configs"] = {}
         for name in args.configs.split(","):
             result["configs"][name] = config_stage(name, corpus, names, queries, exact, args.latency_queries)
-            path = write_result("index_bench", result, args.out)  # partial results survive a later failure
+            path = store_result(
+                "index_bench", result, path=args.out
+            )  # partial results survive a later failure
     if "compare" not in skip:
         result["faiss_vs_usearch"] = compare_stage(corpus[: args.compare_size], queries, args.latency_queries)
-        path = write_result("index_bench", result, args.out)
+        path = store_result("index_bench", result, path=args.out)
     if "build" not in skip:
         result["build_memory"] = build_memory_stage(texts, [10_000, args.build_lines])
-    path = write_result("index_bench", result, args.out)
+    path = store_result("index_bench", result, path=args.out)
     log(f"wrote {path}")
 
 

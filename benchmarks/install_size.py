@@ -14,7 +14,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_result
+from _common import store_result
 
 
 def _name(text: str) -> str:
@@ -65,8 +65,8 @@ def main() -> None:
         wanted = [r.split(";")[0] for r in requires if f'extra == "{extra}"' in r]
         added = closure(wanted) - base_set
         rows[f"[{extra}] adds"] = {"mib": size_mib(added), "packages": sorted(added)}
-    result = {"command": "python benchmarks/install_size.py", "sizes": rows}
-    path = write_result("install_size", result)
+    result = {"sizes": rows}
+    path = store_result("install_size", result)
     for key, value in rows.items():
         packages = value["packages"]
         shown = packages if isinstance(packages, int) else ", ".join(packages)

@@ -10,7 +10,6 @@ both see the same machine state. Reports seconds, texts/s, the ratio predict/enc
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -19,13 +18,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, sts_sentences
+from _common import store_result, sts_sentences
 
 from st_multitask import MultiTaskModel
 from st_multitask.backbone import load_backbone
 from st_multitask.heads import MLPHead, TokenHead
-
-OUT = Path(__file__).resolve().parent / "out"
 
 
 def main() -> None:
@@ -89,11 +86,8 @@ def main() -> None:
         "three_separate_passes_s": separate,
         "ratio_separate_over_encode": separate / encode_s,
         "torch_threads": torch.get_num_threads(),
-        "command": "python benchmarks/predict_speed.py " + " ".join(sys.argv[1:]),
-        "machine": machine_info(),
     }
-    OUT.mkdir(exist_ok=True)
-    (OUT / "predict_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(store_result("predict_speed", result))
     print(f"encode  (median) {encode_s:.2f} s  {result['encode_texts_per_s']:.0f} texts/s")
     print(
         f"predict (median) {predict_s:.2f} s  {result['predict_texts_per_s']:.0f} texts/s, 3 heads in one pass"

@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import load_sts_b, write_result
+from _common import load_sts_b, store_result
 from scipy.stats import spearmanr
 
 EXPECTED = 82.03
@@ -81,7 +81,7 @@ def main() -> None:
         "sentence_transformers_encode_s": round(plain_s, 2),
         "device": str(model.device),
     }
-    path = write_result("sts_eval", result)
+    path = store_result("sts_eval", result)
     print(f"STS-B {args.split}: {len(sts)} pairs, model {result['model']} on {model.device}")
     print(f"  st_multitask.embed          Spearman x100 = {ours:.2f}  ({ours_s:.1f} s)")
     print(f"  SentenceTransformer.encode  Spearman x100 = {plain:.2f}  ({plain_s:.1f} s)")

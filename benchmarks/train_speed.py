@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -20,14 +19,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info
+from _common import store_result
 
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
 from st_multitask.corpora import load_rotten_tomatoes
 from st_multitask.data import SentenceExamples
 from st_multitask.heads import MLPHead
-
-OUT = Path(__file__).resolve().parent / "out"
 
 
 def run(n: int, epochs: int, cache: str, freeze: bool, batch_size: int) -> list[dict]:
@@ -81,7 +78,6 @@ def main() -> None:
     print("finetune", finetune, flush=True)
     result = {
         "benchmark": "train_speed",
-        "command": "python benchmarks/train_speed.py " + " ".join(sys.argv[1:]),
         "sentences": args.n,
         "epochs": args.epochs,
         "cache_epochs": cached,
@@ -91,10 +87,8 @@ def main() -> None:
         "speedup": round(later_uncached / later_cached, 1),
         "finetune_sentences": args.finetune_n,
         "finetune_samples_per_s": round(args.finetune_n / finetune[0]["train_seconds"], 1),
-        "machine": machine_info(),
     }
-    OUT.mkdir(exist_ok=True)
-    (OUT / "train_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(store_result("train_speed", result))
     print(
         f"frozen backbone, {args.n} sentences: {later_uncached:.2f} s/epoch without the cache, "
         f"{later_cached:.3f} s/epoch with it: {result['speedup']}x"
