@@ -195,7 +195,30 @@ def loaded_rss(path: Path, queries: np.ndarray) -> dict[str, Any]:
     return result
 
 
-def exact_stage(corpus: np.ndarray, queries: np.ndarray, latency_queries: int) -> tuple[np.ndarray, dict]:
+def exact_latency(flat: Any, queries: np.ndarray, latency_queries: int) -> dict[str, Any]:
+    """Single-query latency of exact FAISS ``IndexFlatIP``, with all threads and with one, and the
+    share of CPU other processes used meanwhile."""
+    import faiss
+
+    few = queries[: min(latency_queries, 100)]
+    with OtherLoad() as load:
+        lat = median_ms(lambda q, ix=flat: ix.search(q, K), few)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        lat_one = median_ms(lambda q, ix=flat: ix.search(q, K), few)
+        faiss.omp_set_num_threads(threads)
+    return {
+        "faiss_flat_ip_ms_per_query": lat,
+        "faiss_threads": threads,
+        "faiss_flat_ip_ms_per_query_1_thread": lat_one,
+        "other_cpu_load": load.fraction,
+    }
+
+
+def exact_stage(
+    corpus: np.ndarray, queries: np.ndarray, latency_queries: int
+) -> tuple[Any, np.ndarray, dict]:
+    """The exact index, the ground truth (top 10 of every query) and exact latency now."""
     import faiss
 
     flat = faiss.IndexFlatIP(corpus.shape[1])
@@ -203,18 +226,11 @@ def exact_stage(corpus: np.ndarray, queries: np.ndarray, latency_queries: int) -
     start = time.perf_counter()
     _, exact = flat.search(queries, K)
     batch_s = time.perf_counter() - start
-    few = queries[: min(latency_queries, 100)]
-    lat = median_ms(lambda q, ix=flat: ix.search(q, K), few)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    lat_one = median_ms(lambda q, ix=flat: ix.search(q, K), few)
-    faiss.omp_set_num_threads(threads)
-    return exact, {
-        "faiss_flat_ip_ms_per_query": lat,
-        "faiss_threads": threads,
-        "faiss_flat_ip_ms_per_query_1_thread": lat_one,
-        "ground_truth_batch_s": round(batch_s, 1),
-    }
+    return (
+        flat,
+        exact,
+        {**exact_latency(flat, queries, latency_queries), "ground_truth_batch_s": round(batch_s, 1)},
+    )
 
 
 def config_stage(
@@ -224,7 +240,10 @@ def config_stage(
     queries: np.ndarray,
     exact: np.ndarray,
     latency_queries: int,
+    flat: Any,
 ) -> dict[str, Any]:
+    """Build one configuration, then its recall and latency at each breadth beside exact FAISS's
+    latency measured again just before (a build takes long; the machine may have changed)."""
     from st_multitask.index import Index
 
     target = WORK / name
@@ -242,6 +261,8 @@ def config_stage(
         "files": {p.name: p.stat().st_size for p in target.iterdir()},
         "breadths": [],
     }
+    record["exact_now"] = exact_latency(flat, queries, latency_queries)
+    exact_ms = record["exact_now"]["faiss_flat_ip_ms_per_query"]
     for breadth in BREADTHS[name]:
         for key, value in breadth.items():
             setattr(index.settings, key, value)
@@ -256,6 +277,7 @@ def config_stage(
                 "recall_at_10_selection_half": round(recall(found[:half], exact[:half]), 4),
                 "recall_at_10_held_out_half": round(recall(found[half:], exact[half:]), 4),
                 "ms_per_query": lat,
+                "times_faster_than_exact": round(exact_ms / lat, 1),
             }
         )
         log(f"{name} {breadth}: {record['breadths'][-1]}")
@@ -406,12 +428,14 @@ def main() -> None:
         f"corpus {args.size:,} vectors ({len(real):,} real), {len(queries):,} queries; faiss {faiss.__version__}"
     )
     result["faiss_version"] = faiss.__version__
-    exact, result["exact"] = exact_stage(corpus, queries, args.latency_queries)
+    flat, exact, result["exact"] = exact_stage(corpus, queries, args.latency_queries)
     log(f"exact: {result['exact']}")
     if "configs" not in skip:
         result["configs"] = {}
         for name in args.configs.split(","):
-            result["configs"][name] = config_stage(name, corpus, names, queries, exact, args.latency_queries)
+            result["configs"][name] = config_stage(
+                name, corpus, names, queries, exact, args.latency_queries, flat
+            )
             path = store_result(
                 "index_bench", result, path=args.out
             )  # partial results survive a later failure
