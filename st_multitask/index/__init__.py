@@ -9,6 +9,8 @@ the fast backends, searching an index runs on numpy, ONNX Runtime and FAISS.
 from __future__ import annotations
 
 from .backends import KINDS, STORAGES
-from .index import RESCORE, Index, IndexHit, IndexSettings, describe
+from .index import Index
+from .manifest import describe
+from .settings import RESCORE, IndexHit, IndexSettings
 
 __all__ = ["KINDS", "RESCORE", "STORAGES", "Index", "IndexHit", "IndexSettings", "describe"]

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,9 @@ import numpy as np
 
 from .._atomic import atomic_directory
 from ..errors import InputError
-from ..similarity import Hit, as_embeddings, check_top_k, is_texts
+from ..similarity import as_embeddings, check_top_k, is_texts
 from .backends import (
-    KINDS,
-    STORAGES,
     add_vectors,
-    check_settings,
     faiss_version,
     new_index,
     read_index,
@@ -53,71 +50,14 @@ from .manifest import (
     write_manifest,
 )
 from .quantize import from_int8, int8_scale, to_int8, unit_rows
+from .settings import IndexHit, IndexSettings, paired_rows, text_rows
 from .store import TextStore, VectorStore
 
-__all__ = ["KINDS", "RESCORE", "STORAGES", "Index", "IndexHit", "IndexSettings", "describe"]
+__all__ = ["Index"]
 
-RESCORE = ("int8", "fp32")
 _DTYPES = {"int8": "int8", "fp32": "float32"}  # rescoring vectors on disk
 _WORK_PREFIX = ".add-"
 _ROLES = ("index", "texts", "vectors")  # the files of a generation, by what they hold
-
-
-class IndexHit(Hit):
-    """A search hit with where its text came from: the source file and its line number."""
-
-    line: int
-    source: str
-
-
-@dataclass
-class IndexSettings:
-    """How the vectors are stored and searched."""
-
-    kind: str = "flat"  # flat: exact; hnsw: approximate, a graph
-    storage: str = "fp32"  # vectors in the search structure: fp32, int8 or binary (1 bit a dimension)
-    rescore: str | None = (
-        "auto"  # vectors kept on disk to rescore candidates: int8, fp32, None (auto: int8 for binary)
-    )
-    rescore_multiplier: int = 20  # candidates fetched per wanted hit when rescoring
-    hnsw_m: int = 16  # graph neighbours a vector (hnsw); 32 finds more, in 1.4x the memory
-    ef_construction: int = 40  # candidate list while building the graph (hnsw; 200 builds 4x slower)
-    ef_search: int = 256  # candidate list while searching (hnsw): more finds more, more slowly
-
-    def __post_init__(self) -> None:
-        check_settings(self.kind, self.storage)
-        if self.rescore == "auto":
-            self.rescore = "int8" if self.storage == "binary" else None
-        if self.rescore is not None and self.rescore not in RESCORE:
-            raise InputError(f"Unknown rescore {self.rescore!r}. Valid: {', '.join(RESCORE)}, None.")
-        for name in ("rescore_multiplier", "hnsw_m", "ef_construction", "ef_search"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be a positive integer, got {value!r}.")
-
-
-def _rows(texts: Any) -> Iterator[tuple[int, str]]:
-    """(line, text) from texts (numbered from 1) or from (line, text) pairs."""
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, Iterable):
-        raise InputError(f"Expected texts (or (line, text) pairs), got {type(texts).__name__}.")
-    for i, item in enumerate(texts, 1):
-        if isinstance(item, str):
-            yield i, item
-        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str):
-            yield int(item[0]), item[1]
-        else:
-            raise InputError(f"Text {i} is a {type(item).__name__}, not a string or a (line, text) pair.")
-
-
-def _paired(vectors: Any, texts: Any) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Ready vectors as a float32 array, and their texts' rows: one vector a text."""
-    array = as_embeddings(vectors, None, 64, "vectors")
-    rows = list(_rows(texts))
-    if len(rows) != len(array):
-        raise InputError(f"Got {len(array)} vectors for {len(rows)} texts; pass one vector a text.")
-    return array, rows
 
 
 class Index:
@@ -217,7 +157,7 @@ class Index:
         encoder = resolve_model(model, backend, precision)
         index = cls._empty(model_identity(encoder, model), options, workdir, column)
         index._encoder = encoder
-        index._add_rows(_rows(texts), source, batch_size, chunk_size, long)
+        index._addtext_rows(text_rows(texts), source, batch_size, chunk_size, long)
         if index.count == 0:
             raise InputError("No texts to index: pass at least one string.")
         return index
@@ -244,7 +184,7 @@ class Index:
         >>> index.search(np.eye(384, dtype=np.float32)[1:2], top_k=1)[0][0]["text"]
         'second'
         """
-        array, rows = _paired(vectors, texts)
+        array, rows = paired_rows(vectors, texts)
         identity = model_identity(
             model if not isinstance(model, (str, os.PathLike, type(None))) else None, model
         )
@@ -285,13 +225,13 @@ class Index:
             )
         self._writable()
         if vectors is None:
-            self._add_rows(_rows(texts), source, batch_size, chunk_size, long)
+            self._addtext_rows(text_rows(texts), source, batch_size, chunk_size, long)
         else:
-            array, rows = _paired(vectors, texts)
+            array, rows = paired_rows(vectors, texts)
             self._add_vectors([n for n, _ in rows], [t for _, t in rows], array, source)
         return self
 
-    def _add_rows(
+    def _addtext_rows(
         self, rows: Iterator[tuple[int, str]], source: str, batch_size: int, chunk_size: int, long: str
     ) -> None:
         from ..embedding import embed
@@ -535,28 +475,3 @@ class Index:
             f"Index({self.count} texts, {self.settings.kind}, {self.settings.storage}, "
             f"model={self.model['name']!r})"
         )
-
-
-def describe(path: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
-    """What ``stmt index info`` shows: count, model, kind, storage, rescoring, size on disk.
-
-    The files are checked as :meth:`Index.load` checks them, but nothing is loaded.
-    """
-    manifest = read_index_manifest(path, verify=verify)
-    stored = manifest["index"]
-    return {
-        "count": manifest["count"],
-        "model": manifest["model"]["name"],
-        "fingerprint": manifest["model"].get("fingerprint"),
-        "dimension": manifest["model"]["dim"],
-        "encoder": " ".join(
-            str(manifest["model"].get(key) or "") for key in ("backend", "precision")
-        ).strip(),
-        "kind": stored["kind"],
-        "storage": stored["storage"],
-        "rescore": stored.get("rescore"),
-        "column": manifest.get("texts", {}).get("column"),
-        "sources": len(manifest.get("texts", {}).get("sources", [])),
-        "bytes": sum(int(info["bytes"]) for info in manifest["files"].values())
-        + (Path(path) / "manifest.json").stat().st_size,
-    }

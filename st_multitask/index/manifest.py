@@ -20,6 +20,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "check_model",
+    "describe",
     "describe_files",
     "model_identity",
     "read_index_manifest",
@@ -206,3 +207,28 @@ def check_model(manifest: dict[str, Any], asking: dict[str, Any], where: Path) -
             f"{str(built.get('fingerprint'))[:12]}, dimension {built.get('dim')}); it cannot be searched "
             f"with {asking.get('name')}. Pass --model {built.get('name')}, or build an index with this model."
         )
+
+
+def describe(path: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
+    """What ``stmt index info`` shows: count, model, kind, storage, rescoring, size on disk.
+
+    The files are checked as :meth:`Index.load` checks them, but nothing is loaded.
+    """
+    manifest = read_index_manifest(path, verify=verify)
+    stored = manifest["index"]
+    return {
+        "count": manifest["count"],
+        "model": manifest["model"]["name"],
+        "fingerprint": manifest["model"].get("fingerprint"),
+        "dimension": manifest["model"]["dim"],
+        "encoder": " ".join(
+            str(manifest["model"].get(key) or "") for key in ("backend", "precision")
+        ).strip(),
+        "kind": stored["kind"],
+        "storage": stored["storage"],
+        "rescore": stored.get("rescore"),
+        "column": manifest.get("texts", {}).get("column"),
+        "sources": len(manifest.get("texts", {}).get("sources", [])),
+        "bytes": sum(int(info["bytes"]) for info in manifest["files"].values())
+        + (Path(path) / "manifest.json").stat().st_size,
+    }
