@@ -60,6 +60,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "hnsw-int8-M16": {"kind": "hnsw", "storage": "int8", "hnsw_m": 16, "ef_construction": 40},
     "hnsw-int8-M32": {"kind": "hnsw", "storage": "int8", "hnsw_m": 32, "ef_construction": 40},
     "hnsw-int8-M32-efC200": {"kind": "hnsw", "storage": "int8", "hnsw_m": 32, "ef_construction": 200},
+    "hnsw-int8-M16-efC200": {"kind": "hnsw", "storage": "int8", "hnsw_m": 16, "ef_construction": 200},
     "flat-binary-rescore": {"kind": "flat", "storage": "binary"},
     "hnsw-binary-M32-rescore": {"kind": "hnsw", "storage": "binary", "hnsw_m": 32, "ef_construction": 40},
 }
@@ -67,6 +68,7 @@ BREADTHS = {
     "hnsw-int8-M16": [{"ef_search": e} for e in (64, 128, 256, 512)],
     "hnsw-int8-M32": [{"ef_search": e} for e in (64, 128, 256)],
     "hnsw-int8-M32-efC200": [{"ef_search": e} for e in (32, 64, 128, 256)],
+    "hnsw-int8-M16-efC200": [{"ef_search": e} for e in (32, 64, 128, 256)],
     "flat-binary-rescore": [{"rescore_multiplier": m} for m in (5, 10, 20)],
     "hnsw-binary-M32-rescore": [{"rescore_multiplier": m, "ef_search": e} for m, e in ((10, 128), (20, 256))],
 }

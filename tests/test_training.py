@@ -66,7 +66,7 @@ def test_a_renamed_training_setting_is_read_under_its_new_name_with_a_warning(tm
     checkpoint written before still loads, and the log names the new key."""
     path = tmp_path / "old.yaml"
     path.write_text("training:\n  sampling: temperature\n  temperature: 3.0\n")
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("WARNING", logger="st_multitask.training.config"):
         config = TrainingConfig.from_file(path)
     assert config.sampling_temperature == 3.0 and "sampling_temperature" in caplog.text
     assert "temperature" not in config.to_dict()
