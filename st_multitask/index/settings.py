@@ -39,9 +39,11 @@ class IndexSettings:
         "auto"  # vectors kept on disk to rescore candidates: int8, fp32, None (auto: int8 for binary)
     )
     rescore_multiplier: int = 20  # candidates fetched per wanted hit when rescoring
-    hnsw_m: int = 16  # graph neighbours a vector (hnsw); 32 finds more, in 1.4x the memory
-    ef_construction: int = 40  # candidate list while building the graph (hnsw; 200 builds 4x slower)
-    ef_search: int = 256  # candidate list while searching (hnsw): more finds more, more slowly
+    # hnsw defaults: chosen at 1M vectors by benchmarks/index_bench.py on its selection queries
+    # (recall@10 >= 0.95 at >= 100x exact FAISS; results/2c-avx512/index_bench.json)
+    hnsw_m: int = 32  # graph neighbours a vector (hnsw); 16 takes about 0.8x the memory, finds less
+    ef_construction: int = 200  # candidate list while building the graph (hnsw): 40 builds faster
+    ef_search: int = 64  # candidate list while searching (hnsw): more finds more, more slowly
 
     def __post_init__(self) -> None:
         check_settings(self.kind, self.storage)
