@@ -68,6 +68,7 @@ def _run(
         overwrite=overwrite,
         actors=actors,
         cpus_per_actor=cpus_per_actor,
+        chunk_size=chunk_size,
         address=address,
     )
     return BatchJob(output, rows, "ray")
@@ -102,7 +103,9 @@ def embed_dataset(
             actors of ``cpus_per_actor`` CPUs each on the cluster at ``address``; ``None`` starts
             a local Ray with this machine's CPUs, or uses the one this process started).
         model: a model path or name (``None``: the packaged all-MiniLM-L6-v2).
-        chunk_size: rows read and written at a time by the local engine.
+        chunk_size: rows handed to the predictor at a time (the local engine reads and writes that
+            many; Ray's blocks of that many go to the actors). Within a chunk the texts are
+            batched by length, so a larger chunk pads less.
         Other arguments as in :func:`st_multitask.embed`.
     """
     spec = BatchSpec(

@@ -141,9 +141,12 @@ def map_dataset(
     actors: int | None = None,
     cpus_per_actor: int = 1,
     actor_class: type = RayPredictor,
+    chunk_size: int = 4096,
 ) -> Any:
     """``dataset.map_batches`` over a fixed pool of ``actors`` (default: the cluster's CPUs /
-    ``cpus_per_actor``) of ``actor_class``, each with ``cpus_per_actor`` CPUs and runtime threads."""
+    ``cpus_per_actor``) of ``actor_class``, each with ``cpus_per_actor`` CPUs and runtime threads,
+    ``chunk_size`` rows a call (as the local engine's chunks: the texts of a call are batched by
+    length, and a small call pads more)."""
     from ray.data import ActorPoolStrategy
 
     size = pool_size(actors, cpus_per_actor)
@@ -153,7 +156,7 @@ def map_dataset(
         fn_constructor_kwargs={"spec": replace(spec, threads=cpus_per_actor)},
         compute=ActorPoolStrategy(size=size),
         num_cpus=cpus_per_actor,
-        batch_size=spec.batch_size * 8,
+        batch_size=chunk_size,
         batch_format="pyarrow",
     )
 
@@ -167,6 +170,7 @@ def run_ray(
     cpus_per_actor: int = 1,
     address: str | None = None,
     actor_class: type = RayPredictor,
+    chunk_size: int = 4096,
 ) -> int:
     """Run ``spec`` over ``source`` on Ray into the dataset folder ``output`` (atomically: the
     files are written beside it and swapped in once every one is complete); returns the rows."""
@@ -180,7 +184,7 @@ def run_ray(
     driver = BatchPredictor(replace(spec, threads=None))  # checks the model and gives the schema
     schema = driver.schema(input_schema)
     del driver
-    mapped = map_dataset(dataset, spec, size, cpus_per_actor, actor_class)
+    mapped = map_dataset(dataset, spec, size, cpus_per_actor, actor_class, chunk_size)
     with atomic_directory(Path(output), overwrite) as tmp:
         mapped.write_parquet(str(tmp), schema=schema, ray_remote_args=_IO_ARGS, concurrency=size)
         files = sorted(tmp.rglob("*.parquet"))
