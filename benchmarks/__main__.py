@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 
 # name -> (in "all", the options of a quick run)
 BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
-    "backend_quality": (True, ["--engines", "onnx:fp32"]),
+    "backend_quality": (True, ["--engines", "onnx:fp32", "--limit", "200"]),
     "backend_speed": (True, ["--rounds", "1", "--predict-texts", "64", "--cold-runs", "1"]),
     "calibration": (True, []),
     "considerations": (False, ["--quick"]),

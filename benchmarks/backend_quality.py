@@ -41,9 +41,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--engines", default="onnx:fp32,openvino:fp32,onnx:int8,openvino:int8")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="only the first N items of each test set (a smoke run)"
+    )
     args = parser.parse_args()
 
-    from st_multitask import MultiTaskModel
+    from st_multitask import MultiTaskModel, SentenceExamples, TokenExamples
     from st_multitask.evaluation import sentence_metrics, token_metrics
 
     engines = [tuple(e.split(":")) for e in args.engines.split(",")]
@@ -52,6 +55,12 @@ def main() -> None:
         models[f"{backend} {precision}"] = MultiTaskModel.default(backend=backend, precision=precision)
     rows = []
     for task, data in test_sets().items():
+        if args.limit is not None:
+            data = (
+                TokenExamples(data.words[: args.limit], data.tags[: args.limit], data.source)
+                if task == "ner"
+                else SentenceExamples(data.texts[: args.limit], data.labels[: args.limit], data.source)
+            )
         items = data.texts if task != "ner" else data.words
         predictions, scores, seconds = {}, {}, {}
         for name, model in models.items():  # one decoding for every engine: predict_labels
