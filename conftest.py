@@ -45,8 +45,6 @@ def _gpu_present() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    import pytest
-
     for item in items:
         if item.nodeid.startswith("tests/gpu/"):
             item.add_marker(pytest.mark.gpu)

@@ -103,7 +103,7 @@ def read_dataset(source: Source, concurrency: int | None = None) -> Any:
     """The input files as a Ray dataset: read tasks reserve no CPU, at most ``concurrency`` at once."""
     ray = _import_ray()
     paths = list(source.paths)
-    io = {"num_cpus": 0, "concurrency": concurrency}
+    io = {**_IO_ARGS, "concurrency": concurrency}
     if source.fmt == "parquet":
         # Ray's V2 Parquet reader lists files in a task of 1 CPU that no setting lowers
         context = ray.data.DataContext.get_current()
