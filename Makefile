@@ -61,23 +61,23 @@ bench-quick: install data  ## every CPU benchmark at a smoke-test size; stores n
 	$(BIN)/python -m benchmarks run all --quick
 
 index-bench: install data  ## the vector index at 1M vectors: latency, recall@10, memory (an hour on 2 busy cores)
-	$(BIN)/python benchmarks/index_bench.py
+	$(BIN)/python -m benchmarks.index_bench
 
 quality: install data  ## benchmarks/RESULTS.md from the seed runs of make default-model (minutes)
-	$(BIN)/python benchmarks/quality.py --models $(foreach seed,$(SEEDS),build/default-model-s$(seed))
+	$(BIN)/python -m benchmarks.quality --models $(foreach seed,$(SEEDS),build/default-model-s$(seed))
 
 finetune: install data  ## fine-tuned sentiment and NER models and the Hugging Face NER baseline (about an hour on 2 cores)
-	$(BIN)/python benchmarks/finetune.py
-	$(BIN)/python benchmarks/quality.py --render-only
+	$(BIN)/python -m benchmarks.finetune
+	$(BIN)/python -m benchmarks.quality --render-only
 
 considerations: install data  ## docs/training-considerations.md from real runs (about 30 minutes on 2 cores)
-	$(BIN)/python benchmarks/considerations.py
+	$(BIN)/python -m benchmarks.considerations
 
 SEEDS ?= 0 1 2
 default-model: install data  ## retrain the bundled sentence heads, one run per seed in SEEDS (the first ships; NER is kept), then the quality report
 	for seed in $(SEEDS); do $(BIN)/stmt train --config examples/configs/default.yaml -o build/default-model-s$$seed --seed $$seed --set cache_dir=build/train-cache --overwrite --quiet || exit 1; done
 	$(BIN)/python -c "from st_multitask import MultiTaskModel as M; old = M.default(); new = M.load('build/default-model-s$(firstword $(SEEDS))'); new.add_head('ner', old.heads['ner']); new.record(metrics={**new._manifest['metrics'], 'ner': old._manifest['metrics']['ner']}); new.save('st_multitask/default_model', overwrite=True, backbone='reference')"
-	$(BIN)/python benchmarks/quality.py --models $(foreach seed,$(SEEDS),build/default-model-s$(seed))
+	$(BIN)/python -m benchmarks.quality --models $(foreach seed,$(SEEDS),build/default-model-s$(seed))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

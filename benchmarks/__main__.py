@@ -4,14 +4,14 @@
     python -m benchmarks run NAME [NAME ...] [--quick] [--dry-run]
     python -m benchmarks run all [--quick]
 
-Each benchmark is a script in this folder, run with this interpreter in a fresh process (its own
-options follow ``--``). ``--quick`` runs it at a smoke-test size, seconds to a few minutes on two
-cores, and sets ``STMT_BENCH_QUICK=1`` so that nothing is stored under ``benchmarks/results/``
-(``_common.store_result`` writes to ``benchmarks/out/quick/`` instead): a quick run checks that a
-script works, its figures are not results. ``all`` is every benchmark that runs on a CPU without
-other inputs; ``gpu_speed`` (a CUDA machine), ``quality`` (trained models) and the training
-studies (``select_default``, ``head_sweep``, ``finetune``) are run by name or by their ``make``
-targets.
+Each benchmark is a module of this package, run with this interpreter in a fresh process from the
+repository root as ``python -m benchmarks.NAME`` (its own options follow ``--``). ``--quick`` runs
+it at a smoke-test size, seconds to a few minutes on two cores, and sets ``STMT_BENCH_QUICK=1`` so
+that nothing is stored under ``benchmarks/results/`` (``_common.store_result`` writes to
+``benchmarks/out/quick/`` instead): a quick run checks that a benchmark works, its figures are not
+results. ``all`` is every benchmark that runs on a CPU without other inputs; ``gpu_speed`` (a CUDA
+machine), ``quality`` (trained models) and the training studies (``select_default``,
+``head_sweep``, ``finetune``) are run by name or by their ``make`` targets.
 
     >>> sorted(BENCHMARKS)[:3]
     ['backend_quality', 'backend_speed', 'calibration']
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -71,7 +72,7 @@ def _commands(names: list[str], quick: bool, extra: list[str]) -> list[tuple[str
     if unknown:
         raise SystemExit(f"Unknown benchmark {unknown[0]!r}. Valid: all, {', '.join(sorted(BENCHMARKS))}.")
     return [
-        (n, [sys.executable, str(HERE / f"{n}.py"), *(BENCHMARKS[n][1] if quick else []), *extra])
+        (n, [sys.executable, "-m", f"benchmarks.{n}", *(BENCHMARKS[n][1] if quick else []), *extra])
         for n in chosen
     ]
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"STMT_BENCH_QUICK": "1"} if args.quick else {})}
     failed = []
     for name, command in commands:
-        print("$ " + " ".join(command[1:]), flush=True)
+        print("$ " + shlex.join(["python", *command[1:]]), flush=True)
         if args.dry_run:
             continue
         start = time.perf_counter()

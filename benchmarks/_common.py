@@ -1,9 +1,9 @@
 """Shared helpers for the benchmark scripts: STS-B loading, machine description, JSON output.
 
-Not run on its own; the benchmarks import it after putting this folder on ``sys.path``::
+Not run on its own; the benchmarks, run from the repository root as ``python -m benchmarks.NAME``,
+import it as part of the ``benchmarks`` package::
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _common import load_sts_b, machine_info, store_result
+    from benchmarks._common import load_sts_b, machine_info, store_result
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -281,9 +282,11 @@ def git_commit() -> str | None:
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-def run_command() -> str:
-    """How this benchmark was started, as one can rerun it: ``python benchmarks/<script> <args>``."""
-    return " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+def run_command(args: list[str] | None = None) -> str:
+    """How this benchmark was started, as one can rerun it from the repository root:
+    ``python -m benchmarks.<script> <args>``, with this process's arguments or ``args``."""
+    module = f"benchmarks.{Path(sys.argv[0]).stem}"
+    return shlex.join(["python", "-m", module, *(sys.argv[1:] if args is None else args)])
 
 
 def store_result(

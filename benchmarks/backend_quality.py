@@ -7,21 +7,18 @@ IOB2 entity F1 for NER), and counts how often each engine's predicted labels (se
 word tags (NER, per word) equal torch's. Targets from the fast-inference issue: fp32 gives the
 same labels; int8 agrees on at least 98% of texts and each score is within 0.5 points of torch.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/backend_quality.py [--engines onnx:fp32,onnx:int8,openvino:int8]
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.backend_quality [--engines onnx:fp32,onnx:int8,openvino:int8]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import store_result
+from benchmarks._common import store_result
 
 
 def test_sets() -> dict:
@@ -89,9 +86,7 @@ def main() -> None:
                 row["score_minus_torch"] = round(scores[name] - scores["torch"], 2)
             rows.append(row)
             print(row, flush=True)
-    path = store_result(
-        "backend_quality", {"rows": rows}, "python benchmarks/backend_quality.py " + " ".join(sys.argv[1:])
-    )
+    path = store_result("backend_quality", {"rows": rows})
     print("\n| task | engine | test score | vs torch | agreement with torch |\n|---|---|---|---|---|")
     for row in rows:
         agreement = f"{100 * row['agreement']:.2f}%" if "agreement" in row else "-"

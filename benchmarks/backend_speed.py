@@ -18,7 +18,7 @@ Graphs are exported into the cache before any timing. Output:
 ``benchmarks/results/<machine>/backend_speed.json`` (with the command, commit, date and CPU flags)
 and a Markdown table on stdout.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/backend_speed.py [--rounds 3] [--predict-texts 1000]
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.backend_speed [--rounds 3] [--predict-texts 1000]
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import OtherLoad, load_sts_b, store_result
+
+from benchmarks._common import OtherLoad, load_sts_b, store_result
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = [
@@ -186,7 +186,6 @@ def main() -> None:
     cold_result["ratio"] = round(cold_result["torch"]["median_s"] / cold_result["auto"]["median_s"], 2)
 
     result = {
-        "command": "python benchmarks/backend_speed.py " + " ".join(sys.argv[1:]),
         "texts": len(texts),
         "rounds": args.rounds,
         "batch_size_fast": args.batch_size,
@@ -196,7 +195,7 @@ def main() -> None:
         "predict": {"texts": len(predict_texts), "rows": predict_rows},
         "cold_similarity": {"command": " ".join(command[1:]), **cold_result},
     }
-    path = store_result("backend_speed", result, result.pop("command"))
+    path = store_result("backend_speed", result)
     print("\n| engine | sentences/s | vs encode | max abs diff | STS-B |\n|---|---|---|---|---|")
     for row in rows:
         print(

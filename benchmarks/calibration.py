@@ -5,7 +5,7 @@ The splits are those of the default recipe (``examples/configs/default.yaml``): 
 articles, their first sentences and the out-of-scope texts; sentiment on VADER's tweets, NYT and
 movie snippets, three classes. ``calibrate`` also refits the topic head's out-of-scope threshold.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/calibration.py [--write]
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.calibration [--write]
 
 ``--write`` stores the fitted temperatures in ``st_multitask/default_model`` (only the heads'
 config.json and the manifest change; training now fits them itself, see TrainingConfig.calibrate).
@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import store_result
+from benchmarks._common import store_result
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("topic", "sentiment")

@@ -10,7 +10,7 @@ for 2 CPU cores, then scores each on the full test splits and measures STS-B dri
   of CoNLL-2003, so NER is also the low-data task, trained jointly, after the others, or alone;
 - one multi-task model vs three single-task models: accuracy, prediction time, memory, disk.
 
-    python benchmarks/considerations.py [--epochs 2] [--quick]
+    python -m benchmarks.considerations [--epochs 2] [--quick]
 
 ``--quick`` uses tiny subsets (a smoke run; its numbers mean nothing). Results also go to
 ``benchmarks/out/considerations.json``; the curves to ``docs/img/considerations-curves.png``.
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -29,9 +28,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, store_result, sts_test_spearman
-
+from benchmarks._common import machine_info, run_command, store_result, sts_test_spearman
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
 from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes, load_sts_b
 from st_multitask.data import SentenceExamples, TokenExamples
@@ -266,9 +263,9 @@ def main() -> None:
     print("efficiency", efficiency, flush=True)
     result = {
         "machine": machine_info(),
-        "command": "python benchmarks/considerations.py"
-        + (" --quick" if args.quick else "")
-        + (f" --epochs {args.epochs}" if args.epochs != 2 else "")
+        "command": run_command(
+            (["--quick"] if args.quick else []) + (["--epochs", str(args.epochs)] if args.epochs != 2 else [])
+        )
         if previous is None
         else previous["command"],
         "seconds": round(time.perf_counter() - began) + (previous["seconds"] if previous is not None else 0),

@@ -10,7 +10,7 @@ float32, unit rows, repeated sentences give the same vectors, and its first rows
 RSS(largest)/RSS(smallest) (target <= 1.3). Each run also records the share of CPU other processes
 used meanwhile ("other_cpu_load"); wall times are only clean where it is about 0.
 
-    HF_HUB_OFFLINE=1 python benchmarks/embed_rss.py [--sizes 2000,200000] [--batch-size 64]
+    HF_HUB_OFFLINE=1 python -m benchmarks.embed_rss [--sizes 2000,200000] [--batch-size 64]
         [--backend torch|onnx|openvino|auto] [--precision fp32|int8] [--out FILE]
 
 The first rows are always compared with the torch path's vectors (sentence-transformers').
@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import OtherLoad, load_sts_b, store_result
+
+from benchmarks._common import OtherLoad, load_sts_b, store_result
 
 TARGET_RATIO = 1.3
 MARKER = "EMBED_RSS_RESULT "

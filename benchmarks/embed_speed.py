@@ -8,7 +8,7 @@ which is the least sensitive to other load on the machine), and the max abs diff
 outputs (must be <= 1e-5). torch's thread count is left at its default. Each run also records the
 share of CPU that other processes used meanwhile ("other_cpu_load"; ~0 means a clean timing).
 
-    HF_HUB_OFFLINE=1 python benchmarks/embed_speed.py [--n 5000] [--rounds 3] [--batch-size 64]
+    HF_HUB_OFFLINE=1 python -m benchmarks.embed_speed [--n 5000] [--rounds 3] [--batch-size 64]
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import store_result, sts_sentences, timed
+
+from benchmarks._common import store_result, sts_sentences, timed
 
 TOLERANCE = 1e-5
 

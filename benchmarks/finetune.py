@@ -14,7 +14,7 @@ Each fine-tuned st_multitask model also reports its STS-B drift (Spearman of its
 82.03 for the untouched backbone). Results go to ``benchmarks/out/finetune.json``, which
 ``benchmarks/quality.py`` folds into RESULTS.md.
 
-    python benchmarks/finetune.py [--systems sentiment,ner,hf_ner] [--epochs 2] [--limit N]
+    python -m benchmarks.finetune [--systems sentiment,ner,hf_ner] [--epochs 2] [--limit N]
 
 ``--limit N`` trains and tests on the first N examples of each split (a smoke run).
 """
@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, store_result, sts_test_spearman
-
+from benchmarks._common import machine_info, run_command, store_result, sts_test_spearman
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
 from st_multitask.corpora import load_conll2003, load_rotten_tomatoes
 from st_multitask.data import SentenceExamples, TokenExamples
@@ -201,10 +198,10 @@ def main() -> None:
     for system in args.systems.split(","):
         start = time.perf_counter()
         results[system] = hf_token_classification(args) if system == "hf_ner" else finetune(system, args)
-        results[system]["command"] = (
-            f"python benchmarks/finetune.py --systems {system} --epochs {args.epochs} "
-            f"--batch-size {args.batch_size} --learning-rate {args.learning_rate}"
-            + (f" --limit {args.limit}" if args.limit else "")
+        results[system]["command"] = run_command(
+            ["--systems", system, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+            + ["--learning-rate", str(args.learning_rate)]
+            + (["--limit", str(args.limit)] if args.limit else [])
         )
         results[system]["date_utc"] = machine_info()["date_utc"]
         print(system, json.dumps(results[system]["test"]), f"{time.perf_counter() - start:.0f} s", flush=True)

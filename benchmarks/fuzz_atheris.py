@@ -7,7 +7,7 @@ instrumented, so libFuzzer keeps the inputs that reach new code. A reader may re
 library's own error (``st_multitask.errors``); anything else is a crash: libFuzzer stops, the
 input is written under ``benchmarks/out/fuzz/`` and the run reports it.
 
-    python benchmarks/fuzz_atheris.py [--seconds 300] [--out FILE]
+    python -m benchmarks.fuzz_atheris [--seconds 300] [--out FILE]
 
 Not part of the test suite (``pip install atheris``; a binary wheel exists for CPython 3.11 on
 x86-64 Linux). The result (inputs run, coverage, crashes with the exception and the input) is
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-OUT_DIR = Path(__file__).resolve().parent / "out" / "fuzz"
+ROOT = Path(__file__).resolve().parents[1]  # where ``python -m benchmarks.fuzz_atheris`` runs
+OUT_DIR = ROOT / "benchmarks" / "out" / "fuzz"
 READERS = (
     "lines",
     "csv",
@@ -118,7 +118,8 @@ def run(seconds: int) -> dict[str, Any]:
         (corpus / f"seed-{i}").write_bytes(bytes([i]) + seed)
     command = [
         sys.executable,
-        __file__,
+        "-m",
+        "benchmarks.fuzz_atheris",
         "--child",
         f"-max_total_time={seconds}",
         f"-artifact_prefix={OUT_DIR}/",
@@ -126,7 +127,7 @@ def run(seconds: int) -> dict[str, Any]:
         "-print_final_stats=1",
         str(corpus),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    done = subprocess.run(command, capture_output=True, text=True, errors="replace", cwd=ROOT)
     log = done.stderr
     (OUT_DIR / "last_run.log").write_text(log, encoding="utf-8")
     stats = dict(re.findall(r"^stat::(\w+):\s+(\d+)", log, flags=re.M))
@@ -154,11 +155,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=300, help="Time budget of the fuzzing run.")
     parser.add_argument("--out", help="Also write the result JSON here.")
     args = parser.parse_args()
-    from _common import store_result
+    from benchmarks._common import store_result
 
     result = run(args.seconds)
-    command = "python benchmarks/fuzz_atheris.py " + " ".join(sys.argv[1:])
-    path = store_result("fuzz_atheris", result, command.strip())
+    path = store_result("fuzz_atheris", result)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))

@@ -22,7 +22,6 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,8 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import store_result
+from benchmarks._common import store_result
 
 # -- texts --------------------------------------------------------------------------------------
 _SUBJECTS = [
@@ -346,8 +344,7 @@ def main() -> None:
         args.repeats,
         modes,
     )
-    command = "python benchmarks/gpu_speed.py " + " ".join(sys.argv[1:])
-    print(store_result("gpu_speed", result, command.strip()))
+    print(store_result("gpu_speed", result))
 
 
 if __name__ == "__main__":

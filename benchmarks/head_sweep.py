@@ -15,7 +15,7 @@ This is how the default model's sentiment and NER heads were chosen: on dev and 
 the test column only reported. Rerun (``--jobs`` trains several recipes at once, for a machine with
 many cores or a GPU)::
 
-    HF_HUB_OFFLINE=1 python benchmarks/head_sweep.py [--recipes 'sentiment-*'] [--device cuda] [--jobs 6]
+    HF_HUB_OFFLINE=1 python -m benchmarks.head_sweep [--recipes 'sentiment-*'] [--device cuda] [--jobs 6]
 
 ``--seeds 0,1,2`` trains every recipe once per seed (``stmt train --seed``) and reports each
 figure's mean and spread (population standard deviation) over the seeds, since single runs of a
@@ -38,9 +38,8 @@ from typing import Any
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import OUT_DIR, store_result
+from benchmarks._common import OUT_DIR, store_result
 
 RECIPES = Path(__file__).resolve().parent / "head_sweep"
 # ``stmt`` installed, or from a source checkout on PYTHONPATH (the CLI package is ``cli`` there)

@@ -25,7 +25,7 @@ Method, one run:
    minutes on 2 cores; what the pipeline holds (reading, chunks, SQLite, the encoder) does not grow
    with the weights.
 
-    HF_HUB_OFFLINE=1 python benchmarks/index_bench.py [--size 1000000] [--queries 1000]
+    HF_HUB_OFFLINE=1 python -m benchmarks.index_bench [--size 1000000] [--queries 1000]
         [--latency-queries 200] [--compare-size 200000] [--build-lines 1000000] [--skip STAGES]
 
 Stores benchmarks/results/<machine>/index_bench.json (the built indexes stay under
@@ -48,10 +48,10 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import OUT_DIR, OtherLoad, small_model, store_result
+
+from benchmarks._common import OUT_DIR, OtherLoad, small_model, store_result
 
 WORK = OUT_DIR / "index_bench"
 K = 10

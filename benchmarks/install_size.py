@@ -2,19 +2,17 @@
 beyond the base install (its dependency closure less the base closure), from the files that
 ``importlib.metadata`` lists for each distribution in this environment.
 
-    .venv/bin/python benchmarks/install_size.py
+    .venv/bin/python -m benchmarks.install_size
 """
 
 from __future__ import annotations
 
 import importlib.metadata as md
-import sys
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import store_result
+from benchmarks._common import store_result
 
 
 def _name(text: str) -> str:

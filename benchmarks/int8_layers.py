@@ -14,7 +14,7 @@ The rule, fixed before the runs: among the variants whose dev agreement is at le
 task and whose STS-B dev Spearman is within 0.3 of torch's, take the fastest; if none passes, the
 one with the highest lowest agreement. Output: ``benchmarks/results/<machine>/int8_layers.json``.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/int8_layers.py [--rounds 3]
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.int8_layers [--rounds 3]
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import load_sts_b, store_result
+from benchmarks._common import load_sts_b, store_result
 
 FFN_OUT = r"/layer\.\d+/output/dense/"  # each layer's FFN down-projection (the outlier-prone one)
 VARIANTS = {
@@ -126,7 +124,7 @@ def main() -> None:
         "passing": passing,
         "chosen": chosen,
     }
-    path = store_result("int8_layers", result, "python benchmarks/int8_layers.py " + " ".join(sys.argv[1:]))
+    path = store_result("int8_layers", result)
     print(
         "\n| variant | sentiment | topic | NER words | STS-B dev | embed vs all int8 |\n|---|---|---|---|---|---|"
     )

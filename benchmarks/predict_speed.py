@@ -4,22 +4,18 @@ Same 5,000 STS-B sentences, same batch size, same loaded backbone, alternating r
 both see the same machine state. Reports seconds, texts/s, the ratio predict/encode (target
 <= 1.15), and the cost of the same three tasks run as three separate passes.
 
-    python benchmarks/predict_speed.py [--n 5000] [--rounds 3] [--batch-size 64]
+    python -m benchmarks.predict_speed [--n 5000] [--rounds 3] [--batch-size 64]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import store_result, sts_sentences
-
+from benchmarks._common import store_result, sts_sentences
 from st_multitask import MultiTaskModel
 from st_multitask.backbone import load_backbone
 from st_multitask.heads import MLPHead, TokenHead

@@ -17,8 +17,8 @@ score is given as mean ± standard deviation over them. The first directory is t
   Amazon review sentences, a source that is in no split (the share that gets "other").
 - NER (CoNLL-2003 test, entity F1) and STS-B test Spearman, for the unchanged parts.
 
-    python benchmarks/quality.py --models build/default-model-s0 build/default-model-s1 build/default-model-s2
-    python benchmarks/quality.py --render-only       # RESULTS.md from the stored result
+    python -m benchmarks.quality --models build/default-model-s0 build/default-model-s1 build/default-model-s2
+    python -m benchmarks.quality --render-only       # RESULTS.md from the stored result
 
 Writes ``benchmarks/results/<machine>/quality.json`` and renders ``benchmarks/RESULTS.md``.
 """
@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
-from _common import RESULTS_DIR, machine_tag, store_result, sts_test_spearman
 
+from benchmarks._common import RESULTS_DIR, machine_tag, run_command, store_result, sts_test_spearman
 from st_multitask import MultiTaskModel, embed
 from st_multitask.corpora import (
     _sentences,
@@ -246,7 +244,7 @@ def main() -> None:
         "ner (shipped head)": ner,
         "sts_b_test_spearman (first model)": sts_test_spearman(first.backbone),
     }
-    path = store_result("quality", result, "python benchmarks/quality.py --models " + " ".join(args.models))
+    path = store_result("quality", result, run_command(["--models", *args.models]))
     print(f"wrote {path}")
     (HERE / "RESULTS.md").write_text(render(json.loads(path.read_text())))
     print(f"wrote {HERE / 'RESULTS.md'}")

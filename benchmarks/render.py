@@ -9,10 +9,10 @@ benchmark, its command, commit, date, machine with CPU flags, and every figure) 
 
 No figure is typed by hand: a headline whose result is not stored says "not measured yet".
 
-    python benchmarks/render.py            # rewrite the README's table
-    python benchmarks/render.py --check    # exit 1 if it is out of date
-    python benchmarks/render.py --page results.md   # also write the results page to a file
-    python benchmarks/render.py --results DIR   # from another copy of the results (e.g. only committed ones)
+    python -m benchmarks.render            # rewrite the README's table
+    python -m benchmarks.render --check    # exit 1 if it is out of date
+    python -m benchmarks.render --page results.md   # also write the results page to a file
+    python -m benchmarks.render --results DIR   # from another copy of the results (e.g. only committed ones)
 """
 
 from __future__ import annotations
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         if wanted != readme:
             print(
-                "README.md's results table is out of date: run python benchmarks/render.py", file=sys.stderr
+                "README.md's results table is out of date: run python -m benchmarks.render", file=sys.stderr
             )
             return 1
         return 0

@@ -17,7 +17,7 @@ Every run records the share of CPU that other processes used meanwhile (``other_
 shared machine the ratios are only as clean as that figure. Results go to
 ``benchmarks/results/<machine tag>/scale_bench.json`` with the command, commit, date and CPU flags.
 
-    python benchmarks/scale_bench.py [--n 4000] [--rounds 1] [--skip-spark] [--skip-ray]
+    python -m benchmarks.scale_bench [--n 4000] [--rounds 1] [--skip-spark] [--skip-ray]
 
 ``--memory 10000,1000000 [--small-model]`` measures instead the peak memory of Ray jobs on those
 many texts (STS-B train sentences repeated): the summed RSS of the driver, the raylet and the
@@ -41,11 +41,11 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import small_model, store_result, sts_sentences, tree_rss
-from _common import timed as _timed
+
+from benchmarks._common import small_model, store_result, sts_sentences, tree_rss
+from benchmarks._common import timed as _timed
 
 TARGETS = {"ray_vs_local": 0.9, "spark_vs_local": 0.8, "index_speedup": 20.0}
 
@@ -152,8 +152,7 @@ def measure_memory(sizes: list[int], batch_size: int, small: bool) -> None:
         "note": "peak summed RSS of driver, raylet and actors, sampled every 0.2 s; each size on a "
         "fresh local Ray (ray.init(num_cpus=2) ... ray.shutdown())",
     }
-    command = "python benchmarks/scale_bench.py " + " ".join(sys.argv[1:])
-    print(store_result("scale_bench_memory", result, command.strip()))
+    print(store_result("scale_bench_memory", result))
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -297,8 +296,7 @@ def main() -> None:
         "met": met,
         "note": "the machine's 2 cores are shared with other engineers' jobs; see other_cpu_load per run",
     }
-    command = "python benchmarks/scale_bench.py " + " ".join(sys.argv[1:])
-    path = store_result("scale_bench", result, command.strip())
+    path = store_result("scale_bench", result)
     print(path)
     print(figures, met)
     if spark is not None:

@@ -17,8 +17,8 @@ variant passes, the highest dev macro-F1 (sentiment) or sentence coverage x accu
 is taken and the missed bar is reported as missed (this fallback was added after the first two
 sentiment variants had both missed the neutral-recall and Rotten Tomatoes bars on dev).
 
-    python benchmarks/select_default.py                 # every variant
-    python benchmarks/select_default.py --only sentiment-no-rt --reuse
+    python -m benchmarks.select_default                 # every variant
+    python -m benchmarks.select_default --only sentiment-no-rt --reuse
 
 Writes ``benchmarks/results/<machine>/select_default.json``.
 """
@@ -27,16 +27,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import store_result
-from quality import pos_neg
-
+from benchmarks._common import run_command, store_result
+from benchmarks.quality import pos_neg
 from st_multitask import MultiTaskModel
 from st_multitask.corpora import load_rotten_tomatoes
 from st_multitask.evaluation import evaluate_task
@@ -161,7 +158,7 @@ def main() -> None:
         }
         print(name, rows[name], flush=True)
     result = {"variants": rows, "chosen": choose(rows)}
-    command = "python benchmarks/select_default.py" + (" --only " + " ".join(args.only) if args.only else "")
+    command = run_command(["--only", *args.only] if args.only else [])
     print("chosen:", result["chosen"])
     print(f"wrote {store_result('select_default', result, command)}")
 

@@ -24,7 +24,7 @@ drifts between phases. Window rule: the largest concurrency-64 ratio among windo
 concurrency-1 p50 meets the latency target (in-process single-text p50 + 5 ms); ties (within 3%)
 go to the smaller window. Responses are checked: every status, and every 25th vector against the in-process one.
 
-    HF_HUB_OFFLINE=1 python benchmarks/serve_bench.py [--windows 0,2,5,10] [--soak-s 120] [--texts 1536]
+    HF_HUB_OFFLINE=1 python -m benchmarks.serve_bench [--windows 0,2,5,10] [--soak-s 120] [--texts 1536]
 
 Writes ``benchmarks/results/<machine tag>/serve_bench.json`` (date, commit, command, CPU flags and
 every figure). On a shared machine the cores are busy with other work too: say so with the figures.
@@ -50,11 +50,10 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # cli._common: the engine stmt serve loads
 
 import numpy as np
-from _common import cpu_flags, store_result, sts_sentences
+
+from benchmarks._common import cpu_flags, store_result, sts_sentences
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -247,8 +246,8 @@ def check_vectors(results: list[tuple], expected: np.ndarray, texts_of: list[int
 # -- the phases ---------------------------------------------------------------------------------
 def in_process(texts: list[str]) -> dict[str, Any]:
     """The baseline: the engine ``stmt serve`` loads by default, called in this process."""
-    from cli._common import load_multitask
     from st_multitask import embed
+    from st_multitask.cli._common import load_multitask
 
     model = load_multitask(None, None, "auto", "fp32")
     embed(texts[:128], model=model.backbone, batch_size=64)  # warm-up
@@ -551,8 +550,7 @@ def main() -> None:
         "note": "one run on a machine whose cores other work shared (see loadavg); the load generator "
         "ran on the same cores as the server. The soak is short (soak_s), not the issue's 10 minutes.",
     }
-    command = "python benchmarks/serve_bench.py " + " ".join(sys.argv[1:])
-    path = store_result("serve_bench", result, command.strip())
+    path = store_result("serve_bench", result)
     print(json.dumps({"measured": ratios, "met": met}, indent=2))
     print(f"wrote {path}")
 

@@ -5,23 +5,21 @@ of each pair (the vectors are unit length, so a row-wise dot product), and repor
 against the gold 0-5 scores (expected about 82.03 for all-MiniLM-L6-v2). The same figure is computed
 with plain ``SentenceTransformer.encode`` of the same loaded model for comparison.
 
-    HF_HUB_OFFLINE=1 python benchmarks/sts_eval.py [--model PATH] [--split test] [--batch-size 64]
+    HF_HUB_OFFLINE=1 python -m benchmarks.sts_eval [--model PATH] [--split test] [--batch-size 64]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _common import load_sts_b, store_result
 from scipy.stats import spearmanr
+
+from benchmarks._common import load_sts_b, store_result
 
 EXPECTED = 82.03
 

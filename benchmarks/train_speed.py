@@ -5,22 +5,18 @@
    pass every epoch). Target: the cache is >= 20x faster.
 2. Full fine-tuning (backbone + head), samples per second on a subset.
 
-    python benchmarks/train_speed.py [--n 10000] [--epochs 3] [--finetune-n 1024]
+    python -m benchmarks.train_speed [--n 10000] [--epochs 3] [--finetune-n 1024]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import store_result
-
+from benchmarks._common import store_result
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
 from st_multitask.corpora import load_rotten_tomatoes
 from st_multitask.data import SentenceExamples

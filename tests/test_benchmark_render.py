@@ -24,7 +24,7 @@ def render():
 def _store(folder: Path, machine: str, name: str, **figures) -> None:
     payload = {
         "benchmark": name,
-        "command": f"python benchmarks/{name}.py",
+        "command": f"python -m benchmarks.{name}",
         "commit": "abc1234",
         "machine": {
             "cpu": "Test CPU",
@@ -42,7 +42,7 @@ def _store(folder: Path, machine: str, name: str, **figures) -> None:
 def test_readme_table_is_rendered_from_the_stored_results(render):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = render.render_table(render.load_results())
-    assert render.with_table(readme, table) == readme, "run: python benchmarks/render.py"
+    assert render.with_table(readme, table) == readme, "run: python -m benchmarks.render"
 
 
 def test_nothing_stored_is_not_measured_yet(render, tmp_path):
@@ -73,7 +73,7 @@ def test_a_stored_figure_is_shown_with_its_machine(render, tmp_path):
     assert "`2c-avx2`: Test CPU, 2 cores, 8.0 GiB; CPU flags: avx2." in table
     page = render.render_page(render.load_results(tmp_path))
     assert (
-        "- command: `python benchmarks/quality.py`" in page and "| `ner (shipped head).f1` | 0.8854 |" in page
+        "- command: `python -m benchmarks.quality`" in page and "| `ner (shipped head).f1` | 0.8854 |" in page
     )
 
 
