@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
-    from st_multitask.runtime.encoder import FastEncoder
+    from st_multitask.pipeline import Pipeline
 
 
 class UserError(click.ClickException):
@@ -165,48 +163,30 @@ def quiet_libraries(torch: bool = True) -> None:
         transformers.logging.disable_progress_bar()
 
 
-def load_model(
-    model_name: str | None, device: str | None, backend: str = "auto", precision: str = "fp32"
-) -> SentenceTransformer | FastEncoder:
-    """Load the backbone quietly on the chosen engine (no download, no progress bars)."""
-    from st_multitask.embedding import resolve_model
-    from st_multitask.runtime import resolve_backend
+def load_pipeline(
+    model: str | None,
+    device: str | None = None,
+    backend: str = "auto",
+    precision: str = "fp32",
+    heads: bool = True,
+) -> Pipeline:
+    """``st_multitask.load`` of ``model`` on the chosen engine, quietly (no progress bars; auto's
+    fallback to torch is news). Without ``model``: the bundled default model when the command
+    uses ``heads``, else the packaged all-MiniLM-L6-v2."""
+    from st_multitask.backbone import DEFAULT_MODEL_NAME
+    from st_multitask.loader import load
+    from st_multitask.runtime import resolve_engine
 
-    choice = resolve_backend(backend, precision, device)
-    quiet_libraries(torch=not choice.fast)  # the CLI reports truncation itself
-    model = resolve_model(model_name, backend, precision, device)
-    if choice.fast and not hasattr(model, "session"):  # auto fell back to torch for this model
-        quiet_libraries(torch=True)
-    return model
+    spec = resolve_engine(backend, precision, device)
+    if heads and model is not None:  # a command that runs heads needs a st_multitask model directory
+        from pathlib import Path
 
+        from st_multitask.manifest import read_manifest
 
-def load_multitask(
-    model_dir: str | None, device: str | None, backend: str = "auto", precision: str = "fp32"
-) -> Any:
-    """The multi-task model in ``model_dir``, or the bundled default one, on the chosen engine
-    (the library's auto policy, :func:`st_multitask.runtime.load_on`; torch is imported only
-    when torch runs)."""
-    from st_multitask.backbone import bundled_model_dir
-    from st_multitask.runtime import load_on, resolve_backend
-    from st_multitask.runtime.model_files import read_model_files
-
-    choice = resolve_backend(backend, precision, device)
-    path = bundled_model_dir() if model_dir is None else model_dir
-    quiet_libraries(torch=False)
-    logging.getLogger("st_multitask.runtime").setLevel(logging.WARNING)  # auto's fallback is news
-
-    def fast() -> Any:
-        from st_multitask.exported_model import ExportedMultiTaskModel
-
-        return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
-
-    def torch() -> Any:
-        from st_multitask.model import MultiTaskModel
-
-        quiet_libraries()
-        return MultiTaskModel.load(path, device)
-
-    return load_on(choice, str(model_dir or "the default model"), fast, torch, lambda: read_model_files(path))
+        read_manifest(Path(model).expanduser())
+    quiet_libraries(torch=not spec.fast)
+    logging.getLogger("st_multitask.runtime").setLevel(logging.WARNING)
+    return load(model if model is not None or heads else DEFAULT_MODEL_NAME, backend=spec)
 
 
 def report_reading(name: str, report: Any) -> None:
@@ -218,7 +198,7 @@ def report_reading(name: str, report: Any) -> None:
         )
 
 
-def report_truncation(count: int, model: SentenceTransformer, long: str) -> None:
+def report_truncation(count: int, model: Pipeline, long: str) -> None:
     if count and long == "truncate":
         note(
             f"{count} text{'s were' if count != 1 else ' was'} longer than the model window "

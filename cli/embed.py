@@ -11,7 +11,7 @@ from ._batch import batch_options, dataset_mode, quiet_engine, report_job
 from ._common import (
     UserError,
     errors_option,
-    load_model,
+    load_pipeline,
     long_option,
     model_options,
     report_reading,
@@ -131,7 +131,7 @@ def embed(
     report = ReadReport()
     rows = iter_texts(input_path, column=column, errors=errors, report=report)
     first = list(itertools.islice(rows, chunk_size))  # read (and validate) before loading the model
-    model = load_model(model_name, device, backend, precision)
+    model = load_pipeline(model_name, device, backend, precision, heads=False)
     total = count_lines(input_path)
     show = sys.stderr.isatty()
     over = 0

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ._common import backend_options, load_multitask, multitask_model_option
+from ._common import backend_options, load_pipeline, multitask_model_option
 from ._io import format_table
 
 
@@ -50,7 +50,7 @@ def evaluate(
     from st_multitask.evaluation import evaluate_task
     from st_multitask.recipe import read_split
 
-    model = load_multitask(model_dir, device, backend, precision)
+    model = load_pipeline(model_dir, device, backend, precision)
     if task not in model.heads:
         raise InputError(f"Unknown task {task!r}. Valid: {', '.join(model.heads) or 'none (no heads)'}.")
     level = model.heads[task].level

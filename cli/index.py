@@ -13,7 +13,7 @@ from ._common import (
     StmtGroup,
     UserError,
     errors_option,
-    load_model,
+    load_pipeline,
     long_option,
     model_options,
     report_reading,
@@ -173,7 +173,7 @@ def build(
         return
     report = ReadReport()
     rows = _rows(corpus_path, column, errors, report)
-    model = load_model(model_name, device, backend, precision)
+    model = load_pipeline(model_name, device, backend, precision, heads=False)
     built = Index.build(
         rows,
         model,
@@ -237,7 +237,7 @@ def add(
     read_column = None if input_path != "-" and detect_format(input_path) == "lines" else existing.column
     report = ReadReport()
     rows = _rows(input_path, column or read_column, errors, report)
-    existing.use_model(load_model(model_name or existing.builder, device, backend, precision))
+    existing.use_model(load_pipeline(model_name or existing.builder, device, backend, precision, heads=False))
     before = existing.count
     existing.add(rows, source=source, batch_size=batch_size, chunk_size=chunk_size, long=long)
     existing.save(index_dir)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ._common import load_multitask, multitask_model_option
+from ._common import load_pipeline, multitask_model_option
 
 
 @click.command()
@@ -19,7 +19,7 @@ def info(model_dir: str | None, fmt: str) -> None:
     Example:
       stmt info --model my-model
     """
-    model = load_multitask(model_dir, "cpu", "torch")
+    model = load_pipeline(model_dir, "cpu", "torch")
     summary = model.info()
     if fmt == "json":
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -27,15 +27,13 @@ def info(model_dir: str | None, fmt: str) -> None:
     backbone = summary["backbone"]
     click.echo(
         f"backbone: {backbone['name']} ({backbone['dimension']}-d, window {backbone['max_seq_length']} "
-        f"tokens, {backbone['parameters']:,} parameters)"
+        f"tokens; runs on {backbone['backend']} {backbone['precision']})"
     )
     if not summary["heads"]:
         click.echo("heads: none")
     for name, head in summary["heads"].items():
         state = "" if head["trained"] else ", untrained"
-        click.echo(
-            f"head {name}: {head['kind']} ({head['level']} level, {head['parameters']:,} parameters{state})"
-        )
+        click.echo(f"head {name}: {head['kind']} ({head['level']} level{state})")
         click.echo(f"  labels: {', '.join(head['labels'])}")
         settings = ", ".join(f"{k}={v}" for k, v in head["config"].items())
         click.echo(f"  settings: {settings}")

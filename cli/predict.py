@@ -12,7 +12,7 @@ from ._common import (
     UserError,
     backend_options,
     errors_option,
-    load_multitask,
+    load_pipeline,
     multitask_model_option,
     note,
     report_reading,
@@ -157,22 +157,19 @@ def predict(
         blank = [i for i, t in enumerate(items, 1) if not t.strip()]
         if blank:
             raise UserError(f"Text {blank[0]} is blank; give a text to predict.")
-    model = load_multitask(model_dir, device, backend, precision)
-    selected = model._select(tasks)
+    model = load_pipeline(model_dir, device, backend, precision)
+    selected = model.select(tasks)
     untrained = [name for name, head in selected.items() if not head.is_trained]
     if untrained:
         note(
             f"head{'s' * (len(untrained) > 1)} {', '.join(untrained)} {'are' if len(untrained) > 1 else 'is'} "
             "untrained: predictions are random."
         )
-    from st_multitask.embedding import count_over_window
-
-    over = count_over_window(items, model.backbone)
+    encoded = model.tokenize(items)  # once: the window note and the prediction read it
+    over = len(encoded.over_window())
     if over:
         levels = [h.level for h in selected.values()]
-        whole = [
-            n for n, h in selected.items() if h.level == "sentence" and getattr(h, "reads_windows", False)
-        ]
+        whole = [n for n, h in selected.items() if h.level == "sentence" and h.reads_windows]
         cut = [n for n, h in selected.items() if h.level == "sentence" and n not in whole]
         parts = []
         if whole:
@@ -183,9 +180,9 @@ def predict(
             parts.append("no entities are found past the window")
         note(
             f"{over} text{'s were' if over != 1 else ' was'} longer than the model window "
-            f"({model.backbone.max_seq_length} tokens): {'; '.join(parts)}."
+            f"({model.max_seq_length} tokens): {'; '.join(parts)}."
         )
-    results = model.predict(items, tasks=list(selected), batch_size=batch_size, min_score=min_score)
+    results = model.predict(encoded, tasks=list(selected), batch_size=batch_size, min_score=min_score)
     levels = {name: head.level for name, head in selected.items()}
     if fmt in ("json", "jsonl"):
         records = [{"text": text, **result} for text, result in zip(items, results)]

@@ -10,7 +10,7 @@ import click
 from ._common import (
     UserError,
     errors_option,
-    load_model,
+    load_pipeline,
     long_option,
     model_options,
     report_reading,
@@ -120,7 +120,7 @@ def _search_index(
     from st_multitask.index import Index
 
     index = Index.load(index_dir, model_name)
-    model = load_model(model_name or index.builder, device, backend, precision)
+    model = load_pipeline(model_name or index.builder, device, backend, precision, heads=False)
     index.use_model(model)
     results = index.search(embed(queries, model=model, batch_size=batch_size, long=long), top_k=top_k)
     several = len(index.sources()) > 1  # lines of several files: say which file
@@ -161,7 +161,7 @@ def _search_corpus(
     report_reading(click.format_filename(corpus_path), report)
     lines = [n for n, _ in rows]
     corpus = [t for _, t in rows]
-    model = load_model(model_name, device, backend, precision)
+    model = load_pipeline(model_name, device, backend, precision, heads=False)
     report_truncation(count_over_window(corpus, model), model, long)
     corpus_emb = embed(corpus, model=model, batch_size=batch_size, long=long)
     query_emb = embed(queries, model=model, batch_size=batch_size, long=long)

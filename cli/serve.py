@@ -118,7 +118,7 @@ def serve(
         ) from None
     from st_multitask.runtime import resolve_backend
 
-    from ._common import load_multitask
+    from ._common import load_pipeline
 
     settings = ServeSettings(
         model=model_dir,
@@ -143,7 +143,7 @@ def serve(
     logging.getLogger("st_multitask.serve").setLevel(log_level.upper())  # loading quiets st_multitask
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         note(f"listening on {host} without --api-key: anyone who can reach it can use it.")
-    app = create_app(lambda: load_multitask(model_dir, device, backend, precision), settings)
+    app = create_app(lambda: load_pipeline(model_dir, device, backend, precision), settings)
     server = _server(
         uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
     )

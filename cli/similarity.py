@@ -10,7 +10,7 @@ import numpy as np
 from ._common import (
     UserError,
     errors_option,
-    load_model,
+    load_pipeline,
     long_option,
     model_options,
     note,
@@ -94,7 +94,7 @@ def similarity(
                 f"Pairwise mode needs as many lines in A as in B: {file_a} has {len(texts_a)}, "
                 f"{file_b} has {len(texts_b)}. Use --mode best or --mode matrix for unequal files."
             )
-    model = load_model(model_name, device, backend, precision)
+    model = load_pipeline(model_name, device, backend, precision, heads=False)
     if not document:
         report_truncation(count_over_window(texts_a + texts_b, model), model, long)
     emb_a = embed(texts_a, model=model, batch_size=batch_size, long=long)

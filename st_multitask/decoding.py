@@ -1,4 +1,5 @@
-"""Turning head probabilities into answers, shared by the torch and the torch-free paths.
+"""Turning head probabilities into answers, the same on every engine: one decoder per head kind,
+built from the head's saved config (torch-free), with the functions they share.
 
 >>> decode_sentence(["negative", "positive"], [0.2, 0.8])
 {'label': 'positive', 'score': 0.8, 'probabilities': {'negative': 0.2, 'positive': 0.8}}
@@ -10,8 +11,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from .alignment import Entity, decode_bio
+from .errors import InputError
 
-__all__ = ["decode_sentence", "decode_words", "word_tags"]
+__all__ = [
+    "Decoder",
+    "SentenceDecoder",
+    "TokenDecoder",
+    "decode_sentence",
+    "decode_words",
+    "decoder_for",
+    "register_decoder",
+    "word_tags",
+]
 
 
 def decode_sentence(
@@ -66,3 +77,110 @@ def decode_words(
 ) -> list[Entity]:
     """Entities of one text from its words' best label ids and scores."""
     return decode_bio(word_tags(labels, ids, seen), scores, spans, text)
+
+
+class Decoder:
+    """How one head's probabilities become answers, torch-free and the same on every engine.
+
+    Built from the head's saved config (:func:`decoder_for`); the graph gives each head's
+    probabilities, (labels,) per text for a sentence head and (words, labels) for a token head.
+    A head kind brings its own decoding by registering a subclass (:func:`register_decoder`).
+    """
+
+    level: str = "sentence"
+
+    def __init__(self, kind: str, labels: Sequence[str], config: dict[str, Any], is_trained: bool = True):
+        self.kind = kind
+        self.labels = list(labels)
+        self.config = dict(config)
+        self.is_trained = is_trained
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kind={self.kind!r}, labels={self.labels})"
+
+    @property
+    def multi_label(self) -> bool:
+        return bool(self.config.get("multi_label", False))
+
+    @property
+    def reads_windows(self) -> bool:
+        """Whether the head reads a long text whole, as overlapping windows (``long: chunk``)."""
+        return self.config.get("long") == "chunk"
+
+    def probabilities(self, proba: Any, n_words: int) -> Any:
+        """One text's probabilities as :meth:`predict_proba` gives them."""
+        return proba if self.level == "sentence" else proba[:n_words]
+
+    def decode(
+        self,
+        proba: Any,
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        read: Sequence[bool],
+        min_score: float | None = None,
+    ) -> Any:  # pragma: no cover - abstract
+        """One text's answer from its probabilities (``read``: its words inside the window)."""
+        raise NotImplementedError
+
+    def label_of(self, proba: Any, spans: Sequence[tuple[int, int]], read: Sequence[bool]) -> Any:
+        """What evaluation scores: a label (sentence) or the repaired IOB2 tags of the words."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+
+class SentenceDecoder(Decoder):
+    """A label per text (or a list of labels, multi-label), with an out-of-scope ``other``."""
+
+    level = "sentence"
+
+    @property
+    def other(self) -> tuple[str, float] | None:
+        label, threshold = self.config.get("other_label"), self.config.get("other_threshold")
+        return None if label is None or threshold is None else (label, float(threshold))
+
+    def decode(self, proba, text, spans, read, min_score=None):  # type: ignore[no-untyped-def]
+        threshold = float(self.config.get("threshold", 0.5))
+        return decode_sentence(
+            self.labels, proba.tolist(), self.multi_label, threshold, min_score, self.other
+        )
+
+    def label_of(self, proba, spans, read):  # type: ignore[no-untyped-def]
+        return self.decode(proba, "", spans, read)["label"]
+
+
+class TokenDecoder(Decoder):
+    """Entities with character offsets from per-word IOB2 labels (argmax per word)."""
+
+    level = "token"
+
+    def decode(self, proba, text, spans, read, min_score=None):  # type: ignore[no-untyped-def]
+        words = proba[: len(spans)]
+        return decode_words(self.labels, words.argmax(-1).tolist(), words.max(-1).tolist(), read, spans, text)
+
+    def label_of(self, proba, spans, read):  # type: ignore[no-untyped-def]
+        from .alignment import repair_bio
+
+        return repair_bio(word_tags(self.labels, proba[: len(spans)].argmax(-1).tolist(), read))
+
+
+_DECODERS: dict[str, type[Decoder]] = {}
+_BY_LEVEL: dict[str, type[Decoder]] = {"sentence": SentenceDecoder, "token": TokenDecoder}
+
+
+def register_decoder(kind: str, cls: type[Decoder]) -> None:
+    """Decode heads of ``kind`` with ``cls`` on every engine (a head class may name it as its
+    ``decoder`` attribute instead; :func:`st_multitask.heads.register_head` registers that)."""
+    if not (isinstance(cls, type) and issubclass(cls, Decoder)):
+        raise InputError(f"{cls!r} is not a subclass of st_multitask.decoding.Decoder.")
+    _DECODERS[kind] = cls
+
+
+def decoder_for(kind: str, level: str, config: dict[str, Any], is_trained: bool = True) -> Decoder:
+    """The decoder of a head from its saved config: its kind's own, else its level's.
+
+    >>> decoder_for("mlp", "sentence", {"labels": ["neg", "pos"]}).labels
+    ['neg', 'pos']
+    """
+    cls = _DECODERS.get(kind) or _BY_LEVEL.get(level)
+    if cls is None:
+        raise InputError(f"Unknown head level {level!r}. Valid: {', '.join(_BY_LEVEL)}.")
+    return cls(kind, config["labels"], config, is_trained)

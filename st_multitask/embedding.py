@@ -1,8 +1,9 @@
 """Sentence embeddings on any engine: texts in, float32 vectors out.
 
-``embed`` runs the model on the fastest installed exact runtime (``backend="auto"``): an exported
-ONNX Runtime or OpenVINO graph on a CPU, without importing torch, or torch on a GPU. Texts past the
-model window are truncated (with a logged warning) or embedded whole in overlapping windows.
+``embed`` runs the model through :func:`st_multitask.load`'s pipeline on the fastest installed exact
+runtime (``backend="auto"``): an exported ONNX Runtime or OpenVINO graph on a CPU, without
+importing torch, or torch on a GPU. Texts past the model window are truncated (with a logged
+warning) or embedded whole in overlapping windows. ``embed_tokens`` gives word-piece vectors (torch).
 
     >>> from st_multitask import embed, embed_tokens
     >>> embed(["The dog ran across the grass."]).shape
@@ -16,18 +17,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
-from .backbone import cached_backbone, forward_batch
+from .backbone import DEFAULT_MODEL_NAME, forward_batch
 from .errors import InputError
-from .runtime import load_on, resolve_backend
-from .runtime.encoder import FastEncoder
-from .runtime.feeds import chunk_text
-from .runtime.load import load_encoder
+from .pipeline import LONG_MODES, LongMode, Pipeline
+from .texts import check_texts
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -45,10 +44,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-LONG_MODES = ("truncate", "chunk")
-LongMode = Literal["truncate", "chunk"]
-# what embeds: a SentenceTransformer (torch) or a FastEncoder (an exported graph)
-Encoder = Union["SentenceTransformer", FastEncoder]
+# what embeds: a loaded Pipeline, or a SentenceTransformer (run in torch through one)
+Encoder = Union[Pipeline, "SentenceTransformer"]
 
 
 def resolve_model(
@@ -56,77 +53,51 @@ def resolve_model(
     backend: str | None = None,
     precision: str | None = None,
     device: str | None = None,
-) -> Encoder:
-    """Return ``model`` if it is already loaded, else load (once per process) the named one on the
-    engine that ``backend`` / ``precision`` resolve to.
+) -> Pipeline:
+    """``model`` as a :class:`~st_multitask.pipeline.Pipeline`: itself if it is one; a loaded
+    SentenceTransformer in torch; else :func:`st_multitask.load` of the name (``None``: the
+    packaged all-MiniLM-L6-v2, without heads), whose opened engine is kept for the process."""
+    from .loader import load
 
-    With ``auto``, a model the fast runtimes cannot run (extra modules, or a name from the Hugging
-    Face cache rather than a directory) runs in torch.
-    """
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        if backend not in (None, "auto") and (backend == "torch") != (not isinstance(model, FastEncoder)):
+    if isinstance(model, Pipeline):
+        if backend not in (None, "auto") and backend != model.backend:
             raise InputError(
                 f"backend={backend!r} applies to a model given by name or path; this one is loaded already."
             )
         return model
-    name = None if model is None else os.fspath(model)
-    from .runtime.model_files import read_model_files
-
-    return load_on(
-        resolve_backend(backend, precision, device),
-        name or "the default model",
-        fast=lambda: load_encoder(name, backend, precision),
-        torch=lambda: cached_backbone(name, device),
-        check=lambda: read_model_files(name),
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        if backend not in (None, "auto", "torch"):
+            raise InputError(
+                f"backend={backend!r} applies to a model given by name or path; this one is loaded already."
+            )
+        return _torch_pipeline(model)
+    return load(
+        DEFAULT_MODEL_NAME if model is None else model, backend=backend, precision=precision, device=device
     )
+
+
+def _torch_pipeline(backbone: SentenceTransformer) -> Pipeline:
+    """A loaded SentenceTransformer (or anything with ``.pipeline()``) as a torch pipeline."""
+    if hasattr(backbone, "pipeline"):
+        pipeline: Pipeline = backbone.pipeline()
+        return pipeline
+    from .runtime import EngineSpec
+    from .runtime.runners.torch import TorchRunner
+    from .runtime.tokenizer import TextTokenizer
+
+    runner = TorchRunner(backbone, {}, EngineSpec("torch", "fp32", str(backbone.device)))
+    return Pipeline(runner, TextTokenizer.from_backbone(backbone), name="a SentenceTransformer object")
 
 
 def window_size(model: Encoder) -> int:
     """How many word pieces of a text the model reads (its window less the special tokens)."""
-    if isinstance(model, FastEncoder):
-        return int(model.max_seq_length) - model.tokenizer.num_special_tokens
-    return int(model.max_seq_length) - model.tokenizer.num_special_tokens_to_add(pair=False)
-
-
-def _check_texts(texts: str | Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        return [texts]
-    if isinstance(texts, Iterable):
-        texts = list(texts)
-    else:
-        raise InputError(f"Expected a list of strings, got {type(texts).__name__}.")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"Text {i} is a {type(text).__name__}, not a string.")
-    return texts
-
-
-def _token_lengths(model: Encoder, texts: list[str]) -> list[int]:
-    if isinstance(model, FastEncoder):
-        return model.tokenizer.lengths(texts)
-    encoded = model.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
-    return [len(ids) for ids in encoded["input_ids"]]
+    return resolve_model(model).window
 
 
 def count_over_window(texts: Sequence[str], model: Encoder | str | os.PathLike[str] | None = None) -> int:
     """How many of ``texts`` are longer than the model's window (and would be truncated)."""
-    model = resolve_model(model)
-    texts = _check_texts(texts)
-    limit = window_size(model)
-    return sum(n > limit for n in _token_lengths(model, texts)) if texts else 0
-
-
-def _piece_offsets(model: Encoder, text: str) -> list[tuple[int, int]]:
-    if isinstance(model, FastEncoder):
-        return model.tokenizer.offsets(text)
-    return model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
-        "offset_mapping"
-    ]
-
-
-def _chunks(model: Encoder, text: str, window: int) -> list[str]:
-    """Overlapping windows (half a window of overlap) of ``text``, as substrings of it."""
-    return chunk_text(text, _piece_offsets(model, text), window)
+    texts = check_texts(texts) if not isinstance(texts, str) or texts else []
+    return resolve_model(model).count_over_window(texts) if texts else 0
 
 
 def embed(
@@ -147,10 +118,11 @@ def embed(
 
     Args:
         texts: a string or a sequence of strings.
-        model: a loaded SentenceTransformer, a model path or name, or ``None`` for the default.
+        model: a :class:`~st_multitask.pipeline.Pipeline`, a loaded SentenceTransformer, a model
+            path or name, or ``None`` for the packaged all-MiniLM-L6-v2.
         batch_size: texts per forward pass.
         normalize: scale every vector to unit length (so dot product == cosine).
-        show_progress: show a progress bar; ``None`` lets sentence-transformers decide.
+        show_progress: show a progress bar.
         long: ``"truncate"`` or ``"chunk"``.
         backend: ``"auto"`` (the default, or ``$STMT_BACKEND``), ``"torch"``, ``"onnx"`` or
             ``"openvino"``, for a model given by name or path. auto runs the fastest installed
@@ -165,47 +137,11 @@ def embed(
         raise InputError(f"Unknown long-text mode {long!r}. Valid: {', '.join(LONG_MODES)}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    texts = _check_texts(texts)
-    if not texts:
-        raise InputError("No texts to embed: pass at least one string.")
-    model = resolve_model(model, backend, precision)
-    window = window_size(model)
-    lengths = _token_lengths(model, texts)
-    over = [i for i, n in enumerate(lengths) if n > window]
-    if long == "truncate" or not over:
-        if over:
-            logger.warning(
-                "%d of %d texts are longer than the model window (%d word pieces) and were truncated; "
-                "use long='chunk' to embed them whole.",
-                len(over),
-                len(texts),
-                window,
-            )
-        vectors = model.encode(
-            texts,
-            batch_size=batch_size,
-            normalize_embeddings=normalize,
-            show_progress_bar=show_progress,
-            convert_to_numpy=True,
-        )
-        return np.asarray(vectors, dtype=np.float32)
-
-    # chunk mode: short texts as they are, long ones as windows, all in one encode call
-    pieces: list[str] = []
-    owner: list[int] = []
-    for i, text in enumerate(texts):
-        parts = _chunks(model, text, window) if lengths[i] > window else [text]
-        pieces.extend(parts)
-        owner.extend([i] * len(parts))
-    vectors = model.encode(
-        pieces, batch_size=batch_size, show_progress_bar=show_progress, convert_to_numpy=True
-    ).astype(np.float32)
-    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-    np.add.at(out, np.asarray(owner), vectors)
-    out /= np.bincount(owner, minlength=len(texts))[:, None].astype(np.float32)
-    if normalize:
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return out
+    texts = check_texts(texts)
+    pipeline = resolve_model(model, backend, precision)
+    return pipeline.embed(
+        texts, batch_size=batch_size, normalize=normalize, long=long, show_progress=show_progress
+    )
 
 
 @dataclass
@@ -234,11 +170,12 @@ def embed_tokens(
     >>> [item.text[s:e] for s, e in item.offsets]
     ['Héllo', 'wörld']
     """
-    texts = _check_texts(texts)
-    if not texts:
-        raise InputError("No texts to embed: pass at least one string.")
-    model = resolve_model(model, "torch")
-    window = window_size(model)
+    texts = check_texts(texts)
+    if model is None or isinstance(model, (str, os.PathLike)):
+        from .backbone import cached_backbone
+
+        model = cached_backbone(None if model is None else os.fspath(model))
+    window = int(model.max_seq_length) - model.tokenizer.num_special_tokens_to_add(pair=False)
     results: list[TokenEmbeddings] = []
     for start in range(0, len(texts), batch_size):
         batch = texts[start : start + batch_size]

@@ -135,14 +135,14 @@ def evaluate_task(
     ``O`` (they were not read). ``batch_inputs`` (indices -> head inputs, read mask) lets training
     evaluate from its embedding cache.
     """
-    from .alignment import repair_bio
     from .data import SentenceExamples
-    from .decoding import word_tags
+    from .decoding import Decoder
     from .errors import InputError
 
     if task not in model.heads:
         raise InputError(f"Unknown task {task!r}. Valid: {', '.join(model.heads) or 'none (no heads)'}.")
     head = model.heads[task]
+    decoder = head if isinstance(head, Decoder) else head.decoder()  # a pipeline's, or a torch head's
     is_sentence = isinstance(data, SentenceExamples)
     if is_sentence != (head.level == "sentence"):
         kind = (
@@ -158,9 +158,9 @@ def evaluate_task(
         if not is_sentence:
             return token_metrics(data.tags, model.predict_labels(items, task, batch_size))
         probabilities = [r[task] for r in model.predict_proba(items, tasks=[task], batch_size=batch_size)]
-        predicted = [head.decode(p)["label"] for p in probabilities]
+        predicted = [decoder.label_of(p, [], []) for p in probabilities]
         return sentence_metrics(
-            data.labels, predicted, head.labels, None if multi_label else probabilities, _other_label(head)
+            data.labels, predicted, head.labels, None if multi_label else probabilities, _other_label(decoder)
         )
     import torch
 
@@ -175,26 +175,24 @@ def evaluate_task(
                 inputs, read = batch_inputs(indices)
                 proba = head.probabilities(head(inputs[task]).float()).cpu()
                 if is_sentence:
-                    predicted.extend(head.decode(row)["label"] for row in proba)
+                    predicted.extend(decoder.label_of(row, [], []) for row in proba.numpy())
                     probabilities.extend(proba.numpy())
                     continue
-                ids, seen = proba.argmax(-1).tolist(), read.tolist()
+                seen = read.tolist()
                 for row, index in enumerate(indices):
-                    n = len(items[index])
-                    predicted.append(repair_bio(word_tags(head.labels, ids[row][:n], seen[row])))
+                    spans = [(0, 0)] * len(items[index])  # the decoder counts the words
+                    predicted.append(decoder.label_of(proba[row].numpy(), spans, seen[row]))
     finally:
         for module, mode in modes.items():
             module.training = mode
     if is_sentence:
         return sentence_metrics(
-            data.labels, predicted, head.labels, None if multi_label else probabilities, _other_label(head)
+            data.labels, predicted, head.labels, None if multi_label else probabilities, _other_label(decoder)
         )
     return token_metrics(data.tags, predicted)
 
 
-def _other_label(head: Any) -> str | None:
-    """A head's out-of-scope label (torch heads hold it; exported heads keep it in their config)."""
-    config = getattr(head, "config", None)
-    return getattr(head, "other_label", None) or (
-        config.get("other_label") if isinstance(config, dict) else None
-    )
+def _other_label(decoder: Any) -> str | None:
+    """A head's out-of-scope label, from its decoder's config."""
+    label = decoder.config.get("other_label")
+    return None if label is None else str(label)

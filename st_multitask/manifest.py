@@ -6,13 +6,13 @@ format version, no pickle files, and every head file against its sha256.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelLoadError
+from .file_hashes import sha256_file
 
 __all__ = [
     "CONFIG_NAME",
@@ -31,15 +31,6 @@ CONFIG_NAME = "config.json"  # a head's constructor arguments
 WEIGHTS_NAME = "model.safetensors"  # a head's weights
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def graph_files(manifest: dict[str, Any]) -> set[str]:

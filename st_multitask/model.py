@@ -1,4 +1,8 @@
-"""MultiTaskModel: one SentenceTransformer backbone plus named heads, served by one backbone pass.
+"""MultiTaskModel: the trainable torch module, one SentenceTransformer backbone plus named heads.
+
+It trains, calibrates, saves and exports; it runs through a torch
+:class:`~st_multitask.pipeline.Pipeline` (:meth:`MultiTaskModel.pipeline`), the same pipeline
+:func:`st_multitask.load` gives for every engine, and its ``predict`` methods are that pipeline's.
 
 >>> from st_multitask import MultiTaskModel
 >>> from st_multitask.heads import MLPHead, TokenHead
@@ -30,26 +34,27 @@ from .backbone import (
     embedding_dim,
     load_backbone,
 )
-from .embedding import embed
 from .errors import InputError
 from .heads import Head
-from .inference import Predictor, texts_and_spans
 from .manifest import FORMAT_VERSION, MANIFEST_NAME
-from .runtime.feeds import TOKEN_INPUTS, FeedPlan, build_feeds, words_read
-from .runtime.torch_graph import BackboneTokenizer, ModelGraph
+from .pipeline import Pipeline
+from .runtime import EngineSpec
+from .runtime.feeds import build_feeds, words_read
+from .runtime.runners.torch import TorchRunner
+from .runtime.tokenizer import TextTokenizer
+from .runtime.torch_graph import ModelGraph
 from .storage import RECORD_KEYS, read_heads, read_manifest, write_model_directory
+from .texts import Item, texts_and_spans
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-    from .exported_model import ExportedMultiTaskModel
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "MultiTaskModel"]
 
 logger = logging.getLogger(__name__)
 
 
-class MultiTaskModel(Predictor, torch.nn.Module):
+class MultiTaskModel(torch.nn.Module):
     """A backbone and named heads.
 
     Args:
@@ -110,12 +115,79 @@ class MultiTaskModel(Predictor, torch.nn.Module):
         del self._heads[name]
         return head
 
-    # -- inference ------------------------------------------------------------------------------
+    # -- inference: the torch pipeline ----------------------------------------------------------
+    @property
+    def heads(self) -> dict[str, Head]:
+        """The heads by name (a copy of the mapping; the heads themselves are live)."""
+        return dict(self._heads.items())
+
+    def _text_tokenizer(self) -> TextTokenizer:
+        cached = self.__dict__.get("_tokenizer")
+        if cached is None or cached[0] is not self.backbone:
+            cached = self.__dict__["_tokenizer"] = (self.backbone, TextTokenizer.from_backbone(self.backbone))
+        return cached[1]
+
+    def pipeline(self) -> Pipeline:
+        """This model, as it is now, on the torch engine: the :class:`~st_multitask.pipeline.Pipeline`
+        every engine gives (``embed``, ``predict``, ``predict_proba``, ``predict_and_embed``, ...).
+        Its heads are this model's live heads, decoded from their current settings."""
+        device = str(self.device)
+        runner = TorchRunner(self.backbone, self._heads, EngineSpec("torch", "fp32", device), owner=self)
+        decoders = {name: head.decoder() for name, head in self._heads.items()}
+        sparse = {
+            name: head._sparse for name, head in self._heads.items() if getattr(head, "uses_text", False)
+        }
+        name = getattr(self, "_manifest", {}).get("backbone", {}).get("name") or self._backbone_source
+        return Pipeline(
+            runner,
+            self._text_tokenizer(),
+            decoders,
+            sparse,
+            str(name or DEFAULT_MODEL_NAME),
+            getattr(self, "_manifest", {}),
+        )
+
     def encode(
         self, texts: str | Sequence[str], batch_size: int = 64, normalize: bool = True, **kwargs: Any
     ) -> np.ndarray:
         """Sentence embeddings: the same vectors as :func:`st_multitask.embed` with this backbone."""
-        return embed(texts, model=self.backbone, batch_size=batch_size, normalize=normalize, **kwargs)
+        return self.pipeline().embed(texts, batch_size=batch_size, normalize=normalize, **kwargs)
+
+    def predict(
+        self,
+        texts: Item | Sequence[Item],
+        tasks: Sequence[str] | str | None = None,
+        batch_size: int = 32,
+        min_score: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`Pipeline.predict <st_multitask.pipeline.Pipeline.predict>` in torch."""
+        return self.pipeline().predict(texts, tasks, batch_size, min_score)
+
+    def predict_proba(
+        self, texts: Item | Sequence[Item], tasks: Sequence[str] | str | None = None, batch_size: int = 32
+    ) -> list[dict[str, np.ndarray]]:
+        """:meth:`Pipeline.predict_proba <st_multitask.pipeline.Pipeline.predict_proba>` in torch."""
+        return self.pipeline().predict_proba(texts, tasks, batch_size)
+
+    def predict_and_embed(
+        self,
+        texts: Item | Sequence[Item],
+        tasks: Sequence[str] | str | None = None,
+        batch_size: int = 32,
+        min_score: float | None = None,
+    ) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """:meth:`Pipeline.predict_and_embed <st_multitask.pipeline.Pipeline.predict_and_embed>` in torch.
+
+        >>> from st_multitask import MultiTaskModel
+        >>> results, vectors = MultiTaskModel.default().predict_and_embed(["Apple is great."], ["sentiment"])
+        >>> sorted(results[0]), vectors.shape
+        (['sentiment'], (1, 384))
+        """
+        return self.pipeline().predict_and_embed(texts, tasks, batch_size, min_score)
+
+    def predict_labels(self, items: Sequence[Item], task: str, batch_size: int = 64) -> list[Any]:
+        """:meth:`Pipeline.predict_labels <st_multitask.pipeline.Pipeline.predict_labels>` in torch."""
+        return self.pipeline().predict_labels(items, task, batch_size)
 
     def features(
         self, items: Sequence[str | Sequence[str]], grad: bool = False
@@ -129,7 +201,7 @@ class MultiTaskModel(Predictor, torch.nn.Module):
         """
         texts, spans = texts_and_spans(items)
         graph = ModelGraph(self.backbone, dict(self._heads))
-        feeds, piece_word = build_feeds(graph.plan, self._tokens(), texts, spans)
+        feeds, piece_word = build_feeds(graph.plan, self._text_tokenizer(), texts, spans)
         with contextlib.nullcontext() if grad else torch.no_grad():
             out = graph.features(graph.tensors(feeds), texts)
         out["piece_word"] = torch.from_numpy(piece_word).to(self.device)
@@ -151,28 +223,6 @@ class MultiTaskModel(Predictor, torch.nn.Module):
             read = torch.from_numpy(words_read(features["piece_word"].cpu().numpy(), features["n_words"]))
             inputs = {task: self._heads[task].inputs(features) for task in tasks}
         return inputs, read
-
-    # -- the forward contract of Predictor: the model graph, run in torch ---------------------------
-    def _tokens(self) -> BackboneTokenizer:
-        tokens = self.__dict__.get("_tokenizer")
-        if tokens is None or tokens.backbone is not self.backbone:
-            tokens = self.__dict__["_tokenizer"] = BackboneTokenizer(self.backbone)
-        return tokens
-
-    def _plan(self, heads: dict[str, Any]) -> FeedPlan:
-        return FeedPlan.for_heads(heads)
-
-    def _graph_inputs(self) -> list[str]:
-        return list(TOKEN_INPUTS)
-
-    def _run(self, feeds: dict[str, np.ndarray], heads: dict[str, Any]) -> dict[str, np.ndarray]:
-        modes = {module: module.training for module in self.modules()}  # a trainer's mix stays as it was
-        self.eval()
-        try:
-            return ModelGraph(self.backbone, heads).run(feeds)
-        finally:
-            for module, mode in modes.items():
-                module.training = mode
 
     def calibrate(self, data: dict[str, Any], batch_size: int = 64) -> dict[str, dict[str, float]]:
         """Fit each single-label sentence head's temperature on held-out data, so that its scores
@@ -198,7 +248,9 @@ class MultiTaskModel(Predictor, torch.nn.Module):
     def _calibrate_head(self, task: str, examples: Any, batch_size: int) -> dict[str, float]:
         from .calibration import expected_calibration_error, fit_other_threshold, fit_temperature, softmax
 
-        head = self._select([task])[task]
+        if task not in self._heads:
+            raise InputError(f"Unknown task {task!r}. Valid: {', '.join(self._heads) or 'none (no heads)'}.")
+        head = self._heads[task]
         if head.level != "sentence" or not head.calibrates:
             raise InputError(
                 f"Task {task!r}: only single-label sentence heads are calibrated by temperature."
@@ -286,38 +338,21 @@ class MultiTaskModel(Predictor, torch.nn.Module):
         cls,
         path: str | os.PathLike[str],
         device: str | None = None,
-        backend: str = "torch",
+        backend: str | None = None,
         precision: str | None = None,
-    ) -> MultiTaskModel | ExportedMultiTaskModel:
-        """Load a directory written by :meth:`save`. Never unpickles, never runs code from it.
+    ) -> MultiTaskModel:
+        """Load a directory written by :meth:`save` as this trainable torch model. Never
+        unpickles, never runs code from it.
 
         Checks the manifest, every head file's hash, the heads' shapes and labels, and that the
-        heads' width matches the backbone; a missing, truncated or altered file is named.
-
-        ``backend="torch"`` (the default) gives this trainable torch model. ``"onnx"`` or
-        ``"openvino"`` (with ``precision`` fp32, bf16 or int8) give an
-        :class:`~st_multitask.exported_model.ExportedMultiTaskModel`: the same predictions from one
-        exported graph of the whole model, faster on a CPU and without torch. ``"auto"`` picks as
-        :func:`~st_multitask.runtime.resolve_backend` says, and runs in torch (with a logged
-        warning) a model the fast runtimes cannot read or export (:func:`~st_multitask.runtime.load_on`).
-        Both implement :class:`~st_multitask.inference.MultiTaskPredictor`.
+        heads' width matches the backbone; a missing, truncated or altered file is named. To run a
+        model on any engine (ONNX Runtime, OpenVINO, torch) use :func:`st_multitask.load`, which
+        gives a :class:`~st_multitask.pipeline.Pipeline`; ``backend`` here is deprecated and hands
+        over to it.
         """
-        from .runtime import load_on, resolve_backend
-        from .runtime.model_files import read_model_files
-
-        def fast() -> ExportedMultiTaskModel:
-            from .exported_model import ExportedMultiTaskModel
-
-            return ExportedMultiTaskModel.load(path, choice.backend, choice.precision)
-
-        choice = resolve_backend(backend, precision, device)
-        return load_on(
-            choice,
-            str(path),
-            fast=fast,
-            torch=lambda: cls._load_torch(path, device),
-            check=lambda: read_model_files(path),
-        )
+        if backend not in (None, "torch") or precision not in (None, "fp32"):
+            return _deprecated_load(path, device, backend, precision)  # type: ignore[return-value]
+        return cls._load_torch(path, device)
 
     @classmethod
     def _load_torch(cls, path: str | os.PathLike[str], device: str | None) -> MultiTaskModel:
@@ -337,12 +372,11 @@ class MultiTaskModel(Predictor, torch.nn.Module):
 
     @classmethod
     def default(
-        cls, device: str | None = None, backend: str = "torch", precision: str | None = None
-    ) -> MultiTaskModel | ExportedMultiTaskModel:
-        """The bundled default model (topic, sentiment and NER heads on the packaged MiniLM);
-        ``backend`` and ``precision`` as in :meth:`load`."""
-        bundled = bundled_model_dir()
-        return cls.load(bundled, device, backend, precision)
+        cls, device: str | None = None, backend: str | None = None, precision: str | None = None
+    ) -> MultiTaskModel:
+        """The bundled default model (topic, sentiment and NER heads on the packaged MiniLM), as
+        the trainable torch model; ``st_multitask.load()`` runs it on any engine."""
+        return cls.load(bundled_model_dir(), device, backend, precision)
 
     def info(self) -> dict[str, Any]:
         """A summary: backbone, heads with kinds, labels and sizes."""
@@ -371,3 +405,17 @@ class MultiTaskModel(Predictor, torch.nn.Module):
             "metrics": getattr(self, "_manifest", {}).get("metrics", {}),
             "graphs": getattr(self, "_manifest", {}).get("graphs", {}),
         }
+
+
+def _deprecated_load(path: Any, device: str | None, backend: str | None, precision: str | None) -> Pipeline:
+    import warnings
+
+    from .loader import load
+
+    warnings.warn(
+        "MultiTaskModel.load(backend=...) / MultiTaskModel.default(backend=...) are deprecated: "
+        "st_multitask.load(path, backend=...) gives the model on any engine.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return load(path, backend=backend, precision=precision, device=device)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .embedding import embed
 from .errors import InputError
+from .pipeline import unit_rows as _unit
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -78,11 +79,6 @@ def as_embeddings(
             f"{what} must be a non-empty 2-D array of embeddings, got shape {tuple(array.shape)}."
         )
     return array
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), as sentence-transformers' cos_sim does."""
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _pair(a: Any, b: Any, model: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ imports neither torch nor transformers, so the fast inference path uses it too.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,21 @@ def _vectorizer(settings: dict[str, Any], vocabulary: dict[str, int] | None = No
     )
 
 
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
+
+
 class SparseFeatures:
-    """A fitted TF-IDF vocabulary: ``terms`` (id order) and their ``idf``."""
+    """A fitted TF-IDF vocabulary: ``terms`` (id order) and their ``idf``.
+
+    Fitting uses scikit-learn's ``TfidfVectorizer``; transforming texts with the fitted vocabulary
+    is the same computation in numpy (its analyzer, sublinear tf, idf, L2 norm), so predicting
+    never imports scikit-learn (seconds of a cold start).
+
+    >>> features = SparseFeatures(["good", "not good"], np.array([1.5, 2.0]), {"min_df": 1})
+    >>> ids, weights = features.transform(["Not good at all", "nothing"])
+    >>> ids.tolist(), [[round(float(w), 3) for w in row] for row in weights]
+    ([[0, 1], [-1, -1]], [[0.6, 0.8], [0.0, 0.0]])
+    """
 
     def __init__(self, terms: Sequence[str], idf: np.ndarray, settings: dict[str, Any] | None = None):
         self.settings = check_settings(settings)
@@ -95,8 +109,8 @@ class SparseFeatures:
         idf = np.asarray(idf, dtype=np.float64).reshape(-1)
         if idf.shape[0] != len(self.terms):
             raise ModelLoadError(f"{len(self.terms)} vocabulary terms but {idf.shape[0]} idf weights.")
-        self._vectorizer = _vectorizer(self.settings, {term: i for i, term in enumerate(self.terms)})
-        self._vectorizer.idf_ = idf
+        self._idf = idf
+        self._vocabulary = {term: i for i, term in enumerate(self.terms)}
 
     @classmethod
     def fit(cls, texts: Sequence[str], settings: dict[str, Any] | None = None) -> SparseFeatures:
@@ -115,60 +129,58 @@ class SparseFeatures:
 
     @property
     def idf(self) -> np.ndarray:
-        return np.asarray(self._vectorizer.idf_, dtype=np.float32)
+        return np.asarray(self._idf, dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.terms)
 
-    def matrix(self, texts: Sequence[str | Sequence[str]]) -> Any:
-        """The TF-IDF rows of ``texts`` as a scipy CSR matrix (texts × terms). Each row is
-        L2-normalised, as TF-IDF is: over its known terms, or with the ``unknown_norm`` setting
-        over all its n-grams."""
-        texts = [t if isinstance(t, str) else " ".join(t) for t in texts]
-        matrix = self._vectorizer.transform(texts).tocsr()
+    def grams(self, text: str) -> list[str]:
+        """The word n-grams of ``text``, as scikit-learn's word analyzer gives them."""
+        tokens = _TOKEN.findall(text.lower() if self.settings["lowercase"] else text)
+        low, high = self.settings["ngram_range"]
+        grams = list(tokens) if low == 1 else []
+        for n in range(max(low, 2), min(high, len(tokens)) + 1):
+            grams += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+        return grams
+
+    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's non-zero features: term ids (sorted) and TF-IDF weights, L2-normalised over
+        its known terms, or with the ``unknown_norm`` setting over all its n-grams (the unknown
+        ones counted at the highest idf of the vocabulary: a term as rare as any kept; plain TF-IDF
+        gives the two known words of a text from another domain full strength, this keeps their share)."""
+        known: dict[int, int] = {}
+        unknown: dict[str, int] = {}
+        for gram in self.grams(text):
+            term = self._vocabulary.get(gram)
+            if term is None:
+                unknown[gram] = unknown.get(gram, 0) + 1
+            else:
+                known[term] = known.get(term, 0) + 1
+        ids = np.fromiter(sorted(known), dtype=np.int64, count=len(known))
+        tf = np.array([known[int(i)] for i in ids], dtype=np.float32)
+        if self.settings["sublinear_tf"]:
+            tf = np.log(tf) + np.float32(1.0)
+        weights = (tf * self._idf[ids]).astype(np.float32)
+        squares = float(np.sum(weights.astype(np.float64) ** 2))
         if self.settings["unknown_norm"]:
-            matrix = self._normalise_with_unknown(texts, matrix)
-        matrix.sort_indices()
-        return matrix
+            extra = np.fromiter(unknown.values(), dtype=np.float64, count=len(unknown))
+            if self.settings["sublinear_tf"]:
+                extra = 1.0 + np.log(extra)
+            squares += float(np.sum((extra * float(np.max(self._idf))) ** 2))
+        norm = np.sqrt(squares)
+        return ids, (weights / norm if norm > 0 else weights).astype(np.float32)
 
     def transform(self, texts: Sequence[str | Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Per text its non-zero features (the rows of :meth:`matrix`), padded: ids (batch, width)
-        int64 (``-1`` pads) and weights (batch, width) float32 (``0`` pads)."""
-        texts = list(texts)
-        matrix = self.matrix(texts)
-        counts = np.diff(matrix.indptr)
-        width = max(int(counts.max()) if len(counts) else 0, 1)
-        ids = np.full((len(texts), width), -1, dtype=np.int64)
-        weights = np.zeros((len(texts), width), dtype=np.float32)
-        for row in range(len(texts)):
-            start, end = matrix.indptr[row], matrix.indptr[row + 1]
-            ids[row, : end - start] = matrix.indices[start:end]
-            weights[row, : end - start] = matrix.data[start:end]
+        """Per text its non-zero features, padded: ids (batch, width) int64 (``-1`` pads) and
+        weights (batch, width) float32 (``0`` pads)."""
+        rows = [self.row(t if isinstance(t, str) else " ".join(t)) for t in texts]
+        width = max([len(ids) for ids, _ in rows] + [1])
+        ids = np.full((len(rows), width), -1, dtype=np.int64)
+        weights = np.zeros((len(rows), width), dtype=np.float32)
+        for i, (row_ids, row_weights) in enumerate(rows):
+            ids[i, : len(row_ids)] = row_ids
+            weights[i, : len(row_ids)] = row_weights
         return ids, weights
-
-    def _normalise_with_unknown(self, texts: list[str], matrix: Any) -> Any:
-        """L2-normalise each row over *all* its n-grams, the unknown ones counted at the highest
-        idf of the vocabulary (a term as rare as any kept). Plain TF-IDF normalises over the known
-        terms alone, so a text from another domain with two known words out of twenty gets those two
-        at full strength; here they keep their share, and the head leans on its dense part."""
-        analyze, vocabulary = self._vectorizer.build_analyzer(), self._vectorizer.vocabulary_
-        rare = float(np.max(self._vectorizer.idf_))
-        unknown = np.zeros(len(texts))
-        for row, text in enumerate(texts):
-            counts: dict[str, int] = {}
-            for gram in analyze(text):
-                if gram not in vocabulary:
-                    counts[gram] = counts.get(gram, 0) + 1
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            if self.settings["sublinear_tf"]:
-                tf = 1.0 + np.log(tf)
-            unknown[row] = float(np.sum((tf * rare) ** 2))
-        known = np.asarray(matrix.multiply(matrix).sum(axis=1), dtype=np.float64).reshape(-1)
-        norms = np.sqrt(known + unknown)
-        norms[norms == 0] = 1.0
-        from scipy.sparse import diags
-
-        return (diags((1.0 / norms).astype(np.float32)) @ matrix).tocsr()
 
     def save(self, directory: str | Path) -> None:
         """Write the terms as ``vocabulary.json`` (the idf goes into the head's safetensors)."""

@@ -10,10 +10,11 @@ import pytest
 
 @pytest.fixture(scope="session")
 def backbone():
-    """The packaged all-MiniLM-L6-v2 in torch, shared by every test (what `embed(model=None, backend="torch")` uses)."""
-    from st_multitask.embedding import resolve_model
+    """The packaged all-MiniLM-L6-v2 as a SentenceTransformer, shared by every test (what
+    `embed(model=None, backend="torch")` runs)."""
+    from st_multitask.backbone import cached_backbone
 
-    return resolve_model(None, backend="torch")
+    return cached_backbone(None)
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,9 @@ import pytest
 
 from st_multitask import embed, embed_tokens, load_backbone
 from st_multitask.backbone import embedding_dim, resolve_device
-from st_multitask.embedding import _chunks, count_over_window, window_size
+from st_multitask.embedding import count_over_window, resolve_model, window_size
 from st_multitask.errors import InputError, ModelLoadError
+from st_multitask.runtime.feeds import chunk_text
 
 SENTENCES = ["The dog ran across the grass.", "The cat jumped into the weeds.", "Why is the sky blue?"]
 
@@ -77,7 +78,8 @@ def test_chunk_mode(backbone):
     np.testing.assert_allclose(chunked[1], truncated[1], atol=1e-6)  # short texts unchanged
     assert np.linalg.norm(chunked[0]) == pytest.approx(1.0, abs=1e-5)
     assert np.abs(chunked[0] - truncated[0]).max() > 1e-3  # the tail of the text counts now
-    pieces = _chunks(backbone, long_text, window_size(backbone))
+    pipe = resolve_model(backbone)
+    pieces = chunk_text(long_text, pipe.tokenizer.offsets(long_text), window_size(backbone))
     assert len(pieces) > 2
     assert pieces[0] == long_text[: len(pieces[0])] and long_text.endswith(pieces[-1])
     assert all(count_over_window([p], backbone) == 0 for p in pieces)

@@ -1,8 +1,8 @@
 """The one batch predictor every engine runs: an Arrow table of texts in, an Arrow table of results out.
 
-:class:`BatchPredictor` loads a model once (the packaged MiniLM to embed, a multi-task model
-directory to predict) on the fast path by default, with the runtime's threads set to the CPUs
-the engine gives it, and maps each table to the schema of :mod:`st_multitask.batch.schema`. The
+:class:`BatchPredictor` loads a model once with :func:`st_multitask.load` (the packaged MiniLM to
+embed, a multi-task model directory to predict) on the fast path by default, on the threads the
+engine gives it, and maps each table to the schema of :mod:`st_multitask.batch.schema`. The
 local engine, the Ray actors and the Spark workers all call it; none of them embeds or predicts
 in its own way.
 
@@ -52,7 +52,7 @@ class BatchSpec:
 
     def __post_init__(self) -> None:
         from ..embedding import LONG_MODES
-        from ..inference import check_min_score
+        from ..texts import check_min_score
 
         if self.kind not in KINDS:
             raise InputError(f"Unknown batch kind {self.kind!r}. Valid: {', '.join(KINDS)}.")
@@ -90,16 +90,6 @@ def check_input(spec: BatchSpec, names: Sequence[str] | pa.Schema, where: str) -
     check_columns(names, list(spec.id_columns), where, "", [spec.text_column])
 
 
-def _set_threads(threads: int | None, torch_backend: bool) -> None:
-    from ..runtime import set_threads
-
-    set_threads(threads)
-    if torch_backend and threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 class BatchPredictor:
     """Load the model of ``spec`` once; then ``predictor(table)`` gives the results table.
 
@@ -108,40 +98,23 @@ class BatchPredictor:
     """
 
     def __init__(self, spec: BatchSpec):
-        from ..runtime import resolve_backend, runtime_threads, set_threads
+        from ..index.manifest import model_identity
+        from ..loader import DEFAULT, load
 
         self.spec = spec
-        choice = resolve_backend(spec.backend, spec.precision)
-        before = runtime_threads()
-        _set_threads(spec.threads, not choice.fast)
-        try:
-            self._load(spec)
-        finally:  # the sessions keep their threads; the process setting goes back as it was
-            set_threads(before)
-        self.dim = int(self.encoder.get_sentence_embedding_dimension())
+        model = spec.model if spec.kind == "embed" or spec.model is not None else DEFAULT
+        if spec.kind == "embed" and model is None:
+            from ..backbone import DEFAULT_MODEL_NAME
 
-    def _load(self, spec: BatchSpec) -> None:
-        if spec.kind == "embed":
-            from ..embedding import resolve_model
-            from ..index.manifest import model_identity
-
-            self.encoder = resolve_model(spec.model, spec.backend, spec.precision)
-            self.model = None
-            self.identity = model_identity(self.encoder, spec.model)
-            self.heads: dict[str, Any] = {}
-        else:
-            from ..index.manifest import model_identity
-            from ..model import MultiTaskModel
-
-            if spec.model is None:
-                self.model = MultiTaskModel.default(backend=spec.backend or "auto", precision=spec.precision)
-            else:
-                self.model = MultiTaskModel.load(
-                    spec.model, backend=spec.backend or "auto", precision=spec.precision
-                )
-            self.heads = self.model._select(list(spec.tasks) if spec.tasks is not None else None)
-            self.encoder = self.model.backbone
-            self.identity = model_identity(self.encoder, self.encoder)
+            model = DEFAULT_MODEL_NAME
+        self.pipeline = load(model, backend=spec.backend, precision=spec.precision, threads=spec.threads)
+        self.heads = (
+            self.pipeline.select(list(spec.tasks) if spec.tasks is not None else None)
+            if spec.kind == "predict"
+            else {}
+        )
+        self.identity = model_identity(self.pipeline, spec.model if spec.kind == "embed" else self.pipeline)
+        self.dim = self.pipeline.dim
 
     # -- the schema -------------------------------------------------------------------------------
     def head_fields(self) -> list[pa.Field]:
@@ -186,20 +159,13 @@ class BatchPredictor:
     # -- the work -------------------------------------------------------------------------------
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32 embeddings of non-blank ``texts``, as :func:`st_multitask.embed` gives them."""
-        from ..embedding import embed
-
-        return embed(
-            list(texts),
-            model=self.encoder,
-            batch_size=self.spec.batch_size,
-            normalize=self.spec.normalize,
-            long=self.spec.long,
+        return self.pipeline.embed(
+            list(texts), batch_size=self.spec.batch_size, normalize=self.spec.normalize, long=self.spec.long
         )
 
     def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """Per non-blank text, ``MultiTaskModel.predict``'s result for the chosen heads."""
-        assert self.model is not None
-        return self.model.predict(
+        return self.pipeline.predict(
             list(texts),
             tasks=list(self.heads),
             batch_size=self.spec.batch_size,

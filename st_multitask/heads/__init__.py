@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from ..decoding import register_decoder
 from ..errors import InputError, ModelLoadError, StMultitaskError
 from ..manifest import CONFIG_NAME, MANIFEST_NAME, check_head_files
 from .base import Head
@@ -57,6 +58,8 @@ def register_head(cls: type[Head]) -> type[Head]:
             f"Head kind {kind!r} is already registered by {existing.__module__}.{existing.__name__}."
         )
     _REGISTRY[kind] = cls
+    if cls.decoder_class is not None:
+        register_decoder(kind, cls.decoder_class)
     return cls
 
 

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ..decoding import Decoder, decoder_for
 from ..errors import InputError, ModelLoadError
 from ..manifest import CONFIG_NAME, WEIGHTS_NAME
 
@@ -48,7 +49,11 @@ class Head(nn.Module):
     """Base class of every head kind.
 
     Subclasses set ``kind`` (the registry name), ``level`` and ``config_keys``, take ``in_features``
-    and ``labels`` as their first arguments, and implement :meth:`forward` and :meth:`loss`.
+    and ``labels`` as their first arguments, and implement :meth:`forward`, :meth:`probabilities`
+    and :meth:`loss`. The graph (torch and exported alike) runs ``probabilities(forward(...))``;
+    the host turns those into answers with the kind's torch-free :class:`~st_multitask.decoding.Decoder`,
+    built from the saved config: the level's by default, or the class named by ``decoder``
+    (a CRF's Viterbi, say), which :func:`~st_multitask.heads.register_head` registers for every engine.
     """
 
     kind: ClassVar[str]
@@ -67,6 +72,7 @@ class Head(nn.Module):
     uses_text: bool = False  # the raw texts: fit a vocabulary on them before training
     multi_label: bool = False  # any number of labels per example
     ignore_index: ClassVar[int] = -100  # a target the loss skips (padding, words not read)
+    decoder_class: ClassVar[type[Decoder] | None] = None  # None: the level's decoder
 
     def __init__(self, in_features: int, labels: Sequence[str]):
         super().__init__()
@@ -127,7 +133,17 @@ class Head(nn.Module):
         return features
 
     def forward(self, features: dict[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
+        """Logits: (batch, labels) for a sentence head, (batch, words, labels) for a token head."""
         raise NotImplementedError
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """What the graph outputs for the decoder: softmax over the labels by default."""
+        return torch.softmax(logits, dim=-1)
+
+    def decoder(self) -> Decoder:
+        """The torch-free decoder of this head's outputs, from its current config (what every
+        engine runs after the graph)."""
+        return decoder_for(self.kind, self.level, self.get_config_dict(), self.is_trained)
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

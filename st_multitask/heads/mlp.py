@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..decoding import decode_sentence
 from ..errors import InputError
 from .base import Head, activation_from_name, activation_name
 
@@ -246,9 +246,8 @@ class MLPHead(Head):
     def decode(self, probabilities: Tensor, min_score: float | None = None) -> dict:
         """One text's ``{"label", "score", "probabilities"}`` from its probability vector; no label
         (``None``) when the top probability is below ``min_score``."""
-        return decode_sentence(
-            self.labels, probabilities.tolist(), self.multi_label, self.threshold, min_score, self.other
-        )
+        values = probabilities.detach().cpu().numpy() if isinstance(probabilities, Tensor) else probabilities
+        return self.decoder().decode(np.asarray(values), "", [], [], min_score)
 
     @property
     def other(self) -> tuple[str, float] | None:

@@ -160,11 +160,15 @@ def model_identity(encoder: Any, requested: Any = None) -> dict[str, Any]:
         source: str | None = DEFAULT_MODEL_NAME
     elif isinstance(requested, (str, os.PathLike)):
         source = os.fspath(requested)
-    else:  # a loaded model: a FastEncoder knows its files, a SentenceTransformer its folder
-        files = getattr(encoder, "files", None)
-        source = str(files.path) if files is not None else _source_dir(encoder)
-    files = getattr(encoder, "files", None)
-    if files is None and source is not None:
+    else:  # a loaded pipeline knows its folder; a SentenceTransformer tells its own
+        folder = getattr(encoder, "model_dir", None)
+        source = (
+            str(folder)
+            if folder is not None
+            else _source_dir(getattr(getattr(encoder, "runner", None), "backbone", encoder))
+        )
+    files = None
+    if source is not None:
         try:
             files = read_model_files(source)
         except ModelLoadError:

@@ -20,13 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..pipeline import unit_rows
+
 __all__ = ["from_int8", "int8_scale", "to_binary", "to_int8", "unit_rows"]
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """(n, dim) float32 rows scaled to unit length (zero rows stay zero)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def int8_scale(calibration: np.ndarray) -> np.ndarray:

@@ -1,12 +1,14 @@
-"""Inference engines: one forward contract, several runtimes (torch, ONNX Runtime, OpenVINO).
+"""Inference engines: one runner contract, several runtimes (torch, ONNX Runtime, OpenVINO).
 
-The fast path (``onnx`` and ``openvino``) runs an exported graph of the backbone with ``tokenizers``
-and numpy around it, and never imports torch, transformers or sentence-transformers. This module
-only resolves *which* engine and precision to use; it imports no runtime itself.
+The engine settings travel as one frozen :class:`EngineSpec` (backend, precision, device,
+threads), resolved once by :func:`resolve_engine` (``auto`` included, and logged) and passed
+down; each runtime is one runner module (:mod:`st_multitask.runtime.runners`). The fast path
+(``onnx`` and ``openvino``) runs an exported graph with ``tokenizers`` and numpy around it, and
+never imports torch, transformers or sentence-transformers. This module imports no runtime itself.
 
-    >>> choice = resolve_backend("auto", "fp32", device="cpu")
-    >>> choice.backend in BACKENDS, choice.precision
-    (True, 'fp32')
+    >>> spec = resolve_engine("auto", "fp32", device="cpu", threads=1)
+    >>> spec.backend in BACKENDS, spec.precision, spec.threads
+    (True, 'fp32', 1)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +33,13 @@ __all__ = [
     "FAST_BACKENDS",
     "PRECISIONS",
     "BackendChoice",
+    "EngineSpec",
     "backend_installed",
     "bf16_support",
     "load_on",
     "not_installed",
     "resolve_backend",
+    "resolve_engine",
     "runtime_threads",
     "set_threads",
 ]
@@ -57,40 +62,59 @@ _PIP = {
 _AUTO_ORDER = {"fp32": ("onnx", "openvino"), "int8": ("onnx", "openvino"), "bf16": ("openvino",)}
 
 
-_THREADS = {"count": 0}  # threads of the fast-runtime sessions opened from now on; 0: the runtime's own
+_THREADS = {"count": 0}  # deprecated process default, read only where a spec names no threads
 
 
 def set_threads(count: int | None) -> None:
-    """Run the fast-runtime sessions opened from now on in this process on ``count`` threads
-    (``None`` or 0: the runtime's default, one a physical core). A batch engine's worker sets it
-    to the CPUs the engine gives it, so that workers sharing a machine do not oversubscribe it.
-
-    >>> set_threads(2); runtime_threads()
-    2
-    >>> set_threads(None); runtime_threads()
-    0
-    """
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
-        raise InputError(f"threads must be a positive integer or None, got {count!r}.")
+    """Deprecated: pass ``threads=`` to :func:`st_multitask.load` (part of the
+    :class:`EngineSpec`). Sets the thread count of specs resolved without one from now on."""
+    warnings.warn(
+        "set_threads() is deprecated: pass threads= to st_multitask.load() (part of the EngineSpec).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    _check_threads(count)
     _THREADS["count"] = count or 0
 
 
 def runtime_threads() -> int:
-    """The thread count set by :func:`set_threads` (0: the runtime's default)."""
+    """Deprecated: the thread count :func:`set_threads` set (0: the runtime's default)."""
     return _THREADS["count"]
 
 
+def _check_threads(count: object) -> None:
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise InputError(f"threads must be a positive integer or None, got {count!r}.")
+
+
 @dataclass(frozen=True)
-class BackendChoice:
-    """A resolved engine: ``backend`` in :data:`BACKENDS` and ``precision`` in :data:`PRECISIONS`."""
+class EngineSpec:
+    """A resolved engine: ``backend`` in :data:`BACKENDS`, ``precision`` in :data:`PRECISIONS`,
+    the torch ``device`` (``None``: cuda when available; the fast runtimes run on the CPU) and the
+    runtime's ``threads`` (0: its default, one a physical core). Made by :func:`resolve_engine`.
+
+    >>> EngineSpec("onnx", "int8", threads=2).describe()
+    'onnx int8, 2 threads'
+    """
 
     backend: str
     precision: str
+    device: str | None = None
+    threads: int = 0
     auto: bool = field(default=False, compare=False)  # chosen by "auto" rather than named
 
     @property
     def fast(self) -> bool:
         return self.backend in FAST_BACKENDS
+
+    def describe(self) -> str:
+        """How logs and ``info()`` name the engine."""
+        threads = f", {self.threads} thread{'s' * (self.threads != 1)}" if self.threads else ""
+        device = f" on {self.device}" if self.device and self.backend == "torch" else ""
+        return f"{self.backend} {self.precision}{device}{threads}{' (auto)' if self.auto else ''}"
+
+
+BackendChoice = EngineSpec  # the earlier name of the spec
 
 
 def backend_installed(backend: str) -> bool:
@@ -132,10 +156,14 @@ def _gpu_requested(device: str | None) -> bool:
     return bool(torch.cuda.is_available())
 
 
-def resolve_backend(
-    backend: str | None = None, precision: str | None = None, device: str | None = None
-) -> BackendChoice:
-    """Pick the engine. ``None`` reads ``STMT_BACKEND`` / ``STMT_PRECISION`` (default auto, fp32).
+def resolve_engine(
+    backend: str | EngineSpec | None = None,
+    precision: str | None = None,
+    device: str | None = None,
+    threads: int | None = None,
+) -> EngineSpec:
+    """Pick the engine, once. ``None`` reads ``STMT_BACKEND`` / ``STMT_PRECISION`` (default auto,
+    fp32); a resolved :class:`EngineSpec` is returned as it is.
 
     ``auto`` is torch on a GPU (fp32; bf16 and int8 without a named GPU device go to the CPU
     runtimes), else the fastest installed fast runtime for the precision, else torch. An explicit
@@ -143,6 +171,10 @@ def resolve_backend(
     precision the backend cannot run raise :class:`InputError` / :class:`RuntimeUnavailableError`
     naming the fix.
     """
+    if isinstance(backend, EngineSpec):
+        return backend
+    _check_threads(threads)
+    threads = threads if threads is not None else _THREADS["count"]
     backend = (backend or os.environ.get("STMT_BACKEND") or "auto").strip().lower()
     precision = (precision or os.environ.get("STMT_PRECISION") or "fp32").strip().lower()
     if backend not in BACKEND_CHOICES:
@@ -183,11 +215,21 @@ def resolve_backend(
         supported, reason = bf16_support()
         if not supported:
             raise InputError(f"bf16 is not available: {reason}")
-    return BackendChoice(backend, precision, auto)
+    spec = EngineSpec(backend, precision, device or None if backend == "torch" else None, threads or 0, auto)
+    if auto:
+        logger.info("backend auto: %s", spec.describe())
+    return spec
+
+
+def resolve_backend(
+    backend: str | None = None, precision: str | None = None, device: str | None = None
+) -> EngineSpec:
+    """:func:`resolve_engine` without threads (the earlier name)."""
+    return resolve_engine(backend, precision, device)
 
 
 def load_on(
-    choice: BackendChoice,
+    choice: EngineSpec,
     what: str,
     fast: Callable[[], T],
     torch: Callable[[], T],
@@ -201,7 +243,7 @@ def load_on(
     operator or head without an ONNX form) runs in torch, and a logged warning says why. Damaged
     graph files are never a reason to fall back: their error names the file.
 
-    >>> load_on(BackendChoice("torch", "fp32"), "model", fast=lambda: "fast", torch=lambda: "torch")
+    >>> load_on(EngineSpec("torch", "fp32"), "model", fast=lambda: "fast", torch=lambda: "torch")
     'torch'
     """
     if not choice.fast:

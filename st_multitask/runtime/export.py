@@ -18,6 +18,7 @@ Every export is checked against torch on probe texts before it is kept.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -78,11 +79,13 @@ def _load_torch_backbone(files: ModelFiles) -> Any:
 
 def _example_feeds(graph: Any, files: ModelFiles, texts: Sequence[str]) -> dict[str, np.ndarray]:
     from ..alignment import split_words
-    from .encoder import TextTokenizer
     from .feeds import build_feeds
+    from .tokenizer import TextTokenizer
 
     texts = list(texts)
-    feeds, _ = build_feeds(graph.plan, TextTokenizer(files), texts, [split_words(t) for t in texts])
+    feeds, _ = build_feeds(
+        graph.plan, TextTokenizer.from_files(files), texts, [split_words(t) for t in texts]
+    )
     return feeds
 
 
@@ -218,12 +221,16 @@ def _export_openvino(
 def _check_against_torch(graph: Any, files: ModelFiles, path: Path, backend: str, precision: str) -> float:
     """Largest difference between the graph's and torch's outputs on probe texts (fp32: every
     output; int8: the unit-length sentence embeddings)."""
-    from .session import open_session
+    from . import EngineSpec
+    from .runners import RUNNERS
 
     feeds = _example_feeds(graph, files, _PROBES)
-    session = open_session(path, backend, precision)
+    runner_class = {"onnx": "OnnxRunner", "openvino": "OpenVINORunner"}[backend]
+    runner = getattr(importlib.import_module(RUNNERS[backend]), runner_class)(
+        path, EngineSpec(backend, precision)
+    )
     names = graph.output_names if precision == "fp32" else ["sentence_embedding"]
-    ours = dict(zip(names, session.run(feeds, names)))
+    ours = runner.run(feeds, names)
     theirs = graph.run(feeds)
     return max(float(np.abs(ours[name].astype(np.float32) - theirs[name]).max()) for name in names)
 
@@ -256,7 +263,7 @@ def export_graph(
         raise InputError(
             f"No {precision} graph for the {backend} backend. Valid precisions: fp32, int8 (bf16 on openvino)."
         )
-    from .session import runtime_version
+    from .layout import runtime_version
 
     with contextlib.redirect_stdout(sys.stderr):  # exporters' progress bars must not reach piped output
         try:
@@ -334,13 +341,13 @@ def export_model(
     from .._atomic import atomic_directory
     from ..backbone import bundled_model_dir
     from ..manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest
-    from . import BackendChoice
+    from . import EngineSpec
     from .layout import graph_precision
     from .model_files import backbone_dir, read_model_files
 
     if backend not in ("onnx", "openvino"):
         raise InputError(f"Unknown export backend {backend!r}. Valid: onnx, openvino.")
-    choice = BackendChoice(backend, precision)
+    choice = EngineSpec(backend, precision)
     if precision not in ("fp32", "bf16", "int8") or (backend == "onnx" and precision == "bf16"):
         raise InputError(
             f"Cannot export {backend} {precision}. Valid: onnx fp32|int8, openvino fp32|bf16|int8."

@@ -9,7 +9,8 @@ A graph is found, in order:
    runtime version, so a stale entry is never used;
 3. otherwise it is exported once into that cache (this needs torch; a note on stderr says so).
 
-Every file is checked against its sha256 before it is opened, and a graph records the identity
+Every file is checked against its sha256 before it is opened (hashed again only when its size or
+modification time changed, :mod:`st_multitask.file_hashes`), and a graph records the identity
 of the model it was exported from: the backbone's files and, for a graph with heads, the heads'
 files. A graph outputs ``sentence_embedding`` and one ``probabilities.<task>`` per head.
 """
@@ -28,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from . import BackendChoice
+from ..file_hashes import cache_root, sha256_of
+from . import EngineSpec
 from .layout import ENTRY_NAME, EXPORT_FORMAT, FP32_LAYERS, graph_key, graph_precision
 from .model_files import (
     MANIFEST_NAME,
@@ -36,20 +38,11 @@ from .model_files import (
     heads_fingerprint,
     read_json,
     read_model_files,
-    sha256_file,
 )
 
 __all__ = ["cache_root", "find_graph", "verify_graph"]
 
 logger = logging.getLogger(__name__)
-
-
-def cache_root() -> Path:
-    """The per-user cache of exported graphs."""
-    if os.environ.get("STMT_CACHE"):
-        return Path(os.environ["STMT_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "st_multitask"
 
 
 def verify_graph(
@@ -74,7 +67,7 @@ def verify_graph(
         file = root / name
         if not file.is_file():
             raise ModelLoadError(f"{file} is missing (listed in {where}); export it again with stmt export.")
-        if sha256_file(file) != expected:
+        if sha256_of(file) != expected:
             raise ModelLoadError(
                 f"{file} does not match its sha256 in {where}: truncated or altered; export it again "
                 "with overwrite=True."
@@ -116,14 +109,14 @@ def _manifest_graph(model_dir: Path, key: str) -> dict[str, Any] | None:
 
 
 def find_graph(
-    name_or_path: str | os.PathLike[str] | None, choice: BackendChoice, heads: bool = False
+    name_or_path: str | os.PathLike[str] | None, choice: EngineSpec, heads: bool = False
 ) -> tuple[Path, dict, ModelFiles]:
     """The verified graph for the model and engine: ``(main file, record, model files)``.
 
     ``heads=True``: the graph of the whole model, with the heads its directory lists; ``False``:
     any graph of the backbone (a graph the model directory holds has its heads: an embedding-only
     run feeds them nothing)."""
-    from .session import runtime_version
+    from .layout import runtime_version
 
     files = read_model_files(name_or_path)
     precision = graph_precision(choice)

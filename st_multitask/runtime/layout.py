@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from . import BackendChoice
+from . import EngineSpec
 
 __all__ = ["ENTRY_NAME", "EXPORT_FORMAT", "FP32_LAYERS", "GRAPH_FILES", "graph_key", "graph_precision"]
 
@@ -31,7 +31,7 @@ GRAPH_FILES = {
 ENTRY_NAME = "graph.json"
 
 
-def graph_precision(choice: BackendChoice) -> str:
+def graph_precision(choice: EngineSpec) -> str:
     """The precision stored in the graph: OpenVINO's bf16 is a run-time hint on the fp32 graph."""
     return "fp32" if choice.precision == "bf16" else choice.precision
 
@@ -39,3 +39,14 @@ def graph_precision(choice: BackendChoice) -> str:
 def graph_key(backend: str, precision: str) -> str:
     """``"onnx/int8"``: the key of a graph in a manifest's ``graphs``."""
     return f"{backend}/{precision}"
+
+
+def runtime_version(backend: str) -> str:
+    """``"onnxruntime 1.32.0"`` / ``"openvino 2026.4.1"``: part of every cache key."""
+    if backend == "onnx":
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__}"
+    import openvino
+
+    return f"openvino {openvino.get_version()}"

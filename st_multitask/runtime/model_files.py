@@ -21,6 +21,7 @@ from typing import Any
 
 from ..backbone import DEFAULT_ALIASES, default_model_path
 from ..errors import ModelLoadError
+from ..file_hashes import sha256_of
 from ..manifest import MANIFEST_NAME, sha256_file
 
 __all__ = [
@@ -62,14 +63,8 @@ _IDENTITY_FILES = (
 )
 
 
-@functools.lru_cache(maxsize=32)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(Path(path))
-
-
 def _file_hash(path: Path) -> str:
-    stat = path.stat()
-    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+    return sha256_of(path)
 
 
 def read_json(path: Path) -> Any:

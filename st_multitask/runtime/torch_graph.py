@@ -8,9 +8,10 @@ module to ``torch.onnx.export``, so the fast path runs the same computation in o
 
     >>> import numpy as np, torch
     >>> from st_multitask import MultiTaskModel
+    >>> from st_multitask.runtime.tokenizer import TextTokenizer
     >>> model = MultiTaskModel.default()
     >>> graph = ModelGraph(model.backbone, model.heads)
-    >>> tokens = BackboneTokenizer(model.backbone)
+    >>> tokens = TextTokenizer.from_backbone(model.backbone)
     >>> feeds, _ = build_feeds(graph.plan, tokens, ["Apple opens a store."], [[(0, 5), (6, 11), (12, 13), (14, 19), (19, 20)]])
     >>> outputs = graph.run(feeds)
     >>> outputs["sentence_embedding"].shape, outputs["probabilities.ner"].shape[:2]
@@ -20,7 +21,7 @@ module to ``torch.onnx.export``, so the fast path runs the same computation in o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -31,13 +32,12 @@ from .feeds import (
     SENTENCE_EMBEDDING,
     TOKEN_INPUTS,
     FeedPlan,
-    TokenBatch,
     build_feeds,
     ngram_inputs,
     output_name,
 )
 
-__all__ = ["BackboneTokenizer", "ModelGraph", "build_feeds", "hidden_states"]
+__all__ = ["ModelGraph", "build_feeds", "hidden_states"]
 
 
 @contextlib.contextmanager
@@ -147,59 +147,3 @@ class ModelGraph(nn.Module):
         with torch.inference_mode():
             outputs = self(*[tensors[name] for name in self.input_names])
         return {name: value.float().cpu().numpy() for name, value in zip(self.output_names, outputs)}
-
-
-class BackboneTokenizer:
-    """A sentence-transformers model's tokenizer behind :class:`~st_multitask.runtime.feeds.TextTokens`."""
-
-    def __init__(self, backbone: Any):
-        self.backbone = backbone
-        self.window = int(backbone.max_seq_length) - backbone.tokenizer.num_special_tokens_to_add(pair=False)
-
-    def batch(self, texts: Sequence[str]) -> TokenBatch:
-        from ..backbone import features_from_tokenizer
-
-        texts = list(texts)
-        encoded = self.backbone.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.backbone.max_seq_length,
-            return_offsets_mapping=True,
-            return_special_tokens_mask=True,
-            return_tensors="pt",
-        )
-        features = features_from_tokenizer(self.backbone, texts, encoded)
-        ids = features["input_ids"].numpy()
-        mask = features["attention_mask"].numpy()
-        types = features.get("token_type_ids")
-        special = encoded["special_tokens_mask"].numpy() | (mask == 0)
-        offsets = encoded["offset_mapping"].numpy().copy()
-        offsets[special.astype(bool)] = 0
-        return TokenBatch(
-            ids.astype(np.int64),
-            mask.astype(np.int64),
-            np.zeros_like(ids, dtype=np.int64) if types is None else types.numpy().astype(np.int64),
-            special.astype(np.int64),
-            offsets.astype(np.int64),
-        )
-
-    def batches(self, texts: Sequence[str], batch_size: int) -> Iterator[tuple[list[int], TokenBatch]]:
-        """Batches of texts of similar length (longest first), tokenized per batch."""
-        lengths = [len(t) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            yield rows, self.batch([texts[i] for i in rows])
-
-    def lengths(self, texts: Sequence[str]) -> list[int]:
-        encoded = self.backbone.tokenizer(
-            list(texts), add_special_tokens=False, truncation=False, verbose=False
-        )
-        return [len(ids) for ids in encoded["input_ids"]]
-
-    def offsets(self, text: str) -> list[tuple[int, int]]:
-        encoded = self.backbone.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-        )
-        return [tuple(o) for o in encoded["offset_mapping"]]

@@ -30,7 +30,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from .. import __version__
-from ..runtime.encoder import normalize_rows
+from ..pipeline import unit_rows
+from ..runtime.tokenizer import Encoded
 from .auth import require_api_key
 from .batching import Batcher, QueueFull, model_runner
 from .errors import NOT_FOUND, OVERLOADED, RATE, APIError, install_error_handlers
@@ -53,7 +54,6 @@ from .schemas import (
     TokenizeResponse,
 )
 from .settings import ServeSettings
-from .tokens import TokenCounter
 
 __all__ = ["ServerState", "create_app"]
 
@@ -72,24 +72,21 @@ class ServerState:
         self.error: str | None = None
         self.model: Any = None
         self.batcher: Batcher | None = None
-        self.counter: TokenCounter | None = None
         self.index: Any = None
         self.index_thread = ThreadPoolExecutor(1, thread_name_prefix="stmt-index")  # sqlite: one thread
         self.started = int(time.time())
 
     def _default_model(self) -> Any:
-        from ..model import MultiTaskModel
+        from ..loader import load
 
         s = self.settings
-        if s.model is None:
-            return MultiTaskModel.default(s.device, s.backend, s.precision)
-        return MultiTaskModel.load(s.model, s.device, s.backend, s.precision)
+        return load(s.model, backend=s.backend, precision=s.precision, device=s.device)
 
     def _load_index(self) -> Any:
         from ..index import Index
 
         index = Index.load(self.settings.index)
-        return index.use_model(self.model.backbone)
+        return index.use_model(self.model)
 
     async def load(self, source: ModelSource) -> None:
         """Load the model (and index), warm it up, start the batcher; on failure keep the reason."""
@@ -100,8 +97,9 @@ class ServerState:
                 model = await asyncio.to_thread(source)
             else:
                 model = source
+            if not hasattr(model, "tokenize"):  # a MultiTaskModel: served through its torch pipeline
+                model = model.pipeline()
             self.model = model
-            self.counter = TokenCounter(model.backbone)
             if self.settings.index is not None:
                 loop = asyncio.get_running_loop()
                 self.index = await loop.run_in_executor(self.index_thread, self._load_index)
@@ -197,30 +195,28 @@ def _queue_full(state: ServerState, exc: QueueFull) -> None:
 
 def _measure(
     request: Request, state: ServerState, texts: list[str], field: str, truncate: bool = True
-) -> tuple[list[int], list[int]]:
-    """Tokens each text costs, and the indices of those past the window (422 unless ``truncate``)."""
-    counter = state.counter
-    assert counter is not None
-    lengths = counter.lengths(texts)
-    over = [i for i, n in enumerate(lengths) if n > counter.window]
+) -> tuple[Encoded, list[int]]:
+    """The texts tokenised once (what the queue holds, and what ``usage`` counts), and the
+    indices of those past the window (422 unless ``truncate``)."""
+    encoded = state.model.tokenize(texts)
+    over = encoded.over_window()
     if over and not truncate:
         i = over[0]
         raise APIError(
             422,
-            f"{field}[{i}] has {lengths[i]} tokens, more than the model window of {counter.window}; "
-            "shorten it or send truncate: true.",
+            f"{field}[{i}] has {encoded.lengths[i]} tokens, more than the model window of "
+            f"{encoded.window}; shorten it or send truncate: true.",
             param=f"{field}[{i}]",
             code="input_too_long",
         )
-    cost = counter.cost(lengths)
-    request.state.texts, request.state.tokens = len(texts), sum(cost)
-    return cost, over
+    request.state.texts, request.state.tokens = len(texts), sum(encoded.cost())
+    return encoded, over
 
 
-async def _run(state: ServerState, texts: list[str], cost: list[int], tasks=(), min_score=None) -> Any:
+async def _run(state: ServerState, encoded: Encoded, tasks: Any = (), min_score: float | None = None) -> Any:
     assert state.batcher is not None
     try:
-        return await state.batcher.submit(texts, cost, tasks, min_score)
+        return await state.batcher.submit(encoded, encoded.cost(), tasks, min_score)
     except QueueFull as exc:
         _queue_full(state, exc)
 
@@ -231,7 +227,7 @@ def _shape(vectors: np.ndarray, normalize: bool, dimensions: int | None, dim: in
         if dimensions > dim:
             raise APIError(422, f"dimensions is {dimensions}; this model gives {dim}-d vectors.", param=param)
         vectors = vectors[:, :dimensions]
-    return normalize_rows(vectors) if normalize else vectors
+    return unit_rows(vectors) if normalize else vectors
 
 
 def _json(content: Any, headers: dict[str, str] | None = None) -> Response:
@@ -318,8 +314,6 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         state = _ready(request)
         m = state.model
         details = m.info()
-        counter = state.counter
-        assert counter is not None
         heads = {
             name: {"level": h["level"], "kind": h["kind"], "labels": h["labels"], "trained": h["trained"]}
             for name, h in details["heads"].items()
@@ -330,8 +324,8 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
                 "model": s.model_name,
                 "backbone": details["backbone"]["name"],
                 "dimension": m.dim,
-                "window_tokens": counter.window,
-                "max_seq_length": counter.max_seq_length,
+                "window_tokens": m.window,
+                "max_seq_length": m.max_seq_length,
                 "heads": heads,
                 "backend": getattr(m, "backend", "torch"),
                 "precision": getattr(m, "precision", "fp32"),
@@ -376,8 +370,8 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
                 code="model_not_found",
             )
         texts = _texts(body.input, "input", state)
-        cost, over = _measure(request, state, texts, "input")
-        result = await _run(state, texts, cost)
+        encoded, over = _measure(request, state, texts, "input")
+        result = await _run(state, encoded)
         vectors = _shape(result.vectors, True, body.dimensions, state.model.dim, "dimensions")
         if body.encoding_format == "base64":
             values: list[Any] = [
@@ -386,7 +380,8 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         else:
             values = list(np.ascontiguousarray(vectors, dtype=np.float32))
         data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(values)]
-        usage = {"prompt_tokens": sum(cost), "total_tokens": sum(cost)}
+        tokens = sum(encoded.cost())
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return _json({"object": "list", "data": data, "model": name, "usage": usage}, _truncated_header(over))
 
     @app.post("/embed", response_model=EmbedResponse, tags=["embeddings"], dependencies=auth)
@@ -395,15 +390,15 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         422 naming it) and ``dimensions``; ``truncated`` lists the texts cut at the window."""
         state = _ready(request)
         texts = _texts(body.inputs, "inputs", state)
-        cost, over = _measure(request, state, texts, "inputs", body.truncate)
-        result = await _run(state, texts, cost)
+        encoded, over = _measure(request, state, texts, "inputs", body.truncate)
+        result = await _run(state, encoded)
         vectors = _shape(result.vectors, body.normalize, body.dimensions, state.model.dim, "dimensions")
         return _json(
             {
                 "embeddings": np.ascontiguousarray(vectors, dtype=np.float32),
                 "dimensions": int(vectors.shape[1]),
                 "truncated": over,
-                "usage": {"texts": len(texts), "tokens": sum(cost)},
+                "usage": {"texts": len(texts), "tokens": sum(encoded.cost())},
             },
             _truncated_header(over),
         )
@@ -413,15 +408,15 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         """Every head (or ``tasks``) on each text: what ``MultiTaskModel.predict`` returns (labels,
         scores, probabilities; entities with character offsets). One backbone pass serves them all."""
         state = _ready(request)
-        tasks = list(state.model._select(body.tasks))  # unknown task -> 422 naming the valid ones
+        tasks = list(state.model.select(body.tasks))  # unknown task -> 422 naming the valid ones
         texts = _texts(body.inputs, "inputs", state)
-        cost, over = _measure(request, state, texts, "inputs", body.truncate)
-        result = await _run(state, texts, cost, tasks, body.min_score)
+        encoded, over = _measure(request, state, texts, "inputs", body.truncate)
+        result = await _run(state, encoded, tasks, body.min_score)
         return _json(
             {
                 "predictions": result.predictions,
                 "truncated": over,
-                "usage": {"texts": len(texts), "tokens": sum(cost)},
+                "usage": {"texts": len(texts), "tokens": sum(encoded.cost())},
             },
             _truncated_header(over),
         )
@@ -431,16 +426,14 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         """The word pieces the model reads, with character offsets into each text."""
         state = _ready(request)
         texts = _texts(body.inputs, "inputs", state, queued=False)
-        counter = state.counter
-        assert counter is not None
-        lengths = counter.lengths(texts)
-        request.state.texts, request.state.tokens = len(texts), sum(counter.cost(lengths))
+        encoded = state.model.tokenize(texts)
+        request.state.texts, request.state.tokens = len(texts), sum(encoded.cost())
         return JSONResponse(
             {
-                "tokens": counter.pieces(texts),
-                "lengths": lengths,
-                "window": counter.window,
-                "truncated": [i for i, n in enumerate(lengths) if n > counter.window],
+                "tokens": state.model.tokenizer.pieces(encoded),
+                "lengths": encoded.lengths,
+                "window": encoded.window,
+                "truncated": encoded.over_window(),
             }
         )
 
@@ -459,8 +452,8 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
                 param="b",
             )
         a, b = _texts(body.a, "a", state), _texts(body.b, "b", state)
-        cost, _ = _measure(request, state, a + b, "a+b")
-        vectors = (await _run(state, a + b, cost)).vectors
+        encoded, _ = _measure(request, state, a + b, "a+b")
+        vectors = (await _run(state, encoded)).vectors
         ea, eb = vectors[: len(a)], vectors[len(a) :]
         if body.mode == "pairwise":
             scores = pairwise_similarity(ea, eb)
@@ -501,8 +494,8 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
                 code="no_index",
             )
         queries = _texts(body.queries, "queries", state)
-        cost, _ = _measure(request, state, queries, "queries")
-        vectors = normalize_rows((await _run(state, queries, cost)).vectors)
+        encoded, _ = _measure(request, state, queries, "queries")
+        vectors = unit_rows((await _run(state, encoded)).vectors)
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(state.index_thread, state.index.search, vectors, body.top_k)
         return JSONResponse(

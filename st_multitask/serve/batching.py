@@ -34,12 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from ..runtime.tokenizer import Encoded
 from .metrics import ServeMetrics
 
 __all__ = ["BatchResult", "Batcher", "QueueFull", "model_runner"]
 
-# run(texts, tasks, min_score) -> ((n, dim) vectors, per-text predictions or None)
-Runner = Callable[[list[str], tuple[str, ...], "float | None"], "tuple[np.ndarray, list[dict] | None]"]
+# run(inputs, tasks, min_score) -> ((n, dim) vectors, per-text predictions or None); inputs are the
+# texts tokenised once on arrival (an Encoded), or plain texts
+Runner = Callable[[Any, tuple[str, ...], "float | None"], "tuple[np.ndarray, list[dict] | None]"]
 
 
 class QueueFull(Exception):
@@ -56,7 +58,7 @@ class BatchResult:
 
 @dataclass
 class _Job:
-    texts: list[str]
+    texts: Any  # an Encoded (texts tokenised once) or a list of texts
     tokens: list[int]
     tasks: tuple[str, ...]
     min_score: float | None
@@ -75,18 +77,15 @@ class _Item:
     arrived: float
 
 
-def model_runner(model: Any, batch_size: int = 64) -> Runner:
-    """The runner of a multi-task model: with tasks, one ``predict_and_embed`` pass; without,
-    :func:`~st_multitask.embed` (the backbone's vectors, not yet normalised)."""
-    from ..embedding import embed
+def model_runner(pipeline: Any, batch_size: int = 64) -> Runner:
+    """The runner of a :class:`~st_multitask.pipeline.Pipeline`: with tasks, one
+    ``predict_and_embed`` pass; without, ``embed`` (the backbone's vectors, not yet normalised)."""
 
-    def run(texts: list[str], tasks: tuple[str, ...], min_score: float | None) -> tuple[np.ndarray, Any]:
+    def run(inputs: Any, tasks: tuple[str, ...], min_score: float | None) -> tuple[np.ndarray, Any]:
         if tasks:
-            predictions, vectors = model.predict_and_embed(texts, list(tasks), batch_size, min_score)
+            predictions, vectors = pipeline.predict_and_embed(inputs, list(tasks), batch_size, min_score)
             return vectors, predictions
-        return embed(
-            texts, model=model.backbone, batch_size=batch_size, normalize=False, show_progress=False
-        ), None
+        return pipeline.embed(inputs, batch_size=batch_size, normalize=False), None
 
     return run
 
@@ -157,16 +156,20 @@ class Batcher:
         tasks: Sequence[str] = (),
         min_score: float | None = None,
     ) -> BatchResult:
-        """Queue ``texts`` (each costing ``tokens[i]``) and wait for their results, in order."""
+        """Queue ``texts`` (each costing ``tokens[i]``; texts tokenised once, or plain) and wait
+        for their results, in order."""
         loop = asyncio.get_running_loop()
-        job = _Job(list(texts), list(tokens), tuple(tasks), min_score, loop, loop.create_future())
-        job.remaining = len(job.texts)
-        job.predictions = [None] * len(job.texts)
+        plain = isinstance(texts, (list, tuple))
+        job = _Job(
+            list(texts) if plain else texts, list(tokens), tuple(tasks), min_score, loop, loop.create_future()
+        )
+        job.remaining = len(job.tokens)
+        job.predictions = [None] * len(job.tokens)
         now = time.monotonic()
         with self._cond:
             if self._stopping:
                 raise QueueFull("The server is shutting down.")
-            if len(self._pending) + len(job.texts) > self._max_queue:
+            if len(self._pending) + len(job.tokens) > self._max_queue:
                 raise QueueFull(
                     f"The queue is full ({len(self._pending)} of {self._max_queue} texts waiting); retry shortly."
                 )
@@ -245,7 +248,11 @@ class Batcher:
 
     def _pass(self, items: list[_Item], min_score: float | None) -> None:
         """One backbone pass for ``items``, with every head any of their requests asked for."""
-        texts = [item.job.texts[item.index] for item in items]
+        texts: Any = (
+            [item.job.texts[item.index] for item in items]
+            if isinstance(items[0].job.texts, list)
+            else (Encoded.gather([(item.job.texts, item.index) for item in items]))
+        )
         wanted = {task for item in items for task in item.job.tasks}
         first = next((item.job.tasks for item in items if item.job.tasks), ())
         tasks = tuple(t for t in first if t in wanted) + tuple(sorted(wanted.difference(first)))
@@ -260,7 +267,7 @@ class Batcher:
         for row, item in enumerate(items):
             job = item.job
             if job.vectors is None:
-                job.vectors = np.zeros((len(job.texts), vectors.shape[1]), dtype=np.float32)
+                job.vectors = np.zeros((len(job.tokens), vectors.shape[1]), dtype=np.float32)
             job.vectors[item.index] = vectors[row]
             if predictions is not None and job.tasks:
                 job.predictions[item.index] = {t: predictions[row][t] for t in job.tasks}

@@ -93,12 +93,12 @@ def stmt(folder):
     The bundled default model is loaded once for every predict and evaluate call."""
     from st_multitask.cli import _common, evaluate, predict
 
-    cached = functools.lru_cache(maxsize=2)(_common.load_multitask)
+    cached = functools.lru_cache(maxsize=2)(_common.load_pipeline)
 
-    def load(model_dir, device, backend="auto", precision="fp32"):
+    def load(model_dir, device, backend="auto", precision="fp32", heads=True):
         if model_dir is None:
-            return cached(None, device, backend, precision)
-        return _common.load_multitask(model_dir, device, backend, precision)
+            return cached(None, device, backend, precision, heads)
+        return _common.load_pipeline(model_dir, device, backend, precision, heads)
 
     def run(*args: str):
         result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
@@ -118,8 +118,8 @@ def stmt(folder):
 
     exits: dict[str, Counter[str]] = defaultdict(Counter)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(predict, "load_multitask", load)
-        patch.setattr(evaluate, "load_multitask", load)
+        patch.setattr(predict, "load_pipeline", load)
+        patch.setattr(evaluate, "load_pipeline", load)
         yield run
     if os.environ.get("STMT_FUZZ_SUMMARY"):  # a folder: exit codes by command, for docs/fuzzing.md
         path = Path(os.environ["STMT_FUZZ_SUMMARY"]) / "cli-exit-codes.json"

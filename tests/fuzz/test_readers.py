@@ -229,14 +229,10 @@ def test_head_config(folder, saved_model, data):
     reads_or_names(lambda: _read_model(path), folder)
 
 
-class _NoInputs:
-    input_names: tuple[str, ...] = ()
-
-
 @given(data=st.data())
 def test_fast_head_config(folder, saved_model, data):
     """The fast path's head reader (decoding settings from config.json) on a changed config.json."""
-    from st_multitask.exported_model import read_head_info
+    from st_multitask.loader import read_head
 
     source, manifest, config = saved_model
     path = folder / "model-fast-head"
@@ -245,7 +241,7 @@ def test_fast_head_config(folder, saved_model, data):
     head_dir = path / "heads" / "s"
     edited = st.one_of(odd_bytes(), near_valid(config, MANIFEST_KEYS).map(dumped).flatmap(damaged))
     (head_dir / "config.json").write_bytes(data.draw(edited))
-    reads_or_names(lambda: read_head_info(head_dir, manifest["heads"]["s"], _NoInputs(), "s"), folder)
+    reads_or_names(lambda: read_head(head_dir, manifest["heads"]["s"], (), None, "s"), folder)
 
 
 # ---------------------------------------------------------------------------------------------

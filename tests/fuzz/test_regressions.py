@@ -164,10 +164,6 @@ def test_head_config_unknown_kind_names_the_file(tmp_path):
         read_heads(tmp_path, read_manifest(tmp_path), dimension=8)
 
 
-class _NoInputs:
-    input_names: tuple[str, ...] = ()
-
-
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -180,7 +176,7 @@ class _NoInputs:
 def test_fast_head_config_shapes(tmp_path, edit, message):
     """The fast path's head reader names the file of every damaged config.json (the numpy twins'
     loader once raised TypeError on such files)."""
-    from st_multitask.exported_model import read_head_info
+    from st_multitask.loader import read_head
 
     _saved_model(tmp_path)
     config = tmp_path / "heads" / "s" / "config.json"
@@ -190,7 +186,7 @@ def test_fast_head_config_shapes(tmp_path, edit, message):
     config.write_text(json.dumps({**saved, **edit}), encoding="utf-8")
     info = json.loads((tmp_path / "st_multitask.json").read_text(encoding="utf-8"))["heads"]["s"]
     with pytest.raises(ModelLoadError, match=re.escape(f"{config.parent}") + ".*" + re.escape(message)):
-        read_head_info(config.parent, info, _NoInputs(), "s")
+        read_head(config.parent, info, (), None, "s")
 
 
 # -- the index manifest

@@ -15,7 +15,7 @@ def test_auto_is_the_fastest_installed_exact_runtime_on_cpu():
 
 
 def test_auto_is_torch_on_a_gpu_device():
-    assert resolve_backend("auto", "fp32", device="cuda") == BackendChoice("torch", "fp32")
+    assert resolve_backend("auto", "fp32", device="cuda") == BackendChoice("torch", "fp32", "cuda")
 
 
 def test_environment_variables_choose(monkeypatch):
@@ -55,7 +55,7 @@ def test_a_backend_that_is_not_installed_gives_the_pip_command(monkeypatch):
     monkeypatch.setattr(runtime, "backend_installed", lambda backend: backend == "torch")
     with pytest.raises(RuntimeUnavailableError, match=r"pip install 'st-multitask\[openvino\]'"):
         resolve_backend("openvino", "fp32")
-    assert resolve_backend("auto", "fp32", device="cpu") == BackendChoice("torch", "fp32")
+    assert resolve_backend("auto", "fp32", device="cpu") == BackendChoice("torch", "fp32", "cpu")
     with pytest.raises(RuntimeUnavailableError, match="int8 needs a fast runtime"):
         resolve_backend("auto", "int8", device="cpu")
 

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from st_multitask.errors import InputError, ModelLoadError
-from st_multitask.runtime import BackendChoice
+from st_multitask.runtime import EngineSpec as BackendChoice
 from st_multitask.runtime.graphs import find_graph
 
 
@@ -41,7 +41,7 @@ def test_a_damaged_cache_entry_is_rebuilt(tiny_model_dir, private_cache, capfd):
 
 
 def test_the_cache_key_follows_model_files_and_runtime(tiny_model_dir, private_cache, monkeypatch, tmp_path):
-    import st_multitask.runtime.session as session
+    import st_multitask.runtime.layout as session
 
     choice = BackendChoice("onnx", "fp32")
     first, _, _ = find_graph(tiny_model_dir, choice)
@@ -127,7 +127,7 @@ def test_a_new_export_replaces_the_stale_entry_of_the_same_graph(tiny_model_dir,
     import os
     import time
 
-    import st_multitask.runtime.session as session
+    import st_multitask.runtime.layout as session
 
     choice = BackendChoice("onnx", "fp32")
     old, _, _ = find_graph(tiny_model_dir, choice)
@@ -148,13 +148,13 @@ def test_auto_runs_a_model_that_does_not_export_in_torch(
     import st_multitask.runtime.export as export
     from st_multitask import embed
     from st_multitask.errors import ExportError
-    from st_multitask.runtime.load import _cached_encoder
+    from st_multitask.loader import _shared_runner
 
     def unsupported(*args, **kwargs):
         raise RuntimeError("operator 'foo' is not supported")
 
     monkeypatch.setattr(export, "_export_graph", unsupported)
-    _cached_encoder.cache_clear()
+    _shared_runner.cache_clear()
     with caplog.at_level("WARNING", logger="st_multitask.runtime"):
         vectors = embed(["a text"], model=str(tiny_model_dir))  # auto
     assert "in torch: Exporting" in caplog.text and "operator 'foo' is not supported" in caplog.text

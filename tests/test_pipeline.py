@@ -1,4 +1,5 @@
-"""Embeddings on the fast path: the same vectors as sentence-transformers, no torch at run time."""
+"""The one pipeline: the same vectors as sentence-transformers and the same predictions on every
+engine, texts tokenised once, and no torch on the fast path."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from st_multitask import embed
+from st_multitask import MultiTaskModel, Pipeline, embed, load
 from st_multitask.errors import InputError
-from st_multitask.runtime.encoder import FastEncoder
-from st_multitask.runtime.load import load_encoder
 
 TEXTS = [
     "The dog ran across the grass.",
@@ -39,8 +38,8 @@ def test_fp32_vectors_match_sentence_transformers(backend, backbone):
 
 
 def test_auto_default_runs_the_fast_path():
-    model = load_encoder(None)
-    assert isinstance(model, FastEncoder) and model.backend == "onnx" and model.precision == "fp32"
+    model = load("all-MiniLM-L6-v2")
+    assert isinstance(model, Pipeline) and model.backend == "onnx" and model.precision == "fp32"
     vectors = embed(["The dog ran across the grass.", "The cat jumped into the weeds."])
     assert float(vectors[0] @ vectors[1]) == pytest.approx(0.376, abs=1e-3)
 
@@ -72,14 +71,20 @@ def test_a_loaded_model_refuses_another_backend(backbone):
 def test_the_fast_path_never_imports_torch(tmp_path):
     """`from st_multitask import embed` and the inference commands run without torch,
     transformers or sentence-transformers."""
-    embed(["warm the cache"], backend="onnx")  # the export (which needs torch) happens here, once
-    load_encoder(None, "onnx", "fp32")
+    embed(["warm the cache"], backend="onnx")  # the exports (which need torch) happen here, once
+    load(backend="onnx").predict(["warm the cache"])
     script = tmp_path / "fast.py"
     script.write_text(
         "import json, sys\n"
         "from st_multitask import embed, cosine_similarity, paraphrases, search\n"
         "v = embed(['The dog ran.', 'A cat sat.'])\n"
         "cosine_similarity(v, v), paraphrases(v), search(v, v)\n"
+        "from st_multitask import load\n"
+        "pipe = load(backend='onnx')\n"
+        "pipe.predict(['Apple buys a U.K. startup.']), pipe.embed(['x']), pipe.predict_and_embed(['x'])\n"
+        "import pyarrow as pa\n"
+        "from st_multitask.batch.core import BatchPredictor, BatchSpec\n"
+        "BatchPredictor(BatchSpec('predict', backend='onnx', threads=1))(pa.table({'text': ['A cat sat.']}))\n"
         "from st_multitask.cli import main\n"
         "for args in (['similarity', sys.argv[1], sys.argv[2]], ['predict', 'Apple buys a U.K. startup.'],\n"
         "             ['search', '--corpus', sys.argv[2], 'a pet']):\n"
@@ -88,7 +93,7 @@ def test_the_fast_path_never_imports_torch(tmp_path):
         "print(json.dumps(heavy))\n",
         encoding="utf-8",
     )
-    examples = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+    examples = os.path.join(os.path.dirname(__file__), "..", "examples")
     result = subprocess.run(
         [sys.executable, str(script), os.path.join(examples, "a.txt"), os.path.join(examples, "b.txt")],
         capture_output=True,
@@ -98,3 +103,59 @@ def test_the_fast_path_never_imports_torch(tmp_path):
     )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
     assert "exporting" not in result.stderr  # the cache was warm
+
+
+def test_one_class_for_every_backend():
+    pipes = [load(backend=b) for b in ("onnx", "openvino", "torch")]
+    assert {type(p) for p in pipes} == {Pipeline}
+    texts = ["Apple is buying a U.K. startup for $1 billion", "The film was a joy from start to finish."]
+    results = [p.predict(texts) for p in pipes]
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert (
+                a["topic"]["label"] == b["topic"]["label"]
+                and a["sentiment"]["label"] == b["sentiment"]["label"]
+            )
+            assert [(e["text"], e["label"]) for e in a["ner"]] == [(e["text"], e["label"]) for e in b["ner"]]
+            assert a["topic"]["score"] == pytest.approx(b["topic"]["score"], abs=1e-4)
+    assert pipes[0].spec.backend == "onnx" and pipes[2].spec.backend == "torch"
+
+
+def test_a_model_being_trained_runs_through_the_same_pipeline():
+    model = MultiTaskModel.default()
+    pipe = model.pipeline()
+    assert isinstance(pipe, Pipeline) and pipe.backend == "torch"
+    texts = ["Apple is buying a U.K. startup for $1 billion"]
+    assert model.predict(texts) == pipe.predict(texts)
+    fast = load(backend="onnx").predict_proba(texts)[0]
+    for task, proba in pipe.predict_proba(texts)[0].items():
+        assert np.abs(proba - fast[task]).max() <= 1e-4
+
+
+def test_texts_are_tokenised_once_and_reused():
+    pipe = load(backend="onnx")
+    long_text = "word " * 600
+    encoded = pipe.tokenize(["Apple buys a startup.", long_text])
+    assert encoded.over_window() == [1] and encoded.lengths[1] == 600 and encoded.cost()[1] == 256
+    assert pipe.count_over_window(encoded) == 1
+    assert pipe.predict(encoded) == pipe.predict(encoded.texts)
+    assert np.array_equal(pipe.embed(encoded), pipe.embed(encoded.texts))
+    # the windowed encoding equals a tokenizer that truncates itself
+    from tokenizers import Tokenizer
+
+    from st_multitask.runtime.model_files import read_model_files
+
+    files = read_model_files(None)
+    reference = Tokenizer.from_file(str(files.tokenizer_file))
+    reference.enable_truncation(files.max_seq_length)
+    assert encoded.encodings[1].ids == reference.encode(long_text).ids
+
+
+def test_unknown_tasks_and_bad_batch_sizes_are_named():
+    pipe = load(backend="onnx")
+    with pytest.raises(InputError, match="Unknown task 'topics'. Valid: topic, sentiment, ner"):
+        pipe.predict(["x"], tasks=["topics"])
+    with pytest.raises(InputError, match="batch_size must be a positive integer"):
+        pipe.embed(["x"], batch_size=0)
+    with pytest.raises(InputError, match="No texts to tokenize"):
+        pipe.tokenize([])
