@@ -1,4 +1,5 @@
-"""Reading command inputs and writing outputs: tables, CSV/TSV/JSON/JSONL, embeddings files.
+"""Writing command outputs: tables, CSV/TSV/JSON/JSONL, embeddings files (inputs are read by
+``st_multitask.readers`` through ``st_multitask.data``, as the library reads them).
 
 Every file is written atomically: into a temporary file beside the target, renamed over it only
 once complete, so an interrupted command never leaves half a file behind.
@@ -33,17 +34,11 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> contextlib.
     return atomic_file(target, suffix)
 
 
-def count_lines(path: str) -> int | None:
-    """Lines in a file (for a progress bar's total); None for stdin."""
-    if path == "-":
-        return None
-    with open(path, "rb") as f:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-
-
 def progress_rows(rows: Iterator[tuple[int, str]], path: str) -> Iterator[tuple[int, str]]:
     """Pass ``(line, text)`` rows through, with a progress bar by line on stderr when it is a terminal."""
     from tqdm.auto import tqdm
+
+    from st_multitask.readers import count_lines
 
     show = sys.stderr.isatty()
     with tqdm(

@@ -17,7 +17,7 @@ from ._common import (
     report_reading,
     report_truncation,
 )
-from ._io import EmbeddingWriter, count_lines
+from ._io import EmbeddingWriter
 
 
 @click.command()
@@ -27,7 +27,7 @@ from ._io import EmbeddingWriter, count_lines
     "--input",
     "input_option",
     metavar="PATH_OR_GLOB",
-    help="Input file, folder or glob (Parquet, JSONL, CSV/TSV or text), in place of INPUT.",
+    help="Input file, folder or glob (Parquet, JSONL, JSON, CSV/TSV or text), in place of INPUT.",
 )
 @click.option(
     "-o",
@@ -40,7 +40,7 @@ from ._io import EmbeddingWriter, count_lines
     "--column",
     "--text-column",
     "column",
-    help="Column (CSV/TSV/Parquet) or key (JSONL) that holds the text [default: text].",
+    help="Column (CSV/TSV/Parquet) or key (JSON/JSONL) that holds the text [default: text].",
 )
 @click.option("--normalize/--no-normalize", default=True, show_default=True, help="Unit-length vectors.")
 @click.option(
@@ -75,12 +75,12 @@ def embed(
     address: str | None,
     overwrite: bool,
 ) -> None:
-    """Embed the texts of INPUT, one text a line (or a CSV/TSV/JSONL column); '-' reads stdin.
+    """Embed the texts of INPUT, one text a line (or a CSV/TSV/JSON/JSONL column); '-' reads stdin.
 
     Rows keep their input line numbers; blank lines are skipped with a note. .npy holds the
     vectors alone, in input order; .parquet, .csv and .jsonl hold line, text and embedding.
 
-    With --output DIR (or --engine ray) it runs as a batch job: Parquet, JSONL, CSV or text
+    With --output DIR (or --engine ray) it runs as a batch job: Parquet, JSONL, JSON, CSV or text
     files in (a file, a folder or a glob), a Parquet dataset folder out with the --id-column
     columns, the text and the embedding, and the model's fingerprint in its metadata.
 
@@ -127,6 +127,7 @@ def embed(
     from st_multitask.data import ReadReport, iter_texts
     from st_multitask.embedding import count_over_window
     from st_multitask.embedding import embed as embed_texts
+    from st_multitask.readers import count_lines
 
     report = ReadReport()
     rows = iter_texts(input_path, column=column, errors=errors, report=report)

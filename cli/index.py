@@ -65,7 +65,7 @@ def _source(path: str) -> str:
     "CORPUS, without embedding again; they must come from --model.",
 )
 @click.option("-o", "--output", required=True, type=click.Path(), help="The index directory to write.")
-@click.option("--column", help="Column (CSV/TSV) or key (JSONL) of the corpus that holds the text.")
+@click.option("--column", help="Column (CSV/TSV) or key (JSON/JSONL) of the corpus that holds the text.")
 @click.option(
     "--kind",
     type=click.Choice(["flat", "hnsw"]),
@@ -135,7 +135,7 @@ def build(
     backend: str,
     precision: str,
 ) -> None:
-    """Embed the texts of CORPUS (one a line, or a CSV/TSV/JSONL column) into the index directory -o.
+    """Embed the texts of CORPUS (one a line, or a CSV/TSV/JSON/JSONL column) into the index directory -o.
 
     Blank lines are skipped; hits keep their line numbers. The directory appears whole or not at
     all, and an existing one is replaced only with --overwrite.
@@ -198,7 +198,9 @@ def build(
 @index.command()
 @click.argument("index_dir", metavar="DIR", type=click.Path())
 @click.argument("input_path", metavar="FILE", type=click.Path(allow_dash=True))
-@click.option("--column", help="Column (CSV/TSV) or key (JSONL); must be the one the index was built from.")
+@click.option(
+    "--column", help="Column (CSV/TSV) or key (JSON/JSONL); must be the one the index was built from."
+)
 @chunk_option
 @long_option
 @errors_option

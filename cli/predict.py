@@ -38,13 +38,13 @@ def inline_entities(text: str, entities: list[dict]) -> str:
     "--input",
     "input_path",
     type=click.Path(allow_dash=True),
-    help="File of texts, one a line (or a CSV/TSV/JSONL column with --column); '-' is stdin.",
+    help="File of texts, one a line (or a CSV/TSV/JSON/JSONL column with --column); '-' is stdin.",
 )
 @click.option(
     "--column",
     "--text-column",
     "column",
-    help="Column (CSV/TSV/Parquet) or key (JSONL) that holds the text [default: text].",
+    help="Column (CSV/TSV/Parquet) or key (JSON/JSONL) that holds the text [default: text].",
 )
 @click.option(
     "-o",
@@ -105,7 +105,7 @@ def predict(
       stmt predict --model my-model --input reviews.csv --column review --format jsonl
       cat texts.txt | stmt predict --model my-model --tasks sentiment --format csv
 
-    With --output DIR (or --engine ray) it runs as a batch job over --input (Parquet, JSONL,
+    With --output DIR (or --engine ray) it runs as a batch job over --input (Parquet, JSONL, JSON,
     CSV or text; a file, a folder or a glob) into a Parquet dataset folder: the --id-column
     columns, the text, per sentence head <task>_label and <task>_score, per token head its entities.
 

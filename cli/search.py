@@ -25,7 +25,7 @@ from ._io import emit_records, format_option
     "--corpus",
     "corpus_path",
     type=click.Path(allow_dash=True),
-    help="File of documents, one a line (or a CSV/TSV/JSONL column with --column).",
+    help="File of documents, one a line (or a CSV/TSV/JSON/JSONL column with --column).",
 )
 @click.option(
     "--index",
@@ -33,7 +33,7 @@ from ._io import emit_records, format_option
     type=click.Path(),
     help="An index directory (stmt index build), searched instead of embedding a --corpus again.",
 )
-@click.option("--column", help="Column (CSV/TSV) or key (JSONL) of the corpus that holds the text.")
+@click.option("--column", help="Column (CSV/TSV) or key (JSON/JSONL) of the corpus that holds the text.")
 @click.option(
     "-k", "--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Hits per query."
 )

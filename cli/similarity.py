@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
@@ -76,7 +77,7 @@ def similarity(
       stmt similarity report1.txt report2.txt --document
     """
     from st_multitask.embedding import count_over_window, embed
-    from st_multitask.similarity import cosine_similarity, pairwise_similarity
+    from st_multitask.similarity import cosine_similarity, similarity_records
 
     if file_a == "-" and file_b == "-":
         raise UserError("A and B cannot both be '-' (stdin can be read only once).")
@@ -104,40 +105,22 @@ def similarity(
         score = float(cosine_similarity(emb_a, emb_b)[0, 0])
         emit_records([{"a": file_a, "b": file_b, "score": score}], fmt)
         return
-    if mode == "pairwise":
-        scores = pairwise_similarity(emb_a, emb_b)
-        records = [
-            {"line": la, "a": ta, "b": tb, "score": float(s)}
-            for la, ta, tb, s in zip(lines_a, texts_a, texts_b, scores)
-        ]
-        emit_records(records, fmt)
-        matrix = None
+    records = similarity_records(
+        texts_a,
+        texts_b,
+        mode,
+        top_k,
+        embeddings_a=emb_a,
+        embeddings_b=emb_b,
+        lines_a=lines_a,
+        lines_b=lines_b,
+    )
+    if isinstance(records, dict):  # matrix mode
+        _emit_matrix(records, fmt)
     else:
-        matrix = cosine_similarity(emb_a, emb_b)
-        if mode == "best":
-            k = min(top_k, len(texts_b))
-            order = np.argsort(-matrix, axis=1, kind="stable")[:, :k]
-            records = [
-                {
-                    "line_a": lines_a[i],
-                    "a": texts_a[i],
-                    "rank": r + 1,
-                    "line_b": lines_b[j],
-                    "b": texts_b[j],
-                    "score": float(matrix[i, j]),
-                }
-                for i in range(len(texts_a))
-                for r, j in enumerate(order[i])
-            ]
-            if k == 1:
-                records = [{key: v for key, v in rec.items() if key != "rank"} for rec in records]
-            emit_records(records, fmt)
-        else:
-            _emit_matrix(matrix, texts_a, texts_b, fmt)
+        emit_records(records, fmt)
     if plot:
-        if matrix is None:
-            matrix = cosine_similarity(emb_a, emb_b)
-        _plot(matrix, texts_a, texts_b, plot)
+        _plot(cosine_similarity(emb_a, emb_b), texts_a, texts_b, plot)
         note(f"wrote heatmap to {plot}.")
 
 
@@ -157,24 +140,22 @@ def _whole(path: str, errors: str) -> str:
     return "\n".join(text for _, text in iter_texts(path, errors=errors, fmt="lines"))
 
 
-def _emit_matrix(matrix: np.ndarray, texts_a: list[str], texts_b: list[str], fmt: str) -> None:
+def _emit_matrix(records: dict[str, Any], fmt: str) -> None:
+    """The matrix record of :func:`~st_multitask.similarity.similarity_records` in ``fmt``."""
+    texts_a, texts_b, matrix = records["a"], records["b"], records["scores"]
     if fmt == "table":
         headers = ["", *[shorten(t, 16) for t in texts_b]]
-        rows = [[shorten(a, 32), *[float(v) for v in row]] for a, row in zip(texts_a, matrix)]
+        rows = [[shorten(a, 32), *row] for a, row in zip(texts_a, matrix)]
         click.echo(format_table(headers, rows))
     elif fmt == "json":
         import json
 
-        click.echo(
-            json.dumps(
-                {"a": texts_a, "b": texts_b, "scores": matrix.round(6).tolist()}, ensure_ascii=False, indent=2
-            )
-        )
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
     elif fmt == "jsonl":
         import json
 
         for a, row in zip(texts_a, matrix):
-            click.echo(json.dumps({"a": a, "scores": row.round(6).tolist()}, ensure_ascii=False))
+            click.echo(json.dumps({"a": a, "scores": row}, ensure_ascii=False))
     else:
         import csv
         import sys

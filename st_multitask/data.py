@@ -1,7 +1,9 @@
-"""Read texts from plain-text, CSV, TSV and JSONL files (or a stream), with validation by line.
+"""Texts and labelled examples from the user's files (or a stream), with validation by line.
 
-Files are streamed, so a million-line input costs no more memory than a thousand-line one. Every
-problem is reported with the file name and line number and a way out:
+The files are read by :mod:`st_multitask.readers` (one reader per format: plain text, CSV, TSV,
+JSON lines, a JSON array, Parquet); this module turns their rows into texts and examples. Files are
+streamed, so a million-line input costs no more memory than a thousand-line one. Every problem is
+reported with the file name and line number and a way out:
 
     >>> import pathlib, tempfile
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "texts.txt"
@@ -12,17 +14,15 @@ problem is reported with the file name and line number and a way out:
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from .errors import InputError
+from .readers import DECODE_ERRORS, FORMATS, Format, ReadReport, detect_format, iter_rows, source_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,187 +43,16 @@ __all__ = [
     "read_token_examples",
 ]
 
-TEXT_FORMATS = ("lines", "csv", "tsv", "jsonl")
-DECODE_ERRORS = ("strict", "replace")
+TEXT_FORMATS = FORMATS  # one table of formats, owned by st_multitask.readers
 BLANK_MODES = ("skip", "error")
-_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-TextFormat = Literal["lines", "csv", "tsv", "jsonl"]
-
-
-@dataclass
-class ReadReport:
-    """What reading skipped or repaired; filled in while :func:`iter_texts` runs."""
-
-    texts: int = 0
-    blank: int = 0  # blank lines (or empty cells) skipped
-    replaced: int = 0  # lines with invalid UTF-8 bytes replaced by U+FFFD
-
-
-def detect_format(source: str | os.PathLike[str]) -> TextFormat:
-    """The input format implied by a file name: ``.csv``, ``.tsv``, ``.jsonl``, else one text a line."""
-    return _EXTENSIONS.get(Path(os.fspath(source)).suffix.lower(), "lines")  # type: ignore[return-value]
-
-
-def _name(source: str | os.PathLike[str] | BinaryIO) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return "<stdin>" if os.fspath(source) == "-" else os.fspath(source)
-    return getattr(source, "name", "<stream>")
-
-
-def _open(source: str | os.PathLike[str] | BinaryIO) -> tuple[BinaryIO, bool]:
-    """A binary stream for ``source`` and whether we opened it (and must close it)."""
-    if not isinstance(source, (str, os.PathLike)):
-        return source, False
-    if os.fspath(source) == "-":
-        import sys
-
-        return sys.stdin.buffer, False
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"{path}: no such file.")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory; expected a text file.")
-    try:
-        return path.open("rb"), True
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read it ({exc.strerror}).") from exc
-
-
-def _decoded_lines(stream: BinaryIO, name: str, errors: str, report: ReadReport) -> Iterator[tuple[int, str]]:
-    """(line number, line without its newline), checking for binary data and invalid UTF-8."""
-    peek = getattr(stream, "peek", None)
-    if peek is not None and b"\x00" in peek(8192)[:8192]:
-        raise InputError(f"{name} looks like a binary file (it contains NUL bytes); expected UTF-8 text.")
-    any_bytes = False
-    for number, raw in enumerate(stream, start=1):
-        any_bytes = True
-        if b"\x00" in raw:
-            raise InputError(
-                f"{name} looks like a binary file (line {number} contains NUL bytes); expected UTF-8 text."
-            )
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            if errors != "replace":
-                raise InputError(
-                    f"{name} line {number} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
-                    f"{exc.start + 1}); fix the file or pass errors='replace'."
-                ) from None
-            line = raw.decode("utf-8", errors="replace")
-            report.replaced += 1
-        if number == 1:
-            line = line.removeprefix("\ufeff")
-        yield number, line.rstrip("\r\n")
-    if not any_bytes:
-        raise InputError(f"{name} is empty; expected one text a line.")
-
-
-def _delimited_records(
-    lines: Iterator[tuple[int, str]], name: str, delimiter: str, required: Sequence[str]
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line where the row starts, {column: value}) for each row of a CSV/TSV file."""
-    numbers: list[int] = []  # physical line numbers fed to the csv reader so far
-
-    def feed() -> Iterator[str]:
-        for number, line in lines:
-            numbers.append(number)
-            yield line + "\n"
-
-    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except csv.Error as exc:
-        raise InputError(f"{name} line {numbers[-1]}: malformed header ({exc}).") from None
-    for wanted in required:
-        if wanted not in header:
-            found = ", ".join(repr(h) for h in header)
-            others = [h for h in header if h not in required]
-            hint = f" Pass {_flag(wanted, required)}={others[0]!r}?" if others else ""
-            raise InputError(f"Expected a column {wanted!r} in {name}; found {found}.{hint}")
-    while True:
-        seen = len(numbers)
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise InputError(f"{name} line {numbers[-1]}: malformed row ({exc}).") from None
-        first = numbers[seen] if seen < len(numbers) else numbers[-1]  # a quoted field may span lines
-        if not row:
-            yield first, {}
-        elif len(row) != len(header):
-            raise InputError(
-                f"{name} line {first}: expected {len(header)} fields as in the header, found {len(row)}."
-            )
-        else:
-            yield first, dict(zip(header, row))
-
-
-def _flag(wanted: str, required: Sequence[str]) -> str:
-    """The argument that names a column: column for texts, text_column / label_column for data."""
-    if len(required) == 1:
-        return "column"
-    return "text_column" if wanted == required[0] else "label_column"
-
-
-def _jsonl_records(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in lines:
-        if not line.strip():
-            yield number, {}
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name} line {number} is not valid JSON ({exc.msg}).") from None
-        except ValueError:  # an integer past Python's limit on digits (4,300)
-            raise InputError(
-                f"{name} line {number} holds a number too long to read (over 4,300 digits)."
-            ) from None
-        except RecursionError:
-            raise InputError(f"{name} line {number} is nested too deeply to read as JSON.") from None
-        if not isinstance(record, dict):
-            raise InputError(f"{name} line {number}: expected a JSON object, found {type(record).__name__}.")
-        yield number, record
-
-
-def _records(
-    source: str | os.PathLike[str] | BinaryIO,
-    fmt: str,
-    errors: str,
-    report: ReadReport,
-    required: Sequence[str],
-) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Rows of a source: strings for ``lines``, dicts for csv/tsv/jsonl."""
-    name = _name(source)
-    stream, owned = _open(source)
-    try:
-        lines = _decoded_lines(stream, name, errors, report)
-        if fmt == "lines":
-            yield from lines
-        elif fmt == "jsonl":
-            for number, record in _jsonl_records(lines, name):
-                missing = [key for key in required if key not in record]
-                if record and missing:
-                    found = ", ".join(repr(k) for k in record)
-                    raise InputError(
-                        f"{name} line {number} has no key {missing[0]!r} (found {found}); "
-                        f"pass {_flag(missing[0], required)}='NAME'."
-                    )
-                yield number, record
-        else:
-            yield from _delimited_records(lines, name, "," if fmt == "csv" else "\t", required)
-    finally:
-        if owned:
-            stream.close()
+_RECORD_FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
 
 
 def iter_texts(
     source: str | os.PathLike[str] | BinaryIO,
     *,
     column: str | None = None,
-    fmt: TextFormat | None = None,
+    fmt: Format | None = None,
     errors: Literal["strict", "replace"] = "strict",
     blank: Literal["skip", "error"] = "skip",
     report: ReadReport | None = None,
@@ -232,8 +61,10 @@ def iter_texts(
 
     Args:
         source: path, ``"-"`` or an open binary stream.
-        column: column (CSV/TSV) or key (JSONL) holding the text; default ``"text"``.
-        fmt: ``lines``, ``csv``, ``tsv`` or ``jsonl``; default from the file extension.
+        column: column (CSV/TSV/Parquet) or key (JSON, JSON lines) holding the text; default ``"text"``.
+        fmt: ``lines``, ``csv``, ``tsv``, ``jsonl``, ``json`` or ``parquet``; default from the file
+            extension (:func:`~st_multitask.readers.detect_format`: ``.json`` is one JSON array of
+            records or strings, ``.jsonl`` one object a line).
         errors: ``strict`` fails on invalid UTF-8 naming the line; ``replace`` substitutes U+FFFD.
         blank: ``skip`` blank texts (counted in ``report.blank``) or raise an ``error`` naming the line.
         report: a :class:`ReadReport` to fill in.
@@ -246,16 +77,18 @@ def iter_texts(
         raise InputError(f"Unknown errors mode {errors!r}. Valid: {', '.join(DECODE_ERRORS)}.")
     if blank not in BLANK_MODES:
         raise InputError(f"Unknown blank mode {blank!r}. Valid: {', '.join(BLANK_MODES)}.")
-    name = _name(source)
+    name = source_name(source)
     if fmt is None:
         fmt = "lines" if not isinstance(source, (str, os.PathLike)) else detect_format(source)
     if fmt not in TEXT_FORMATS:
         raise InputError(f"Unknown input format {fmt!r}. Valid: {', '.join(TEXT_FORMATS)}.")
     if column is not None and fmt == "lines":
-        raise InputError(f"--column applies to CSV, TSV and JSONL input; {name} is read as one text a line.")
+        raise InputError(
+            f"--column applies to CSV, TSV, JSON, JSONL and Parquet input; {name} is read as one text a line."
+        )
     report = report if report is not None else ReadReport()
     key = column or "text"
-    for number, row in _records(source, fmt, errors, report, [] if fmt == "lines" else [key]):
+    for number, row in iter_rows(source, fmt, errors, report, [] if fmt == "lines" else [key]):
         if isinstance(row, dict):
             text = row.get(key, "")
             if not isinstance(text, str):
@@ -361,11 +194,11 @@ def read_sentence_examples(
     multi_label_separator: str | None = None,
     fmt: str | None = None,
 ) -> SentenceExamples:
-    """Labelled sentences from CSV, TSV, JSONL or a pandas DataFrame.
+    """Labelled sentences from CSV, TSV, JSON lines, a JSON array, Parquet or a pandas DataFrame.
 
     Every problem names the file and line: a missing column (with the columns that exist), an
     empty text or label, an empty file. ``multi_label_separator`` (e.g. ``";"``) splits a label
-    cell into several labels; in JSONL a list of labels works as it is.
+    cell into several labels; in JSON (lines) a list of labels works as it is.
 
     >>> import pandas as pd
     >>> data = read_sentence_examples(pd.DataFrame({"text": ["good", "bad"], "label": ["pos", "neg"]}))
@@ -386,13 +219,14 @@ def read_sentence_examples(
             for i, (t, lab) in enumerate(zip(source[text_column], source[label_column]))
         )
     else:
-        name = _name(source)
+        name = source_name(source)
         fmt = fmt or detect_format(source)
-        if fmt not in ("csv", "tsv", "jsonl"):
+        if fmt not in _RECORD_FORMATS:
             raise InputError(
-                f"{name}: sentence data must be .csv, .tsv or .jsonl (got {fmt!r}); pass the right extension."
+                f"{name}: sentence data must be .csv, .tsv, .jsonl, .json or .parquet (got {fmt!r}); "
+                "pass the right extension."
             )
-        rows = _records(source, fmt, "strict", ReadReport(), required)
+        rows = iter_rows(source, fmt, "strict", ReadReport(), required)  # type: ignore[arg-type]
     examples = SentenceExamples([], [], name, [])
     for number, row in rows:
         if not row:  # blank line
@@ -418,18 +252,20 @@ def read_sentence_examples(
 
 def read_token_examples(source: str | os.PathLike[str], fmt: str | None = None) -> TokenExamples:
     """Tagged sentences from CoNLL (token first column, tag last, blank line between sentences,
-    ``-DOCSTART-`` skipped) or JSONL (``{"tokens": [...], "tags": [...]}``). Tags are IOB2.
+    ``-DOCSTART-`` skipped) or records ``{"tokens": [...], "tags": [...]}`` (JSON lines, a JSON
+    array, Parquet). Tags are IOB2.
     """
-    name = _name(source)
-    fmt = fmt or ("jsonl" if detect_format(source) == "jsonl" else "conll")
+    name = source_name(source)
+    detected = detect_format(source)
+    fmt = fmt or (detected if detected in ("jsonl", "json", "parquet") else "conll")
     examples = TokenExamples([], [], name, [])
 
     def check_tag(tag: str, number: int) -> None:
         if not isinstance(tag, str) or not IOB2.match(tag):
             raise InputError(f"{name} line {number}: tag {tag!r} is not IOB2 (O, B-TYPE or I-TYPE).")
 
-    if fmt == "jsonl":
-        for number, record in _records(source, "jsonl", "strict", ReadReport(), ["tokens", "tags"]):
+    if fmt in ("jsonl", "json", "parquet"):
+        for number, record in iter_rows(source, fmt, "strict", ReadReport(), ["tokens", "tags"]):  # type: ignore[arg-type]
             if not record:
                 continue
             words, tags = record["tokens"], record["tags"]
@@ -448,7 +284,7 @@ def read_token_examples(source: str | os.PathLike[str], fmt: str | None = None) 
         words: list[str] = []
         tags: list[str] = []
         start = 0
-        for number, line in _records(source, "lines", "strict", ReadReport(), []):
+        for number, line in iter_rows(source, "lines", "strict", ReadReport()):
             fields = line.split()
             if not fields or fields[0] == "-DOCSTART-":
                 if words:
@@ -471,7 +307,7 @@ def read_token_examples(source: str | os.PathLike[str], fmt: str | None = None) 
             examples.tags.append(tags)
             examples.lines.append(start)
     else:
-        raise InputError(f"{name}: unknown token data format {fmt!r}. Valid: conll, jsonl.")
+        raise InputError(f"{name}: unknown token data format {fmt!r}. Valid: conll, jsonl, json, parquet.")
     if not examples.words:
         raise InputError(f"{name} holds no tagged sentences.")
     return examples

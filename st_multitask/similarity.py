@@ -1,4 +1,4 @@
-"""Cosine similarity, pairwise scores, semantic search and paraphrase mining.
+"""Cosine similarity, pairwise scores, similarity records, semantic search and paraphrase mining.
 
 In numpy, so it runs on the fast path without torch: every function accepts texts (embedded with
 the given model, default all-MiniLM-L6-v2) or ready embeddings (numpy arrays or torch tensors).
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 __all__ = [
+    "SIMILARITY_MODES",
     "Hit",
     "Paraphrase",
     "as_embeddings",
@@ -35,7 +36,11 @@ __all__ = [
     "pairwise_similarity",
     "paraphrases",
     "search",
+    "similarity_records",
 ]
+
+SIMILARITY_MODES = ("best", "pairwise", "matrix")
+SimilarityMode = Literal["best", "pairwise", "matrix"]
 
 
 class Hit(TypedDict):
@@ -113,6 +118,77 @@ def pairwise_similarity(
         raise InputError(f"pairwise_similarity needs as many items in a as in b: got {len(a)} and {len(b)}.")
     ea, eb = _pair(a, b, model, batch_size)
     return np.einsum("ij,ij->i", _unit(ea), _unit(eb)).astype(np.float32)
+
+
+def similarity_records(
+    texts_a: Sequence[str],
+    texts_b: Sequence[str],
+    mode: SimilarityMode = "best",
+    top_k: int = 1,
+    *,
+    embeddings_a: Any = None,
+    embeddings_b: Any = None,
+    lines_a: Sequence[int] | None = None,
+    lines_b: Sequence[int] | None = None,
+    model: SentenceTransformer | str | os.PathLike[str] | None = None,
+    batch_size: int = 64,
+) -> list[dict[str, Any]] | dict[str, Any]:
+    """Texts ``a`` compared with texts ``b``, as the records ``stmt similarity --format json``
+    prints and ``POST /similarity`` returns (data: the caller formats them).
+
+    - ``best``: for each text of a, its ``top_k`` closest texts of b, best first (ties in the
+      order of b): ``{"line_a", "a", "rank", "line_b", "b", "score"}``, without ``rank`` when
+      there is one match a text (``top_k`` 1, or b holds one text).
+    - ``pairwise``: a[i] with b[i]: ``{"line", "a", "b", "score"}``.
+    - ``matrix``: every a with every b: one ``{"a": [...], "b": [...], "scores": [[...]]}``, the
+      scores rounded to 6 places (float32 holds no more).
+
+    ``lines_a`` / ``lines_b`` number the texts (their lines in a file; default 1, 2, ...); the
+    texts are embedded with ``model`` unless their ``embeddings_a`` / ``embeddings_b`` are given.
+
+    >>> vectors = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> similarity_records(["x", "y"], ["p", "q"], embeddings_a=vectors, embeddings_b=vectors[::-1])
+    [{'line_a': 1, 'a': 'x', 'line_b': 2, 'b': 'q', 'score': 1.0}, {'line_a': 2, 'a': 'y', 'line_b': 1, 'b': 'p', 'score': 1.0}]
+    >>> similarity_records(["x"], ["p"], "pairwise", embeddings_a=vectors[:1], embeddings_b=vectors[:1])
+    [{'line': 1, 'a': 'x', 'b': 'p', 'score': 1.0}]
+    """
+    if mode not in SIMILARITY_MODES:
+        raise InputError(f"Unknown similarity mode {mode!r}. Valid: {', '.join(SIMILARITY_MODES)}.")
+    check_top_k(top_k)
+    lines_a = list(lines_a) if lines_a is not None else list(range(1, len(texts_a) + 1))
+    lines_b = list(lines_b) if lines_b is not None else list(range(1, len(texts_b) + 1))
+    if len(lines_a) != len(texts_a) or len(lines_b) != len(texts_b):
+        raise InputError("lines_a and lines_b must number every text of a and of b, one line each.")
+    ea = as_embeddings(texts_a if embeddings_a is None else embeddings_a, model, batch_size, "a")
+    eb = as_embeddings(texts_b if embeddings_b is None else embeddings_b, model, batch_size, "b")
+    if len(ea) != len(texts_a) or len(eb) != len(texts_b):
+        raise InputError(
+            f"One embedding a text: a has {len(texts_a)} texts and {len(ea)} embeddings, "
+            f"b has {len(texts_b)} texts and {len(eb)} embeddings."
+        )
+    if mode == "pairwise":
+        scores = pairwise_similarity(ea, eb)
+        return [
+            {"line": line, "a": a, "b": b, "score": float(score)}
+            for line, a, b, score in zip(lines_a, texts_a, texts_b, scores)
+        ]
+    if mode == "matrix":
+        return {"a": list(texts_a), "b": list(texts_b), "scores": cosine_similarity(ea, eb).round(6).tolist()}
+    records: list[dict[str, Any]] = []
+    for i, hits in enumerate(search(ea, eb, top_k=top_k)):
+        for rank, hit in enumerate(hits, 1):
+            j = hit["corpus_id"]
+            record = {
+                "line_a": lines_a[i],
+                "a": texts_a[i],
+                "rank": rank,
+                "line_b": lines_b[j],
+                "b": texts_b[j],
+            }
+            if len(hits) == 1:
+                del record["rank"]
+            records.append({**record, "score": hit["score"]})
+    return records
 
 
 def search(

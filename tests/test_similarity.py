@@ -79,3 +79,36 @@ def test_texts_and_embeddings_agree(backbone):
 def test_bad_input(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+def test_similarity_records_are_what_the_cli_and_the_server_return(vectors):
+    from st_multitask.similarity import similarity_records
+
+    a, b = vectors
+    texts_a, texts_b = [f"a{i}" for i in range(len(a))], [f"b{j}" for j in range(len(b))]
+    matrix = _ref_cos(a, b)
+    best = similarity_records(
+        texts_a, texts_b, "best", 2, embeddings_a=a, embeddings_b=b, lines_b=range(10, 15)
+    )
+    assert [r["rank"] for r in best] == [1, 2] * len(a)
+    for i in range(len(a)):
+        order = np.argsort(-matrix[i], kind="stable")[:2]
+        got = best[2 * i : 2 * i + 2]
+        assert [r["line_b"] for r in got] == [10 + j for j in order] and got[0]["line_a"] == i + 1
+        assert [r["b"] for r in got] == [texts_b[j] for j in order] and got[0]["a"] == texts_a[i]
+        np.testing.assert_allclose([r["score"] for r in got], matrix[i, order], atol=1e-6)
+    assert list(best[0]) == ["line_a", "a", "rank", "line_b", "b", "score"]
+    # one match a text: no rank, whether top_k is 1 or b holds one text (the CLI's rule)
+    for k, bb in ((1, b), (3, b[:1])):
+        records = similarity_records(texts_a, texts_b[: len(bb)], top_k=k, embeddings_a=a, embeddings_b=bb)
+        assert list(records[0]) == ["line_a", "a", "line_b", "b", "score"] and len(records) == len(a)
+    pairs = similarity_records(texts_a[:5], texts_b, "pairwise", embeddings_a=a[:5], embeddings_b=b)
+    assert [r["line"] for r in pairs] == [1, 2, 3, 4, 5] and [r["b"] for r in pairs] == texts_b
+    np.testing.assert_allclose([r["score"] for r in pairs], np.diag(matrix[:5]), atol=1e-6)
+    grid = similarity_records(texts_a, texts_b, "matrix", embeddings_a=a, embeddings_b=b)
+    assert (grid["a"], grid["b"]) == (texts_a, texts_b)
+    np.testing.assert_allclose(grid["scores"], matrix, atol=1e-6)
+    with pytest.raises(InputError, match="Unknown similarity mode 'all'. Valid: best, pairwise, matrix"):
+        similarity_records(texts_a, texts_b, "all", embeddings_a=a, embeddings_b=b)
+    with pytest.raises(InputError, match="a has 6 texts and 7 embeddings"):
+        similarity_records(texts_a[:6], texts_b, embeddings_a=a, embeddings_b=b)

@@ -44,7 +44,7 @@ def run_local(
         atomic_directory(Path(output), overwrite) as tmp,
         pq.ParquetWriter(tmp / PART_NAME, schema) as writer,
     ):
-        for batch in source.batches(chunk_size, columns if source.fmt != "text" else None):
+        for batch in source.batches(chunk_size, columns if source.fmt != "lines" else None):
             predictor.check(batch.schema.names, source.name)
             table = predictor(batch)
             writer.write_table(table)

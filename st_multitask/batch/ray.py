@@ -113,8 +113,15 @@ def read_dataset(source: Source, concurrency: int | None = None) -> Any:
             return ray.data.read_parquet(paths, **io)
         finally:
             context.use_datasource_v2 = before
-    if source.fmt == "json":
+    if source.fmt == "jsonl":
         return ray.data.read_json(paths, lines=True, **io)
+    if source.fmt == "json":  # whole JSON documents: read on the driver by the one reader of .json
+        import pyarrow as pa
+
+        batches = list(source.batches())
+        return ray.data.from_arrow(
+            [pa.Table.from_batches([b]) for b in batches] or [source.schema().empty_table()]
+        )
     if source.fmt in ("csv", "tsv"):
         import pyarrow.csv as pcsv
 

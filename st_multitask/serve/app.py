@@ -441,8 +441,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
     async def similarity(body: SimilarityRequest, request: Request) -> JSONResponse:
         """Cosine similarity of texts ``a`` with texts ``b``, as ``stmt similarity --format json``:
         ``best`` (each a with its ``top_k`` closest b), ``pairwise`` (a[i] with b[i]), ``matrix``."""
-        from ..similarity import cosine_similarity, pairwise_similarity
-        from ..similarity import search as best_matches
+        from ..similarity import similarity_records
 
         state = _ready(request)
         if body.mode == "pairwise" and len(body.a) != len(body.b):
@@ -454,25 +453,9 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         a, b = _texts(body.a, "a", state), _texts(body.b, "b", state)
         encoded, _ = _measure(request, state, a + b, "a+b")
         vectors = (await _run(state, encoded)).vectors
-        ea, eb = vectors[: len(a)], vectors[len(a) :]
-        if body.mode == "pairwise":
-            scores = pairwise_similarity(ea, eb)
-            records: Any = [
-                {"line": i + 1, "a": x, "b": y, "score": float(s)}
-                for i, (x, y, s) in enumerate(zip(a, b, scores))
-            ]
-        elif body.mode == "matrix":
-            records = {"a": a, "b": b, "scores": cosine_similarity(ea, eb).round(6).tolist()}
-        else:
-            records = []
-            for i, hits in enumerate(best_matches(ea, eb, top_k=min(body.top_k, len(b)))):
-                for rank, hit in enumerate(hits, 1):
-                    j = hit["corpus_id"]
-                    record = {"line_a": i + 1, "a": a[i], "rank": rank, "line_b": j + 1, "b": b[j]}
-                    record["score"] = hit["score"]
-                    if body.top_k == 1:
-                        del record["rank"]
-                    records.append(record)
+        records = similarity_records(
+            a, b, body.mode, body.top_k, embeddings_a=vectors[: len(a)], embeddings_b=vectors[len(a) :]
+        )
         return JSONResponse(records)
 
     @app.post(

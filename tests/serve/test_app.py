@@ -121,6 +121,8 @@ def test_tokenize_similarity(client, default_model):
     )
     best = client.post("/similarity", json={"a": a, "b": b}).json()
     assert [r["b"] for r in best] == ["a cat", "shares dropped"] and "rank" not in best[0]
+    one_b = client.post("/similarity", json={"a": a, "b": b[:1], "top_k": 3}).json()
+    assert len(one_b) == 2 and "rank" not in one_b[0]  # one match a text: no rank, as in the CLI
     pairs = client.post("/similarity", json={"a": a, "b": b[:2], "mode": "pairwise"}).json()
     assert [r["line"] for r in pairs] == [1, 2]
     unequal = client.post("/similarity", json={"a": a, "b": b, "mode": "pairwise"})
