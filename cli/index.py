@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -67,6 +69,13 @@ def _source(path: str) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(), help="The index directory to write.")
 @click.option("--column", help="Column (CSV/TSV) or key (JSON/JSONL) of the corpus that holds the text.")
 @click.option(
+    "--id-column",
+    "id_columns",
+    multiple=True,
+    help="Column(s) kept with each text and returned with every hit (repeat for several) [default "
+    "with --embeddings: the --id-column columns of stmt embed].",
+)
+@click.option(
     "--kind",
     type=click.Choice(["flat", "hnsw"]),
     default="flat",
@@ -119,6 +128,7 @@ def build(
     embeddings_path: str | None,
     output: str,
     column: str | None,
+    id_columns: tuple[str, ...],
     kind: str,
     storage: str,
     rescore: str,
@@ -137,14 +147,18 @@ def build(
 ) -> None:
     """Embed the texts of CORPUS (one a line, or a CSV/TSV/JSON/JSONL column) into the index directory -o.
 
-    Blank lines are skipped; hits keep their line numbers. The directory appears whole or not at
-    all, and an existing one is replaced only with --overwrite.
+    Blank lines are skipped; hits keep their line numbers. Hits return the --id-column values of
+    their row too: those stmt embed --id-column kept in the --embeddings output, or columns of a
+    CSV/TSV/JSONL/Parquet CORPUS (which is then embedded as stmt embed --id-column would). The
+    directory appears whole or not at all, and an existing one is replaced only with --overwrite.
 
     \b
     Examples:
       stmt index build examples/b.txt -o pets-index
       stmt index build reviews.csv --column review -o reviews-index --kind hnsw --storage int8
-      stmt index build --embeddings vectors/ -o reviews-index
+      stmt embed posts.csv --id-column post_id -o vectors/
+      stmt index build --embeddings vectors/ -o posts-index
+      stmt index build posts.jsonl --id-column post_id -o posts-index
     """
     from st_multitask.data import ReadReport
     from st_multitask.index import Index
@@ -154,22 +168,38 @@ def build(
         raise UserError(f"{output} exists already; pass --overwrite to replace it.")
     if (corpus_path is None) == (embeddings_path is None):
         raise UserError("Give the texts as CORPUS or stored embeddings with --embeddings DIR (one of them).")
+    settings: dict[str, Any] = dict(
+        kind=kind,
+        storage=storage,
+        rescore=None if rescore == "none" else rescore,
+        hnsw_m=hnsw_m,
+        ef_construction=ef_construction,
+        ef_search=ef_search,
+        workdir=out.absolute().parent,
+    )
     if embeddings_path is not None:
         from st_multitask.batch import index_from_embeddings
 
-        built = index_from_embeddings(
-            embeddings_path,
-            model_name,
-            kind=kind,
-            storage=storage,
-            rescore=None if rescore == "none" else rescore,
-            hnsw_m=hnsw_m,
-            ef_construction=ef_construction,
-            ef_search=ef_search,
-            workdir=out.absolute().parent,
-        )
+        built = index_from_embeddings(embeddings_path, model_name, id_columns=id_columns or None, **settings)
         built.save(out, overwrite=overwrite)
         click.echo(f"Indexed {built.count} stored embeddings ({kind}, {storage}) into {output}.", err=True)
+        return
+    if id_columns:
+        assert corpus_path is not None
+        built = _build_with_ids(
+            corpus_path,
+            column,
+            id_columns,
+            model_name,
+            batch_size,
+            long,
+            backend,
+            precision,
+            chunk_size,
+            settings,
+        )
+        built.save(out, overwrite=overwrite)
+        click.echo(f"Indexed {built.count} texts ({kind}, {storage}) into {output}.", err=True)
         return
     report = ReadReport()
     rows = _rows(corpus_path, column, errors, report)
@@ -177,22 +207,53 @@ def build(
     built = Index.build(
         rows,
         model,
-        kind=kind,
-        storage=storage,
-        rescore=None if rescore == "none" else rescore,
-        hnsw_m=hnsw_m,
-        ef_construction=ef_construction,
-        ef_search=ef_search,
         source=_source(corpus_path),
         column=column,
         batch_size=batch_size,
         chunk_size=chunk_size,
         long=long,
-        workdir=out.absolute().parent,
+        **settings,
     )
     built.save(out, overwrite=overwrite)
     report_reading(_source(corpus_path), report)
     click.echo(f"Indexed {built.count} texts ({kind}, {storage}) into {output}.", err=True)
+
+
+def _build_with_ids(
+    corpus_path: str,
+    column: str | None,
+    id_columns: tuple[str, ...],
+    model_name: str | None,
+    batch_size: int,
+    long: str,
+    backend: str,
+    precision: str,
+    chunk_size: int,
+    settings: dict[str, Any],
+) -> Any:
+    """The index of a table whose rows keep their ids: embedded as ``stmt embed --id-column``
+    does (the batch reader keeps the columns' types), then indexed from those stored embeddings."""
+    from st_multitask.batch import embed_dataset, index_from_embeddings
+
+    if corpus_path == "-":
+        raise UserError("--id-column reads a table file (CSV, TSV, JSONL or Parquet), not stdin.")
+    with tempfile.TemporaryDirectory(prefix=".stmt-embed-", dir=settings["workdir"]) as work:
+        vectors = Path(work) / "vectors"
+        embed_dataset(
+            corpus_path,
+            vectors,
+            model=model_name,
+            text_column=column or "text",
+            id_columns=id_columns,
+            batch_size=batch_size,
+            long=long,
+            backend=backend,
+            precision=precision,
+            chunk_size=chunk_size,
+        )
+        return index_from_embeddings(
+            vectors, model_name, source=_source(corpus_path), id_columns=id_columns, **settings
+        )
 
 
 @index.command()
@@ -272,6 +333,7 @@ def info(index_dir: str, fmt: str) -> None:
         click.echo(json.dumps(facts, indent=2))
         return
     shown = dict(facts, bytes=f"{_size(facts['bytes'])} ({facts['bytes']:,} bytes)")
+    shown["id_columns"] = ", ".join(facts["id_columns"]) or None
     shown["size on disk"] = shown.pop("bytes")
     width = max(len(key) for key in shown)
     for key, value in shown.items():

@@ -85,7 +85,7 @@ def search(
         raise UserError(f"Query {blank[0]} is blank; give a text to search for.")
     if index_dir is not None:
         records = _search_index(
-            index_dir, list(queries), top_k, long, model_name, device, batch_size, backend, precision
+            index_dir, list(queries), top_k, fmt, long, model_name, device, batch_size, backend, precision
         )
     else:
         records = _search_corpus(
@@ -108,6 +108,7 @@ def _search_index(
     index_dir: str,
     queries: list[str],
     top_k: int,
+    fmt: str,
     long: str,
     model_name: str | None,
     device: str | None,
@@ -115,7 +116,10 @@ def _search_index(
     backend: str,
     precision: str,
 ) -> list[dict[str, Any]]:
-    """Search the index directory: its files are checked, and its model embeds the queries."""
+    """Search the index directory: its files are checked, and its model embeds the queries.
+
+    A hit of an index with id columns gives them as ``"ids": {"post_id": 17}`` (json, jsonl), or
+    one column each in a table, CSV or TSV."""
     from st_multitask.embedding import embed
     from st_multitask.index import Index
 
@@ -130,12 +134,26 @@ def _search_index(
             "rank": rank,
             "score": hit["score"],
             **({"source": hit["source"]} if several else {}),
+            **_ids(hit.get("ids", {}), fmt),
             "line": hit["line"],
             "text": hit["text"],
         }
         for q, hits in zip(queries, results)
         for rank, hit in enumerate(hits, 1)
     ]
+
+
+_HIT_KEYS = ("query", "rank", "score", "source", "line", "text")
+
+
+def _ids(ids: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """A hit's ids as record fields: one ``ids`` object in JSON, else a column each (``ids.NAME``
+    where the name is taken by a field of the hit)."""
+    if not ids:
+        return {}
+    if fmt in ("json", "jsonl"):
+        return {"ids": ids}
+    return {f"ids.{name}" if name in _HIT_KEYS else name: value for name, value in ids.items()}
 
 
 def _search_corpus(

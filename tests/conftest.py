@@ -79,3 +79,26 @@ def run():
         return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
 
     return _run
+
+
+POSTS = {
+    17: "The cat sat on the mat.",
+    23: "Stocks fell sharply on Monday.",
+    42: "A dog barked at the mailman.",
+}
+
+
+@pytest.fixture
+def posts_index(run, write, tmp_path) -> Path:
+    """``stmt embed posts.jsonl --id-column post_id -o out.parquet``, then ``stmt index build
+    --embeddings out.parquet``: the index directory, whose hits return their ``post_id``."""
+    import json
+
+    lines = "".join(json.dumps({"post_id": i, "text": t}) + "\n" for i, t in POSTS.items())
+    stored = str(tmp_path / "out.parquet")
+    result = run("embed", write("posts.jsonl", lines), "--id-column", "post_id", "-o", stored)
+    assert result.exit_code == 0, result.output
+    index_dir = tmp_path / "posts-index"
+    result = run("index", "build", "--embeddings", stored, "-o", str(index_dir))
+    assert result.exit_code == 0, result.output
+    return index_dir

@@ -229,3 +229,80 @@ def test_an_index_saved_with_the_old_precision_key_still_loads(tmp_path):
     saved = json.loads(path.read_text())["index"]  # written again: with the new key
     assert saved["storage"] == "binary" and "precision" not in saved
     assert Index.load(folder).count == 201
+
+
+def test_the_ids_of_stored_embeddings_come_back_with_every_hit(posts_index):
+    index = Index.load(posts_index)
+    assert index.id_columns == ("post_id",)
+    hits = index.search(["a pet animal", "share prices dropped"], top_k=1)
+    assert [h[0]["ids"] for h in hits] == [{"post_id": 42}, {"post_id": 23}]
+    assert hits[1][0]["text"] == "Stocks fell sharply on Monday."
+
+
+def test_ids_given_with_the_texts(tmp_path):
+    vectors = _vectors(4)
+    ids = {"post_id": np.array([17, 18, 19, 20]), "slug": ["a", "b", None, "d"]}
+    index = Index.from_embeddings(vectors[:3], TEXTS[:3], ids={k: v[:3] for k, v in ids.items()})
+    index.add([TEXTS[3]], vectors[3:], ids={"slug": ["d"], "post_id": [20]})  # any order of the columns
+    index.add([TEXTS[4]], _vectors(1, seed=3))  # without ids: null ids
+    index.save(tmp_path / "idx")
+    loaded = Index.load(tmp_path / "idx")
+    assert loaded.id_columns == ("post_id", "slug")
+    assert loaded.search(vectors[2:3], top_k=1)[0][0]["ids"] == {"post_id": 19, "slug": None}
+    assert loaded.search(vectors[3:4], top_k=1)[0][0]["ids"] == {"post_id": 20, "slug": "d"}
+    assert type(loaded.search(vectors[:1], top_k=1)[0][0]["ids"]["post_id"]) is int  # not numpy's
+    hit = loaded.search(_vectors(1, seed=3), top_k=1)[0][0]
+    assert hit["text"] == TEXTS[4] and hit["ids"] == {"post_id": None, "slug": None}
+    assert json.loads((tmp_path / "idx" / "manifest.json").read_text())["texts"]["id_columns"] == [
+        "post_id",
+        "slug",
+    ]
+    with pytest.raises(InputError, match="keeps the ids 'post_id', 'slug', not 'id'"):
+        loaded.add(["x"], _vectors(1), ids={"id": [1]})
+    with pytest.raises(InputError, match="got 2 ids a column for 1 texts"):
+        loaded.add(["x"], _vectors(1), ids={"post_id": [1, 2], "slug": ["a", "b"]})
+    with pytest.raises(InputError, match="whole numbers, finite numbers, text"):
+        Index.from_embeddings(vectors[:1], ["x"], ids={"when": [float("nan")]})
+    with pytest.raises(InputError, match="whole numbers, finite numbers, text"):
+        Index.from_embeddings(vectors[:1], ["x"], ids={"when": [{"nested": 1}]})
+
+
+def test_build_keeps_ids_of_streamed_texts():
+    index = Index.build(iter(TEXTS), ids={"post_id": list(range(100, 106))}, chunk_size=4)
+    hits = index.search("a pet animal", top_k=len(TEXTS))[0]
+    assert all(h["ids"] == {"post_id": 100 + h["corpus_id"]} for h in hits)
+    with pytest.raises(InputError, match="got 2 ids a column for more texts"):
+        Index.build(TEXTS[:3], ids={"post_id": [1, 2]})
+
+
+def test_an_index_saved_before_ids_were_kept_still_loads(tmp_path):
+    import sqlite3
+
+    from st_multitask.manifest import sha256_file
+
+    folder = tmp_path / "old"
+    vectors = _vectors(3)
+    Index.from_embeddings(vectors, TEXTS[:3], source="pets.txt").save(folder)
+    # as the previous version wrote it: no ids column in texts.sqlite, no texts.id_columns
+    texts = folder / "texts.sqlite"
+    with sqlite3.connect(texts) as db:
+        db.execute("ALTER TABLE texts DROP COLUMN ids")
+    db.close()
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["texts"].pop("id_columns") == []
+    manifest["files"]["texts.sqlite"] = {"bytes": texts.stat().st_size, "sha256": sha256_file(texts)}
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    index = Index.load(folder)
+    assert index.id_columns == ()
+    hit = index.search(vectors[1:2], top_k=1)[0][0]  # as the previous version gave it: no ids
+    assert hit | {"score": 0} == {
+        "corpus_id": 1,
+        "score": 0,
+        "text": TEXTS[1],
+        "line": 2,
+        "source": "pets.txt",
+    }
+    index.add([TEXTS[3]], _vectors(1, seed=4), source="more.txt").save(folder)
+    again = Index.load(folder)
+    assert again.count == 4 and again.search(vectors[1:2], top_k=1)[0][0]["text"] == TEXTS[1]

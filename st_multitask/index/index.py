@@ -1,9 +1,10 @@
 """Index: embed a corpus once, keep it on disk, search it many times.
 
 Texts stream in chunks: each chunk is embedded, added to the FAISS structure, and its texts (with
-their source line numbers) go to SQLite, so building a million-line index costs no more working
-memory than a thousand-line one. ``save`` writes a directory whose ``manifest.json`` names the
-model that built it and the sha256 of every file; ``load`` checks them all.
+their source line numbers and, when given, their ids, such as ``post_id``) go to SQLite, so
+building a million-line index costs no more working memory than a thousand-line one. ``save``
+writes a directory whose ``manifest.json`` names the model that built it and the sha256 of every
+file; ``load`` checks them all.
 
     >>> import tempfile
     >>> index = Index.build(["The cat sat.", "Stocks fell.", "A dog barked."])
@@ -13,6 +14,9 @@ model that built it and the sha256 of every file; ``load`` checks them all.
     >>> index.save(folder)
     >>> Index.load(folder).search("falling share prices", top_k=1)[0][0]["line"]
     2
+    >>> posts = Index.build(["The cat sat.", "Stocks fell."], ids={"post_id": [17, 18]})
+    >>> posts.search("a pet animal", top_k=1)[0][0]["ids"]
+    {'post_id': 17}
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -50,7 +54,7 @@ from .manifest import (
     write_manifest,
 )
 from .quantize import from_int8, int8_scale, to_int8, unit_rows
-from .settings import IndexHit, IndexSettings, paired_rows, text_rows
+from .settings import IdColumns, IndexHit, IndexSettings, paired_rows, text_rows
 from .store import TextStore, VectorStore
 
 __all__ = ["Index"]
@@ -62,7 +66,10 @@ _ROLES = ("index", "texts", "vectors")  # the files of a generation, by what the
 
 class Index:
     """A persistent vector index over texts. Build it with :meth:`build` or :meth:`from_embeddings`,
-    grow it with :meth:`add`, query it with :meth:`search`, keep it with :meth:`save` / :meth:`load`."""
+    grow it with :meth:`add`, query it with :meth:`search`, keep it with :meth:`save` / :meth:`load`.
+
+    ``id_columns`` names the ids each text was given (``ids={"post_id": [...]}``); every hit of
+    such an index returns its row's as ``hit["ids"]``."""
 
     def __init__(
         self,
@@ -73,6 +80,7 @@ class Index:
         vectors: VectorStore | None,
         *,
         column: str | None = None,
+        id_columns: Sequence[str] = (),
         scale: np.ndarray | None = None,
         home: Path | None = None,
         generation: int = 0,
@@ -82,6 +90,7 @@ class Index:
         self.settings = settings
         self.model = model  # the identity of the model that built the index
         self.column = column
+        self.id_columns = tuple(id_columns)  # the ids kept with every text, in this order
         self._structure = structure
         self._texts = texts
         self._vectors = vectors
@@ -104,6 +113,7 @@ class Index:
         settings: IndexSettings,
         workdir: str | os.PathLike[str] | None,
         column: str | None,
+        id_columns: Sequence[str] = (),
     ) -> Index:
         work = Path(tempfile.mkdtemp(prefix=".stmt-index-", dir=workdir))
         structure = new_index(
@@ -115,7 +125,14 @@ class Index:
             else None
         )
         index = cls(
-            settings, model, structure, TextStore(work / "texts.sqlite"), vectors, column=column, workdir=work
+            settings,
+            model,
+            structure,
+            TextStore(work / "texts.sqlite"),
+            vectors,
+            column=column,
+            id_columns=id_columns,
+            workdir=work,
         )
         weakref.finalize(index, shutil.rmtree, work, True)
         return index
@@ -135,6 +152,7 @@ class Index:
         batch_size: int = 64,
         chunk_size: int = 4096,
         long: str = "truncate",
+        ids: Mapping[str, Iterable[Any]] | None = None,
         workdir: str | os.PathLike[str] | None = None,
         **settings: Any,
     ) -> Index:
@@ -148,6 +166,8 @@ class Index:
             column: the column the texts came from (``add`` insists on the same one).
             backend, precision: the engine that embeds and its precision (``fp32``, ``bf16``,
                 ``int8``), as in :func:`embed`.
+            ids: ``{column: values}``, one value a text (numbers, text or None), returned with each
+                hit as ``hit["ids"]``: ``{"post_id": [17, 18]}`` gives ``{"post_id": 17}``.
             workdir: where the working files go until :meth:`save` (default: the system temp folder).
             settings: more :class:`IndexSettings` (``rescore``, ``hnsw_m``, ``ef_search``, ...).
         """
@@ -155,11 +175,13 @@ class Index:
 
         options = IndexSettings(kind=kind, storage=storage, **settings)
         encoder = resolve_model(model, backend, precision)
-        index = cls._empty(model_identity(encoder, model), options, workdir, column)
+        given = IdColumns(ids, source)
+        index = cls._empty(model_identity(encoder, model), options, workdir, column, given.names)
         index._encoder = encoder
-        index._addtext_rows(text_rows(texts), source, batch_size, chunk_size, long)
+        index._addtext_rows(text_rows(texts), source, batch_size, chunk_size, long, given)
         if index.count == 0:
             raise InputError("No texts to index: pass at least one string.")
+        given.check_used(index.count)
         return index
 
     @classmethod
@@ -173,11 +195,13 @@ class Index:
         storage: str = "fp32",
         source: str = "<texts>",
         column: str | None = None,
+        ids: Mapping[str, Iterable[Any]] | None = None,
         workdir: str | os.PathLike[str] | None = None,
         **settings: Any,
     ) -> Index:
         """Index ready embeddings (n, dim) of ``texts``, made by ``model`` (a name or path, checked
         against the width; ``None``: the packaged all-MiniLM-L6-v2), which text queries will use.
+        ``ids`` and the settings as in :meth:`build`.
 
         >>> import numpy as np
         >>> index = Index.from_embeddings(np.eye(384, dtype=np.float32)[:2], ["first", "second"])
@@ -193,12 +217,17 @@ class Index:
                 f"The vectors have dimension {array.shape[1]}; the model {identity['name']} makes {identity['dim']}."
             )
         identity["dim"] = array.shape[1]
-        index = cls._empty(identity, IndexSettings(kind=kind, storage=storage, **settings), workdir, column)
+        given = IdColumns(ids, source)
+        given.check_used(len(rows))
+        options = IndexSettings(kind=kind, storage=storage, **settings)
+        index = cls._empty(identity, options, workdir, column, given.names)
         if isinstance(model, (str, os.PathLike, type(None))):
             index._request = model
         else:
             index._encoder = model
-        index._add_vectors([n for n, _ in rows], [t for _, t in rows], array, source)
+        index._add_vectors(
+            [n for n, _ in rows], [t for _, t in rows], array, source, given.rows(0, len(rows))
+        )
         return index
 
     # ------------------------------------------------------------------ growing
@@ -210,45 +239,77 @@ class Index:
         *,
         source: str = "<added>",
         column: str | None = None,
+        ids: Mapping[str, Iterable[Any]] | None = None,
         batch_size: int = 64,
         chunk_size: int = 4096,
         long: str = "truncate",
     ) -> Index:
         """Add texts (embedded with the index's model, or given as ``vectors``); returns self.
 
-        A loaded index changes on disk only when it is saved again, all at once.
+        ``ids`` must name the index's id columns (texts added without them have null ids). A
+        loaded index changes on disk only when it is saved again, all at once.
         """
         if column is not None and (column or "text") != (self.column or "text"):
             raise InputError(
                 f"{source}: the index was built from the column {self.column or 'text'!r}, not {column!r}; "
                 f"pass --column {self.column or 'text'} or build a new index."
             )
+        given = IdColumns(ids, source)
+        if given.names and set(given.names) != set(self.id_columns):
+            kept = ", ".join(map(repr, self.id_columns)) or "none"
+            raise InputError(
+                f"{source}: the index keeps the ids {kept}, not {', '.join(map(repr, given.names))}; "
+                "give the same id columns or build a new index."
+            )
+        if given.names:
+            given = given.ordered(self.id_columns)
         self._writable()
         if vectors is None:
-            self._addtext_rows(text_rows(texts), source, batch_size, chunk_size, long)
+            before = self.count
+            self._addtext_rows(text_rows(texts), source, batch_size, chunk_size, long, given)
+            given.check_used(self.count - before)
         else:
             array, rows = paired_rows(vectors, texts)
-            self._add_vectors([n for n, _ in rows], [t for _, t in rows], array, source)
+            given.check_used(len(rows))
+            self._add_vectors(
+                [n for n, _ in rows], [t for _, t in rows], array, source, given.rows(0, len(rows))
+            )
         return self
 
     def _addtext_rows(
-        self, rows: Iterator[tuple[int, str]], source: str, batch_size: int, chunk_size: int, long: str
+        self,
+        rows: Iterator[tuple[int, str]],
+        source: str,
+        batch_size: int,
+        chunk_size: int,
+        long: str,
+        given: IdColumns,
     ) -> None:
         from ..embedding import embed
 
+        position = 0  # of the chunk's first text in the input, to find its ids
         while chunk := list(itertools.islice(rows, chunk_size)):
             texts = [t for _, t in chunk]
+            ids = given.rows(position, position + len(chunk))  # checked before the chunk is embedded
             vectors = embed(texts, model=self._query_encoder(), batch_size=batch_size, long=long)
-            self._add_vectors([n for n, _ in chunk], texts, vectors, source)
+            self._add_vectors([n for n, _ in chunk], texts, vectors, source, ids)
+            position += len(chunk)
 
-    def _add_vectors(self, lines: list[int], texts: list[str], vectors: np.ndarray, source: str) -> None:
+    def _add_vectors(
+        self,
+        lines: list[int],
+        texts: list[str],
+        vectors: np.ndarray,
+        source: str,
+        ids: list[tuple[Any, ...]] | None = None,
+    ) -> None:
         if vectors.shape[1] != self.model["dim"]:
             raise InputError(
                 f"The vectors have dimension {vectors.shape[1]}; the index holds {self.model['dim']}."
             )
         vectors = unit_rows(vectors)
         add_vectors(self._structure, vectors, self.settings.storage)
-        self._texts.append(lines, texts, source)
+        self._texts.append(lines, texts, source, ids)
         if self._vectors is not None:
             if self.settings.rescore == "int8":
                 if self._scale is None:  # calibrated on the first chunk, as quantize_embeddings does
@@ -314,8 +375,9 @@ class Index:
         """For each query (a text, texts, or vectors), the ``top_k`` nearest texts, best first.
 
         Hits are the dicts of :func:`st_multitask.search` (``corpus_id``, ``score``, ``text``) with
-        the text's ``line`` and ``source``. Scores are cosine similarities (rescored where the
-        index keeps rescoring vectors; for binary without rescoring, ``1 - 2 * hamming / dim``).
+        the text's ``line`` and ``source`` and, when the index has id columns, its ``ids``
+        (``{"post_id": 17}``). Scores are cosine similarities (rescored where the index keeps rescoring
+        vectors; for binary without rescoring, ``1 - 2 * hamming / dim``).
         """
         check_top_k(top_k)
         encoder = self._query_encoder() if is_texts(queries) else None
@@ -341,10 +403,14 @@ class Index:
         found = self._texts.get([i for row in best for i, _ in row])
         return [[self._hit(i, score, found) for i, score in row] for row in best]
 
-    @staticmethod
-    def _hit(i: int, score: float, found: dict[int, tuple[int, str, str]]) -> IndexHit:
-        line, source, text = found[i]
-        return IndexHit(corpus_id=i, score=score, text=text, line=line, source=source)
+    def _hit(
+        self, i: int, score: float, found: dict[int, tuple[int, str, str, tuple[Any, ...] | None]]
+    ) -> IndexHit:
+        line, source, text, values = found[i]
+        hit = IndexHit(corpus_id=i, score=score, text=text, line=line, source=source)
+        if self.id_columns:  # a text added without ids has null ones
+            hit["ids"] = dict(zip(self.id_columns, values or [None] * len(self.id_columns)))
+        return hit
 
     # ------------------------------------------------------------------ saving and loading
 
@@ -374,7 +440,7 @@ class Index:
             "count": self.count,
             "model": self.model,
             "index": settings,
-            "texts": {"column": self.column, "sources": self.sources()},
+            "texts": {"column": self.column, "sources": self.sources(), "id_columns": list(self.id_columns)},
             "roles": names,
             "files": describe_files(directory, sorted(names.values())),
         }
@@ -461,6 +527,7 @@ class Index:
             texts,
             vectors,
             column=manifest.get("texts", {}).get("column"),
+            id_columns=manifest.get("texts", {}).get("id_columns", []),  # none before ids were kept
             scale=scale,
             home=path,
             generation=int(manifest["generation"]),

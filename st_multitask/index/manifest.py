@@ -131,6 +131,11 @@ def _shape_problem(manifest: dict[str, Any]) -> str | None:
         return "texts must be an object with a column name"
     if not isinstance(texts.get("sources", []), list):
         return "texts.sources must be a list"
+    names = texts.get("id_columns", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        return "texts.id_columns must be a list of column names"
+    if len(set(names)) != len(names):
+        return "texts.id_columns must not name a column twice"
     if not isinstance(settings.get("kind"), str) or not isinstance(settings.get("storage"), str):
         return "index needs its kind and storage"
     scale = settings.get("int8_scale")
@@ -214,7 +219,8 @@ def check_model(manifest: dict[str, Any], asking: dict[str, Any], where: Path) -
 
 
 def describe(path: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
-    """What ``stmt index info`` shows: count, model, kind, storage, rescoring, size on disk.
+    """What ``stmt index info`` shows: count, model, kind, storage, rescoring, the text and id
+    columns, size on disk.
 
     The files are checked as :meth:`Index.load` checks them, but nothing is loaded.
     """
@@ -232,6 +238,7 @@ def describe(path: str | os.PathLike[str], verify: bool = True) -> dict[str, Any
         "storage": stored["storage"],
         "rescore": stored.get("rescore"),
         "column": manifest.get("texts", {}).get("column"),
+        "id_columns": manifest.get("texts", {}).get("id_columns", []),
         "sources": len(manifest.get("texts", {}).get("sources", [])),
         "bytes": sum(int(info["bytes"]) for info in manifest["files"].values())
         + (Path(path) / "manifest.json").stat().st_size,

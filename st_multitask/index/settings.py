@@ -1,5 +1,5 @@
 """How an index stores and searches its vectors (:class:`IndexSettings`), what a search returns
-(:class:`IndexHit`), and the rows of texts an index is built from.
+(:class:`IndexHit`), and the rows of texts (and their ids) an index is built from.
 
     >>> IndexSettings(kind="hnsw", storage="binary").rescore
     'int8'
@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -17,16 +18,92 @@ from ..errors import InputError
 from ..similarity import Hit, as_embeddings
 from .backends import check_settings
 
-__all__ = ["RESCORE", "IndexHit", "IndexSettings", "paired_rows", "text_rows"]
+__all__ = ["RESCORE", "IdColumns", "IndexHit", "IndexSettings", "paired_rows", "text_rows"]
 
 RESCORE = ("int8", "fp32")
 
 
-class IndexHit(Hit):
-    """A search hit with where its text came from: the source file and its line number."""
+class _HitIds(TypedDict, total=False):
+    ids: dict[str, Any]  # only from an index with id columns
+
+
+class IndexHit(Hit, _HitIds):
+    """A search hit with where its text came from: the source file, its line number and, from an
+    index with id columns, their values for its row (``"ids": {"post_id": 17}``)."""
 
     line: int
     source: str
+
+
+class IdColumns:
+    """The ids given with texts: ``{column: values}``, one value a text, kept as JSON values.
+
+    >>> given = IdColumns({"post_id": [17, 18]}, "ids")
+    >>> given.names, given.rows(1, 2)
+    (('post_id',), [(18,)])
+    """
+
+    def __init__(self, ids: Mapping[str, Iterable[Any]] | None, where: str):
+        if ids is None:
+            ids = {}
+        if not isinstance(ids, Mapping) or not all(
+            isinstance(name, str)
+            and name
+            and isinstance(values, Iterable)
+            and not isinstance(values, (str, bytes, Mapping))
+            for name, values in ids.items()
+        ):
+            raise InputError(
+                f"{where}: give ids as {{column name: values, one a text}}, e.g. {{'post_id': [17, 18]}}."
+            )
+        self.names = tuple(ids)
+        self._values = [list(ids[name]) for name in self.names]  # lists, arrays, Arrow columns
+        self._where = where
+        lengths = {len(values) for values in self._values}
+        if len(lengths) > 1:
+            raise InputError(
+                f"{where}: the id columns have different lengths ({', '.join(map(str, lengths))})."
+            )
+        self.count = lengths.pop() if lengths else None  # None: no ids given
+
+    def ordered(self, names: Sequence[str]) -> IdColumns:
+        """The same ids with the columns in the order of ``names`` (the same names)."""
+        return IdColumns({name: self._values[self.names.index(name)] for name in names}, self._where)
+
+    def rows(self, start: int, stop: int) -> list[tuple[Any, ...]] | None:
+        """The ids of texts ``start`` to ``stop`` (positions in the input), or None without ids."""
+        if not self.names:
+            return None
+        assert self.count is not None
+        if stop > self.count:
+            raise InputError(f"{self._where}: got {self.count} ids a column for more texts; give one a text.")
+        return [
+            tuple(_id_value(name, values[i]) for name, values in zip(self.names, self._values))
+            for i in range(start, stop)
+        ]
+
+    def check_used(self, texts: int) -> None:
+        """Raise :class:`InputError` unless there was one id a text."""
+        if self.count is not None and self.count != texts:
+            raise InputError(
+                f"{self._where}: got {self.count} ids a column for {texts} texts; give one a text."
+            )
+
+
+def _id_value(name: str, value: Any) -> Any:
+    """``value`` as a JSON value (numpy scalars become Python's), or an :class:`InputError`."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif hasattr(value, "as_py"):  # an Arrow scalar
+        value = value.as_py()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise InputError(
+        f"The id {name!r} holds {value!r} ({type(value).__name__}); an index keeps ids that are "
+        "whole numbers, finite numbers, text, true/false or null."
+    )
 
 
 @dataclass

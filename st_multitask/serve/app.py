@@ -485,7 +485,13 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
             {
                 "results": [
                     [
-                        {"text": h["text"], "line": h["line"], "score": h["score"], "source": h["source"]}
+                        {
+                            "text": h["text"],
+                            "line": h["line"],
+                            "score": h["score"],
+                            "source": h["source"],
+                            "ids": h.get("ids", {}),
+                        }
                         for h in row
                     ]
                     for row in results

@@ -170,6 +170,11 @@ class SearchHit(BaseModel):
     line: int
     score: float
     source: str
+    ids: dict[str, bool | int | float | str | None] = Field(
+        default_factory=dict,
+        description="The id columns of the text's row, as the index keeps them (stmt embed --id-column): "
+        '{"post_id": 17}; empty for an index built without ids.',
+    )
 
 
 class SearchResponse(BaseModel):

@@ -219,3 +219,65 @@ def test_killed_add_leaves_the_index_as_it_was(big_corpus, tmp_path, write):
             assert index.count == 2
         else:
             assert index.count == 3002
+
+
+def test_search_hits_return_their_ids(run, write, tmp_path):
+    posts = '{"post_id": 17, "text": "The cat sat on the mat."}\n{"post_id": 23, "text": "Stocks fell sharply."}\n'
+    stored = str(tmp_path / "out.parquet")
+    result = run("embed", write("posts.jsonl", posts), "--id-column", "post_id", "-o", stored)
+    assert result.exit_code == 0, result.output
+    out = str(tmp_path / "posts-index")
+    assert run("index", "build", "--embeddings", stored, "-o", out).exit_code == 0
+    hits = _jsonl(
+        run("search", "--index", out, "a pet animal", "share prices", "-k", "1", "--format", "jsonl")
+    )
+    assert [(h["ids"], h["text"]) for h in hits] == [
+        ({"post_id": 17}, "The cat sat on the mat."),
+        ({"post_id": 23}, "Stocks fell sharply."),
+    ]
+    table = run("search", "--index", out, "a pet animal", "-k", "1").stdout.splitlines()
+    assert table[0].split() == ["query", "rank", "score", "post_id", "line", "text"] and "17" in table[2]
+    csv = run("search", "--index", out, "a pet animal", "-k", "1", "--format", "csv").stdout.splitlines()
+    assert csv[0] == "query,rank,score,post_id,line,text" and ",17," in csv[1]
+    facts = json.loads(run("index", "info", out, "--format", "json").stdout)
+    assert facts["id_columns"] == ["post_id"]
+    assert "post_id" in run("index", "info", out).stdout
+
+
+def test_build_from_a_table_keeps_its_ids(run, write, tmp_path):
+    posts = write("posts.csv", "post_id,slug,body\n17,cat,The cat sat on the mat.\n23,stocks,Stocks fell.\n")
+    out = str(tmp_path / "idx")
+    result = run(
+        "index",
+        "build",
+        posts,
+        "--column",
+        "body",
+        "--id-column",
+        "post_id",
+        "--id-column",
+        "slug",
+        "-o",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    hits = _jsonl(run("search", "--index", out, "a pet animal", "-k", "1", "--format", "jsonl"))
+    assert hits[0]["ids"] == {"post_id": 17, "slug": "cat"} and hits[0]["text"] == "The cat sat on the mat."
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".stmt-")]  # no work files left
+
+
+def test_an_id_column_not_in_the_file_is_named(run, write, tmp_path):
+    posts = write("posts.csv", "post_id,text\n17,The cat sat.\n")
+    _one_line_error(
+        run("index", "build", posts, "--id-column", "id", "-o", str(tmp_path / "a")),
+        "Expected a column 'id'",
+        "found 'post_id', 'text'",
+    )
+    stored = str(tmp_path / "out.parquet")
+    assert run("embed", posts, "--id-column", "post_id", "-o", stored).exit_code == 0
+    _one_line_error(
+        run("index", "build", "--embeddings", stored, "--id-column", "id", "-o", str(tmp_path / "b")),
+        "Expected a column 'id'",
+        "found 'post_id', 'text', 'embedding'",
+    )
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -139,6 +139,18 @@ def test_search_with_and_without_an_index(make_client, default_model, tmp_path):
     client = make_client(index=str(folder))
     hits = client.post("/search", json={"queries": ["a pet animal"], "top_k": 2}).json()["results"][0]
     assert [h["text"] for h in hits] == ["A dog barked.", "The cat sat."] and hits[0]["line"] == 3
+    assert hits[0]["ids"] == {}  # an index without id columns
+
+
+def test_search_hits_return_their_ids(make_client, posts_index):
+    client = make_client(index=str(posts_index))
+    response = client.post("/search", json={"queries": ["a pet animal", "share prices dropped"], "top_k": 1})
+    assert response.status_code == 200, response.text
+    hits = [row[0] for row in response.json()["results"]]
+    assert [h["ids"] for h in hits] == [{"post_id": 42}, {"post_id": 23}]
+    assert hits[1]["text"] == "Stocks fell sharply on Monday."
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["SearchHit"]
+    assert "ids" in schema["properties"]
 
 
 @pytest.mark.parametrize(
