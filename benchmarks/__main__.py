@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
     "backend_quality": (True, ["--engines", "onnx:fp32", "--limit", "200"]),
     "backend_speed": (True, ["--rounds", "1", "--predict-texts", "64", "--cold-runs", "1"]),
     "calibration": (True, []),
+    "cold_start": (True, ["--runs", "1"]),
     "considerations": (False, ["--quick"]),
     "embed_rss": (True, ["--sizes", "200,2000"]),
     "embed_speed": (True, ["--n", "256", "--rounds", "1", "--warmup", "16"]),

@@ -43,13 +43,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from st_multitask import MultiTaskModel, SentenceExamples, TokenExamples
+    from st_multitask import MultiTaskModel, SentenceExamples, TokenExamples, load
     from st_multitask.evaluation import sentence_metrics, token_metrics
 
     engines = [tuple(e.split(":")) for e in args.engines.split(",")]
     models = {"torch": MultiTaskModel.default()}
     for backend, precision in engines:
-        models[f"{backend} {precision}"] = MultiTaskModel.default(backend=backend, precision=precision)
+        models[f"{backend} {precision}"] = load(backend=backend, precision=precision)
     rows = []
     for task, data in test_sets().items():
         if args.limit is not None:

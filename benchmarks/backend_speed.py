@@ -114,7 +114,7 @@ def main() -> None:
         )
 
     # predict with the default model's three heads
-    from st_multitask import MultiTaskModel
+    from st_multitask import MultiTaskModel, load
 
     predict_texts = texts[: args.predict_texts]
     torch_model = MultiTaskModel.default()
@@ -125,7 +125,7 @@ def main() -> None:
         ("onnx", "int8"),
         ("openvino", "int8"),
     ]:
-        predictors[f"{backend} {precision}"] = MultiTaskModel.default(backend=backend, precision=precision)
+        predictors[f"{backend} {precision}"] = load(backend=backend, precision=precision)
         predictors[f"{backend} {precision}"].predict(predict_texts[:4])
     predict_times: dict[str, list[float]] = {name: [] for name in predictors}
     embed_times: dict[str, list[float]] = {name: [] for name in predictors if name != "torch"}

@@ -52,10 +52,9 @@ def main() -> None:
     from scipy.stats import spearmanr
 
     import st_multitask.runtime.export as export
-    from st_multitask import MultiTaskModel
+    from st_multitask import MultiTaskModel, load
     from st_multitask.corpora import load_bbc, load_conll2003, load_out_of_scope, load_vader
     from st_multitask.data import concatenate
-    from st_multitask.exported_model import ExportedMultiTaskModel
 
     dev = {
         "sentiment": concatenate([load_vader(d, "dev") for d in ("tweets", "nyt", "movies")]).texts,
@@ -80,7 +79,7 @@ def main() -> None:
     for name, pattern in VARIANTS.items():
         export._FP32_LAYER["onnx"] = never if pattern is None else re.compile(pattern)
         out = export.export_model(None, folder / re.sub(r"\W+", "-", name), "onnx", "int8")
-        models[name] = ExportedMultiTaskModel.load(out, "onnx", "int8")
+        models[name] = load(out, backend="onnx", precision="int8")
         row: dict = {"fp32_pattern": pattern}
         for task, items in dev.items():
             got = models[name].predict_labels(items, task, batch_size=64)

@@ -246,18 +246,17 @@ def check_vectors(results: list[tuple], expected: np.ndarray, texts_of: list[int
 # -- the phases ---------------------------------------------------------------------------------
 def in_process(texts: list[str]) -> dict[str, Any]:
     """The baseline: the engine ``stmt serve`` loads by default, called in this process."""
-    from st_multitask import embed
-    from st_multitask.cli._common import load_multitask
+    from st_multitask import embed, load
 
-    model = load_multitask(None, None, "auto", "fp32")
-    embed(texts[:128], model=model.backbone, batch_size=64)  # warm-up
+    model = load(backend="auto", precision="fp32")  # what stmt serve loads by default
+    embed(texts[:128], model=model, batch_size=64)  # warm-up
     start = time.perf_counter()
-    vectors = embed(texts, model=model.backbone, batch_size=64)
+    vectors = embed(texts, model=model, batch_size=64)
     embed_s = time.perf_counter() - start
     single = []
     for text in texts[:200]:
         t0 = time.perf_counter()
-        embed([text], model=model.backbone)
+        embed([text], model=model)
         single.append((time.perf_counter() - t0) * 1000)
     model.predict(texts[:64], batch_size=64)
     start = time.perf_counter()
@@ -284,12 +283,12 @@ def paired(model: Any, texts: list[str], what: str) -> float:
         times = []
         for text in texts[:100]:
             t0 = time.perf_counter()
-            embed([text], model=model.backbone)
+            embed([text], model=model)
             times.append((time.perf_counter() - t0) * 1000)
         return pct(times, 50) or 0.0
     start = time.perf_counter()
     if what == "embed":
-        embed(texts[:512], model=model.backbone, batch_size=64)
+        embed(texts[:512], model=model, batch_size=64)
     else:
         model.predict(texts[:512], batch_size=64)
     return round(min(512, len(texts)) / (time.perf_counter() - start), 1)

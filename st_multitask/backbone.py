@@ -31,6 +31,7 @@ __all__ = [
     "embedding_dim",
     "features_from_tokenizer",
     "forward_batch",
+    "is_packaged",
     "load_backbone",
     "resolve_device",
 ]
@@ -158,6 +159,20 @@ def embedding_dim(model: Any) -> int:
     """Width of the model's sentence embeddings (read from the model, never hard-coded)."""
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(getter())
+
+
+def is_packaged(backbone: Any) -> bool:
+    """True when ``backbone``'s weights and window are exactly those of the packaged all-MiniLM-L6-v2."""
+    import torch
+    from safetensors.torch import load_file
+
+    if backbone.max_seq_length != 256 or embedding_dim(backbone) != 384:
+        return False
+    packaged = load_file(str(default_model_path() / "model.safetensors"))
+    mine = backbone[0].auto_model.state_dict()
+    return all(
+        key in packaged and torch.equal(value.detach().cpu(), packaged[key]) for key, value in mine.items()
+    )
 
 
 def features_from_tokenizer(model: SentenceTransformer, texts: list[str], encoded: Any) -> dict[str, Any]:

@@ -30,8 +30,8 @@ from ._atomic import atomic_directory
 from .backbone import (
     DEFAULT_MODEL_NAME,
     bundled_model_dir,
-    default_model_path,
     embedding_dim,
+    is_packaged,
     load_backbone,
 )
 from .errors import InputError
@@ -131,21 +131,12 @@ class MultiTaskModel(torch.nn.Module):
         """This model, as it is now, on the torch engine: the :class:`~st_multitask.pipeline.Pipeline`
         every engine gives (``embed``, ``predict``, ``predict_proba``, ``predict_and_embed``, ...).
         Its heads are this model's live heads, decoded from their current settings."""
-        device = str(self.device)
-        runner = TorchRunner(self.backbone, self._heads, EngineSpec("torch", "fp32", device), owner=self)
+        manifest = getattr(self, "_manifest", {})
+        runner = TorchRunner(self.backbone, self._heads, EngineSpec("torch", "fp32", str(self.device)), self)
         decoders = {name: head.decoder() for name, head in self._heads.items()}
-        sparse = {
-            name: head._sparse for name, head in self._heads.items() if getattr(head, "uses_text", False)
-        }
-        name = getattr(self, "_manifest", {}).get("backbone", {}).get("name") or self._backbone_source
-        return Pipeline(
-            runner,
-            self._text_tokenizer(),
-            decoders,
-            sparse,
-            str(name or DEFAULT_MODEL_NAME),
-            getattr(self, "_manifest", {}),
-        )
+        sparse = {name: h._sparse for name, h in self._heads.items() if getattr(h, "uses_text", False)}
+        name = manifest.get("backbone", {}).get("name") or self._backbone_source or DEFAULT_MODEL_NAME
+        return Pipeline(runner, self._text_tokenizer(), decoders, sparse, str(name), manifest)
 
     def encode(
         self, texts: str | Sequence[str], batch_size: int = 64, normalize: bool = True, **kwargs: Any
@@ -288,17 +279,7 @@ class MultiTaskModel(torch.nn.Module):
 
     def has_packaged_backbone(self) -> bool:
         """True when the backbone's weights are exactly those of the packaged all-MiniLM-L6-v2."""
-        from safetensors.torch import load_file
-
-        reference = default_model_path() / "model.safetensors"
-        if self.backbone.max_seq_length != 256 or embedding_dim(self.backbone) != 384:
-            return False
-        packaged = load_file(str(reference))
-        mine = self.backbone[0].auto_model.state_dict()
-        for key, value in mine.items():
-            if key not in packaged or not torch.equal(value.detach().cpu(), packaged[key]):
-                return False
-        return True
+        return is_packaged(self.backbone)
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = False, backbone: str = "copy") -> Path:
         """Save to a directory, atomically.
@@ -412,10 +393,8 @@ def _deprecated_load(path: Any, device: str | None, backend: str | None, precisi
 
     from .loader import load
 
-    warnings.warn(
-        "MultiTaskModel.load(backend=...) / MultiTaskModel.default(backend=...) are deprecated: "
-        "st_multitask.load(path, backend=...) gives the model on any engine.",
-        DeprecationWarning,
-        stacklevel=3,
+    message = (
+        "MultiTaskModel.load/default(backend=...) are deprecated: use st_multitask.load(path, backend=...)."
     )
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
     return load(path, backend=backend, precision=precision, device=device)

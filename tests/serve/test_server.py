@@ -164,3 +164,19 @@ def test_sigterm_answers_every_accepted_request_and_exits_0(small_server):
     assert "Traceback" not in log and log.count("POST /embed 200") >= 8
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health", timeout=5)
+
+
+def test_an_onnx_server_never_loads_torch(server_factory):
+    """``stmt serve --backend onnx``: neither torch nor transformers in the server process (its
+    mapped libraries), whatever it answers."""
+    from pathlib import Path
+
+    from st_multitask import load
+
+    load(backend="onnx").predict(["warm the graph cache"])  # exports here, not in the server
+    server = server_factory("--backend", "onnx")
+    for route, body in (("/predict", {"inputs": TEXTS}), ("/embed", {"inputs": TEXTS})):
+        httpx.post(f"{server.url}{route}", json=body, timeout=60).raise_for_status()
+    assert httpx.get(f"{server.url}/info", timeout=30).json()["backend"] == "onnx"
+    maps = Path(f"/proc/{server.process.pid}/maps").read_text(encoding="utf-8", errors="replace")
+    assert "libtorch" not in maps and "/torch/" not in maps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from st_multitask import ExportedMultiTaskModel, MultiTaskModel
+from st_multitask import MultiTaskModel, Pipeline, load
 from st_multitask.errors import InputError
 
 TEXTS = [
@@ -29,8 +29,8 @@ def torch_default():
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_fp32_predictions_match_torch(torch_default, backend):
-    fast = MultiTaskModel.default(backend=backend)
-    assert isinstance(fast, ExportedMultiTaskModel) and fast.backend == backend
+    fast = load(backend=backend)
+    assert isinstance(fast, Pipeline) and fast.backend == backend
     expected, got = torch_default.predict(TEXTS, batch_size=4), fast.predict(TEXTS, batch_size=3)
     for e, g in zip(expected, got):
         assert (
@@ -46,7 +46,7 @@ def test_fp32_predictions_match_torch(torch_default, backend):
 
 
 def test_int8_predictions_agree(torch_default):
-    fast = MultiTaskModel.default(backend="onnx", precision="int8")
+    fast = load(backend="onnx", precision="int8")
     expected, got = torch_default.predict(TEXTS[:-1]), fast.predict(TEXTS[:-1])
     agree = [e[t]["label"] == g[t]["label"] for e, g in zip(expected, got) for t in ("topic", "sentiment")]
     assert sum(agree) >= len(agree) - 1
@@ -61,7 +61,7 @@ def test_custom_heads_on_another_backbone(tiny_model_dir, tmp_path):
     for head in model.heads.values():
         head.mark_trained()
     model.save(tmp_path / "m")
-    fast = MultiTaskModel.load(tmp_path / "m", backend="onnx")
+    fast = load(tmp_path / "m", backend="onnx")
     torch_model = MultiTaskModel.load(tmp_path / "m")
     for e, g in zip(torch_model.predict_proba(TEXTS[:5]), fast.predict_proba(TEXTS[:5])):
         for task in e:
@@ -70,7 +70,7 @@ def test_custom_heads_on_another_backbone(tiny_model_dir, tmp_path):
 
 
 def test_errors_match_the_torch_model():
-    fast = ExportedMultiTaskModel.default(backend="onnx")
+    fast = load(backend="onnx")
     with pytest.raises(InputError, match="Unknown task 'mood'. Valid: topic, sentiment, ner."):
         fast.predict(["x"], tasks="mood")
     with pytest.raises(InputError, match="Text 1 is blank"):
@@ -87,7 +87,7 @@ def test_int8_agrees_with_torch_on_real_test_data(torch_default, backend):
     benchmarks/backend_quality.py; on 300-400 texts the bound here leaves room for sampling noise."""
     from st_multitask import corpora
 
-    fast = MultiTaskModel.default(backend=backend, precision="int8")
+    fast = load(backend=backend, precision="int8")
     reviews = corpora.load_rotten_tomatoes("test").texts[:400]
     sentences = corpora.load_conll2003("test").words[:300]
     for task, items in (("sentiment", reviews), ("ner", sentences)):
@@ -124,7 +124,7 @@ def test_every_head_kind_runs_in_the_graph(tiny_model_dir, tmp_path):
     model.save(tmp_path / "m")
     torch_model = MultiTaskModel.load(tmp_path / "m")
     for backend in ("onnx", "openvino"):
-        fast = MultiTaskModel.load(tmp_path / "m", backend=backend)
+        fast = load(tmp_path / "m", backend=backend)
         for e, g in zip(
             torch_model.predict_proba(TEXTS, batch_size=4), fast.predict_proba(TEXTS, batch_size=3)
         ):
@@ -182,23 +182,15 @@ def test_a_head_that_does_not_export_is_named_and_auto_runs_it_in_torch(
             x = features["sentence_embedding"]
             return self.linear(x) + torch.linalg.eigvalsh(x.T[:2] @ x.T[:2].T)[:1]
 
-        def probabilities(self, logits):
-            return torch.softmax(logits, dim=-1)
-
-        def decode(self, probabilities, min_score=None):
-            from st_multitask.decoding import decode_sentence
-
-            return decode_sentence(self.labels, probabilities.tolist(), min_score=min_score)
-
     model = MultiTaskModel(str(tiny_model_dir)).add_head(
         "s", SpectralProbe(MultiTaskModel(str(tiny_model_dir)).dim, ["a", "b"])
     )
     model.save(tmp_path / "m")
     with pytest.raises(ExportError, match=r"failed: .*linalg_eigvalsh.*Use backend='torch'|linalg_eigvalsh"):
-        MultiTaskModel.load(tmp_path / "m", backend="onnx")
+        load(tmp_path / "m", backend="onnx")
     with caplog.at_level("WARNING", logger="st_multitask.runtime"):
-        auto = MultiTaskModel.load(tmp_path / "m", backend="auto")
-    assert isinstance(auto, MultiTaskModel) and "in torch" in caplog.text
+        auto = load(tmp_path / "m", backend="auto")
+    assert isinstance(auto, Pipeline) and auto.backend == "torch" and "in torch" in caplog.text
 
 
 def test_a_directory_exported_before_the_heads_joined_the_graph_says_to_export_again(tmp_path):
@@ -215,14 +207,13 @@ def test_a_directory_exported_before_the_heads_joined_the_graph_says_to_export_a
         ModelLoadError,
         match="exported by an earlier st_multitask .*export it again with stmt export --overwrite",
     ):
-        MultiTaskModel.load(folder, backend="onnx")
+        load(folder, backend="onnx")
 
 
 def test_both_engines_implement_one_protocol(torch_default):
-    from st_multitask.inference import MultiTaskPredictor
 
-    fast = MultiTaskModel.default(backend="onnx")
-    assert isinstance(torch_default, MultiTaskPredictor) and isinstance(fast, MultiTaskPredictor)
+    fast = load(backend="onnx")
+    assert isinstance(torch_default.pipeline(), Pipeline) and isinstance(fast, Pipeline)
     items = ["Shares in BP fell 3% in London.", ["EU", "rejects", "German", "call"]]
     assert fast.predict_labels(items, "ner") == torch_default.predict_labels(items, "ner")
     assert fast.predict_labels(items, "topic") == torch_default.predict_labels(items, "topic")
@@ -231,7 +222,7 @@ def test_both_engines_implement_one_protocol(torch_default):
 def test_heads_not_asked_for_are_fed_empty_and_answer_the_same(torch_default):
     """The graph runs every head; asking for one feeds the others nothing (no word features for a
     topic alone), and the asked head's answer is the same as with every head fed."""
-    fast = MultiTaskModel.default(backend="onnx")
+    fast = load(backend="onnx")
     alone = {task: [r[task] for r in fast.predict_proba(TEXTS, tasks=[task])] for task in fast.heads}
     together = fast.predict_proba(TEXTS)
     for task, rows in alone.items():
@@ -239,3 +230,20 @@ def test_heads_not_asked_for_are_fed_empty_and_answer_the_same(torch_default):
             assert np.abs(row - both[task]).max() <= 1e-6, task
     plan = fast._plan({"topic": fast.heads["topic"]})
     assert not plan.words and list(plan.ngrams) == ["topic"]
+
+
+def test_the_names_that_went_warn_and_name_their_replacement(tmp_path):
+    import st_multitask
+    from st_multitask.exported_model import ExportedMultiTaskModel
+    from st_multitask.runtime import BackendChoice, EngineSpec, set_threads
+
+    with pytest.warns(DeprecationWarning, match=r"st_multitask.load\(path, backend=...\)"):
+        assert isinstance(ExportedMultiTaskModel.default(backend="onnx"), Pipeline)
+    with pytest.warns(DeprecationWarning, match=r"use st_multitask.load\(path, backend=...\)"):
+        assert isinstance(MultiTaskModel.default(backend="onnx"), Pipeline)
+    with pytest.warns(DeprecationWarning, match="use st_multitask.Pipeline"):
+        assert st_multitask.MultiTaskPredictor is Pipeline
+    with pytest.warns(DeprecationWarning, match="pass threads= to st_multitask.load"):
+        set_threads(None)
+    assert BackendChoice is EngineSpec
+    assert isinstance(MultiTaskModel.default(), MultiTaskModel)  # no backend: the torch module, no warning
