@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import InputError
+from ..errors import Hint, InputError
 from .schema import EMBEDDING, embedding_metadata, head_fields, output_schema
 from .sources import check_columns
 
@@ -84,7 +84,7 @@ def check_input(spec: BatchSpec, names: Sequence[str] | pa.Schema, where: str) -
         names,
         [spec.text_column],
         where,
-        "--text-column",
+        "text_column",
         [c for c in names if c not in texts] + list(spec.id_columns),
     )
     check_columns(names, list(spec.id_columns), where, "", [spec.text_column])
@@ -215,7 +215,9 @@ class BatchPredictor:
                 texts = texts.cast(pa.string())
             else:
                 raise InputError(
-                    f"The column {self.spec.text_column!r} holds {texts.type}, not text; pass --text-column NAME."
+                    f"The column {self.spec.text_column!r} holds {texts.type}, not text; pass ",
+                    Hint("text_column", "NAME"),
+                    ".",
                 )
         results = self.results(texts.to_pylist())
         arrays = [table.column(name) for name in self.spec.id_columns]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import Hint, InputError
 from .core import BatchSpec, check_input
 from .sources import resolve_source
 
@@ -50,7 +50,7 @@ def _run(
         raise InputError(f"Unknown engine {engine!r}. Valid: {', '.join(ENGINES)}.")
     output = Path(dst)
     if output.exists() and not overwrite:
-        raise InputError(f"{output} exists already; pass overwrite=True to replace it.")
+        raise InputError(f"{output} exists already; pass ", Hint("overwrite"), " to replace it.")
     if output.exists() and not output.is_dir():
         raise InputError(f"{output} is a file; give a directory name for the Parquet dataset.")
     source = resolve_source(src)

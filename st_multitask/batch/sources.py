@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import InputError
+from ..errors import Hint, InputError
 from ..readers import FORMATS, Format, arrow_batches, detect_format
 
 __all__ = ["FORMATS", "Source", "check_columns", "resolve_source"]  # FORMATS: from st_multitask.readers
@@ -94,21 +94,21 @@ def check_columns(
     names: Sequence[str],
     wanted: Sequence[str],
     where: str,
-    flag: str = "--text-column",
+    argument: str = "text_column",
     taken: Sequence[str] = (),
 ) -> None:
     """Raise :class:`InputError` naming the first column of ``wanted`` missing from ``names``,
-    with the columns found and a likely fix (a column not ``taken`` for something else).
+    with the columns found and a likely fix: ``argument`` naming a column not ``taken`` for something else.
 
     >>> check_columns(["id", "body"], ["text"], "in.csv", taken=["id"])
     Traceback (most recent call last):
     ...
-    st_multitask.errors.InputError: Expected a column 'text' in in.csv; found 'id', 'body'. Pass --text-column body?
+    st_multitask.errors.InputError: Expected a column 'text' in in.csv; found 'id', 'body'. Pass text_column='body'?
     """
     missing = [c for c in wanted if c not in names]
     if not missing:
         return
     found = ", ".join(repr(n) for n in names) or "none"
     strings = [n for n in names if n not in wanted and n not in taken]
-    hint = f" Pass {flag} {strings[0]}?" if strings and flag else ""
-    raise InputError(f"Expected a column {missing[0]!r} in {where}; found {found}.{hint}")
+    hint = (" Pass ", Hint(argument, strings[0]), "?") if strings and argument else ()
+    raise InputError(f"Expected a column {missing[0]!r} in {where}; found {found}.", *hint)
