@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import click
@@ -22,14 +20,6 @@ import click
 from ._common import UserError
 
 TABLE_FORMATS = ("table", "csv", "tsv", "json", "jsonl")
-
-
-def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> contextlib.AbstractContextManager[Path]:
-    """A temporary path beside ``target``; renamed to ``target`` if the block succeeds, else removed
-    (the library's one atomic writer: the file gets the permissions of a plain write)."""
-    from st_multitask._atomic import atomic_file
-
-    return atomic_file(target, suffix)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._atomic import atomic_directory
+from .atomic import atomic_directory
 from .backbone import (
     DEFAULT_MODEL_NAME,
     bundled_model_dir,

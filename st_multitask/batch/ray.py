@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_directory
+from ..atomic import atomic_directory
 from ..errors import Hint, InputError, RuntimeUnavailableError
 from .core import BatchPredictor, BatchSpec, check_input
 from .sources import Source

@@ -31,7 +31,7 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 
-from .._atomic import atomic_directory, atomic_file
+from ..atomic import atomic_directory, atomic_file
 from ..errors import Hint, InputError
 from .schema import EMBEDDING
 

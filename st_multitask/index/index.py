@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_directory
+from ..atomic import atomic_directory
 from ..errors import Hint, InputError
 from ..similarity import as_embeddings, check_top_k, is_texts
 from .backends import (

@@ -340,7 +340,7 @@ def export_model(
     the fp32 OpenVINO graph, which OpenVINO runs in bf16 where the CPU supports it.
     ``stmt export`` is this function on the command line.
     """
-    from .._atomic import atomic_directory
+    from ..atomic import atomic_directory
     from ..backbone import bundled_model_dir
     from ..manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest
     from . import EngineSpec

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .._atomic import atomic_directory, atomic_file
+from ..atomic import atomic_directory, atomic_file
 from ..errors import Hint, InputError
 
 __all__ = [
