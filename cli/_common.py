@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
+    from st_multitask.errors import Hint
     from st_multitask.pipeline import Pipeline
 
 
@@ -20,21 +20,13 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
-# The library names the argument that fixes a mistake (overwrite=True, backend='torch'); the
-# command line names the flag: `--overwrite`, `--backend torch`.
-_SWITCHES = {
-    "overwrite=True": "--overwrite",
-    "resume=True": "--resume",
-    "pass model=None": "leave --model out",
-}
-_VALUED = re.compile(r"\b(backend|precision|device|errors|column|text_column|label_column|model)='([^']*)'")
-
-
-def cli_terms(message: str) -> str:
-    """A library error message with the arguments it names turned into this CLI's flags."""
-    for argument, flag in _SWITCHES.items():
-        message = message.replace(argument, flag)
-    return _VALUED.sub(lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}", message)
+def flag(hint: Hint) -> str:
+    """A library hint as this CLI's flag: ``overwrite=True`` is ``--overwrite``, ``backend='torch'``
+    is ``--backend torch``, ``model=None`` is ``leave --model out``."""
+    name = "--" + hint.name.replace("_", "-")
+    if hint.value is None:
+        return f"{'Leave' if hint.verb[:1].isupper() else 'leave'} {name} out"
+    return " ".join(part for part in (hint.verb, name, "" if hint.value is True else str(hint.value)) if part)
 
 
 def one_line(message: str) -> str:
@@ -51,7 +43,7 @@ class StmtGroup(click.Group):
         try:
             return super().invoke(ctx)
         except StMultitaskError as exc:
-            raise UserError(cli_terms(one_line(str(exc)))) from None
+            raise UserError(one_line(exc.render(flag))) from None
         except BrokenPipeError:  # `stmt ... | head`: the reader left, nothing to report
             import os
             import sys

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from ._common import UserError
-from ._io import atomic_path
 
 
 def plot_training(out: Path, history: list[dict[str, Any]], metrics: dict[str, dict[str, Any]]) -> list[Path]:
@@ -61,6 +60,8 @@ def plot_training(out: Path, history: list[dict[str, Any]], metrics: dict[str, d
 
 
 def _save(fig, path: Path) -> Path:
-    with atomic_path(path, suffix=".png") as tmp:
+    from st_multitask.atomic import atomic_file
+
+    with atomic_file(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     return path

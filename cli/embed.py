@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
-import sys
-
 import click
 
-from ._batch import batch_options, dataset_mode, quiet_engine, report_job
+from ._batch import batch_options, quiet_engine, report_job
 from ._common import (
     UserError,
     errors_option,
@@ -17,7 +14,7 @@ from ._common import (
     report_reading,
     report_truncation,
 )
-from ._io import EmbeddingWriter
+from ._io import progress_bar
 
 
 @click.command()
@@ -97,15 +94,27 @@ def embed(
     input_path = input_path or input_option
     if not input_path:
         raise UserError("Give the texts to embed: INPUT, --input PATH_OR_GLOB, or '-' for stdin.")
-    if dataset_mode(engine, input_path, output, id_columns):
-        from st_multitask.batch import embed_dataset
+    from st_multitask.batch import embed_dataset, open_sink, open_source
+    from st_multitask.batch.sources import NumberedTexts
+    from st_multitask.data import ReadReport
 
-        if input_path == "-":
-            raise UserError("A batch job reads files, not stdin; pass --input PATH_OR_GLOB.")
-        quiet_engine(engine)
+    local = engine == "local"
+    if not local and input_path == "-":
+        raise UserError("A Ray job reads files, not stdin; pass --input PATH_OR_GLOB.")
+    if not local and output in (None, "-"):
+        raise UserError("A Ray job writes a Parquet dataset folder: pass --output DIR.")
+    report = ReadReport()
+    source = open_source(input_path, column, id_columns, errors, report) if local else input_path
+    sink = open_sink(output, overwrite) if local else output
+    if local:
+        source.schema()  # read (and check) the input before the model loads
+    model = load_pipeline(model_name, device, backend, precision, heads=False) if local else None
+    quiet_engine(engine)
+    numbered = isinstance(source, NumberedTexts)
+    with progress_bar(input_path if numbered else None, show=local) as advance:
         job = embed_dataset(
-            input_path,
-            output,
+            source,
+            sink,
             engine=engine,
             model=model_name,
             text_column=column or "text",
@@ -120,61 +129,12 @@ def embed(
             actors=actors,
             cpus_per_actor=cpus_per_actor,
             address=address,
+            pipeline=model,
+            progress=advance,
         )
-        report_job(job, "embeddings")
-        return
-    from st_multitask.backbone import embedding_dim
-    from st_multitask.data import ReadReport, iter_texts
-    from st_multitask.embedding import count_over_window
-    from st_multitask.embedding import embed as embed_texts
-    from st_multitask.readers import count_lines
-
-    report = ReadReport()
-    rows = iter_texts(input_path, column=column, errors=errors, report=report)
-    first = list(itertools.islice(rows, chunk_size))  # read (and validate) before loading the model
-    model = load_pipeline(model_name, device, backend, precision, heads=False)
-    total = count_lines(input_path)
-    show = sys.stderr.isatty()
-    over = 0
-    with EmbeddingWriter(
-        output, embedding_dim(model), _parquet_metadata(output, model, model_name, normalize, long)
-    ) as writer:
-        from tqdm.auto import tqdm
-
-        with tqdm(total=total, unit="line", disable=not show, file=sys.stderr) as bar:
-            chunk = first
-            while chunk:
-                lines = [n for n, _ in chunk]
-                texts = [t for _, t in chunk]
-                over += count_over_window(texts, model)
-                vectors = embed_texts(
-                    texts, model=model, batch_size=batch_size, normalize=normalize, long=long
-                )
-                writer.write(lines, texts, vectors)
-                bar.update(lines[-1] - bar.n)
-                chunk = list(itertools.islice(rows, chunk_size))
-    report_reading(click.format_filename(input_path), report)
-    report_truncation(over, model, long)
+    if numbered:
+        report_reading(click.format_filename(input_path), report)
+    if model is not None and job.over_window is not None:
+        report_truncation(job.over_window, model, long)
     if output not in (None, "-"):
-        click.echo(f"Wrote {writer.rows} embeddings of dimension {writer.dim} to {output}.", err=True)
-
-
-def _parquet_metadata(
-    output: str | None, model: object, model_name: str | None, normalize: bool, long: str
-) -> dict | None:
-    """A .parquet output's schema metadata: the model's fingerprint, as the batch engines write it,
-    so that ``stmt index build --embeddings`` can check it."""
-    if output in (None, "-") or not output.lower().endswith(".parquet"):
-        return None
-    try:
-        import pyarrow as pa
-    except ImportError:  # EmbeddingWriter names the pip command
-        return None
-
-    from st_multitask.batch.schema import embedding_metadata, with_metadata
-    from st_multitask.index.manifest import model_identity
-
-    body = embedding_metadata(
-        model_identity(model, model_name), normalize=normalize, long=long, id_columns=["line"]
-    )
-    return with_metadata(pa.schema([]), body).metadata
+        report_job(job, "embeddings")

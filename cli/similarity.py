@@ -18,7 +18,7 @@ from ._common import (
     report_reading,
     report_truncation,
 )
-from ._io import atomic_path, emit_records, format_option, format_table, shorten
+from ._io import emit_records, format_option, format_table, shorten
 
 MODES = ("best", "pairwise", "matrix")
 
@@ -200,6 +200,8 @@ def _plot(matrix: np.ndarray, texts_a: list[str], texts_b: list[str], path: str)
     ax.set_ylabel("A")
     ax.set_title("Cosine similarity")
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
+    from st_multitask.atomic import atomic_file
+
+    with atomic_file(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)

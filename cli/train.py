@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ._common import UserError, note
-from ._io import atomic_path, format_table
+from ._io import format_table
 
 
 def _parse_set(values: tuple[str, ...]) -> dict:
@@ -129,7 +129,9 @@ def train(
     if test_rows:
         click.echo("\nTest split:")
         click.echo(format_table(["task", "metrics"], test_rows, max_width=90))
-        with atomic_path(out / "test_metrics.json") as tmp:
+        from st_multitask.atomic import atomic_file
+
+        with atomic_file(out / "test_metrics.json") as tmp:
             tmp.write_text(json.dumps(test_metrics, indent=2) + "\n", encoding="utf-8")
     if plot:
         from ._plots import plot_training

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, ModelLoadError
+from .errors import Hint, InputError, ModelLoadError
 
 if TYPE_CHECKING:
     import torch
@@ -75,9 +75,15 @@ def resolve_device(device: str | None = None) -> str:
     except (RuntimeError, TypeError) as exc:
         raise InputError(f"Unknown device {device!r}. Valid: cpu, cuda, cuda:N, mps.") from exc
     if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"Device {device!r} was requested but CUDA is not available here; use device='cpu'.")
+        raise InputError(
+            f"Device {device!r} was requested but CUDA is not available here; use ",
+            Hint("device", "cpu"),
+            ".",
+        )
     if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"Device {device!r} was requested but MPS is not available here; use device='cpu'.")
+        raise InputError(
+            f"Device {device!r} was requested but MPS is not available here; use ", Hint("device", "cpu"), "."
+        )
     return str(parsed)
 
 
@@ -118,8 +124,9 @@ def load_backbone(
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise ModelLoadError(
                 f"{name!r} is not a model directory (no modules.json or config.json in it). "
-                f"Pass a directory saved by SentenceTransformer.save(), or pass model=None to use "
-                f"the packaged default {DEFAULT_MODEL_NAME}."
+                "Pass a directory saved by SentenceTransformer.save(), or ",
+                Hint("model", None, verb="pass"),
+                f" to use the packaged default {DEFAULT_MODEL_NAME}.",
             )
         try:
             return SentenceTransformer(str(path), device=device, local_files_only=True)
@@ -132,8 +139,10 @@ def load_backbone(
     except Exception as exc:
         raise ModelLoadError(
             f"Model {name!r} is not a local directory and is not in the local Hugging Face cache "
-            f"(st_multitask never downloads models). Pass model=None to use the packaged default "
-            f"{DEFAULT_MODEL_NAME}, or pass the path of a saved sentence-transformers model."
+            "(st_multitask never downloads models). ",
+            Hint("model", None, verb="Pass"),
+            f" to use the packaged default {DEFAULT_MODEL_NAME}, or pass the path of a saved "
+            "sentence-transformers model.",
         ) from exc
 
 

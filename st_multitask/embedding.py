@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 
 from .backbone import DEFAULT_MODEL_NAME, forward_batch
-from .errors import InputError
+from .errors import Hint, InputError
 from .pipeline import LONG_MODES, LongMode, Pipeline
 from .texts import check_texts
 
@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 # what embeds: a loaded Pipeline, or a SentenceTransformer (run in torch through one)
 Encoder = Union[Pipeline, "SentenceTransformer"]
+_LOADED_ALREADY = " applies to a model given by name or path; this one is loaded already."
 
 
 def resolve_model(
@@ -61,15 +62,11 @@ def resolve_model(
 
     if isinstance(model, Pipeline):
         if backend not in (None, "auto") and backend != model.backend:
-            raise InputError(
-                f"backend={backend!r} applies to a model given by name or path; this one is loaded already."
-            )
+            raise InputError(Hint("backend", backend), _LOADED_ALREADY)
         return model
     if model is not None and not isinstance(model, (str, os.PathLike)):
         if backend not in (None, "auto", "torch"):
-            raise InputError(
-                f"backend={backend!r} applies to a model given by name or path; this one is loaded already."
-            )
+            raise InputError(Hint("backend", backend), _LOADED_ALREADY)
         return _torch_pipeline(model)
     return load(
         DEFAULT_MODEL_NAME if model is None else model, backend=backend, precision=precision, device=device

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._atomic import atomic_directory
+from .atomic import atomic_directory
 from .backbone import (
     DEFAULT_MODEL_NAME,
     bundled_model_dir,
@@ -34,7 +34,7 @@ from .backbone import (
     is_packaged,
     load_backbone,
 )
-from .errors import InputError
+from .errors import Hint, InputError
 from .heads import Head
 from .manifest import FORMAT_VERSION, MANIFEST_NAME
 from .pipeline import Pipeline
@@ -298,7 +298,7 @@ class MultiTaskModel(torch.nn.Module):
         if backbone not in ("copy", "reference"):
             raise InputError(f"Unknown backbone mode {backbone!r}. Valid: copy, reference.")
         if path.exists() and not overwrite:
-            raise InputError(f"{path} exists already; pass overwrite=True to replace it.")
+            raise InputError(f"{path} exists already; pass ", Hint("overwrite"), " to replace it.")
         if backbone == "reference" and not self.has_packaged_backbone():
             raise InputError(
                 "backbone='reference' needs the unchanged packaged all-MiniLM-L6-v2; use 'copy'."

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from .errors import InputError
+from .errors import Hint, InputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -130,12 +130,12 @@ def iter_lines(
     report: ReadReport | None = None,
     *,
     empty_ok: bool = False,
-    hint: str = " or pass errors='replace'",
+    hint: bool = True,
 ) -> Iterator[tuple[int, str]]:
     """``(line number, line without its newline)``, checking for binary data and invalid UTF-8.
 
     ``errors="replace"`` substitutes U+FFFD (counted in ``report.replaced``); ``hint`` ends an
-    invalid-UTF-8 message (the way out besides fixing the file). An empty file is an error unless ``empty_ok``.
+    invalid-UTF-8 message with that way out besides fixing the file, unless ``hint`` is false. An empty file is an error unless ``empty_ok``.
 
     >>> import io
     >>> list(iter_lines(io.BytesIO(b"\\xef\\xbb\\xbfone\\r\\ntwo")))
@@ -163,7 +163,9 @@ def iter_lines(
                 if errors != "replace":
                     raise InputError(
                         f"{name} line {number} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
-                        f"{exc.start + 1}); fix the file{hint}."
+                        f"{exc.start + 1}); fix the file",
+                        *((" or pass ", Hint("errors", "replace")) if hint else ()),
+                        ".",
                     ) from None
                 line = raw.decode("utf-8", errors="replace")
                 report.replaced += 1
@@ -216,8 +218,8 @@ def _delimited_records(
         if wanted not in header:
             found = ", ".join(repr(h) for h in header)
             others = [h for h in header if h not in required]
-            hint = f" Pass {_flag(wanted, required)}={others[0]!r}?" if others else ""
-            raise InputError(f"Expected a column {wanted!r} in {name}; found {found}.{hint}")
+            hint = (" Pass ", Hint(_flag(wanted, required), others[0]), "?") if others else ()
+            raise InputError(f"Expected a column {wanted!r} in {name}; found {found}.", *hint)
     while True:
         seen = len(numbers)
         row = next_row("row")
@@ -375,8 +377,9 @@ def iter_rows(
         if record and missing:
             found = ", ".join(repr(k) for k in record)
             raise InputError(
-                f"{name} line {number} has no key {missing[0]!r} (found {found}); "
-                f"pass {_flag(missing[0], required)}='NAME'."
+                f"{name} line {number} has no key {missing[0]!r} (found {found}); pass ",
+                Hint(_flag(missing[0], required), "NAME"),
+                ".",
             )
         yield number, record
 
@@ -406,7 +409,7 @@ def arrow_batches(
     name = os.fspath(path)
     if fmt == "lines":
         texts: list[str] = []
-        for _, line in iter_lines(path, empty_ok=True, hint=""):
+        for _, line in iter_lines(path, empty_ok=True, hint=False):
             if line:
                 texts.append(line)
             if len(texts) == chunk_size:

@@ -5,7 +5,7 @@ MiniLM), ``heads/<name>/`` (``config.json``, ``model.safetensors`` and any extra
 saves, such as ``vocabulary.json``), the manifest ``st_multitask.json`` (format version, heads,
 labels, the sha256 of every head file, training records) and the model card ``README.md``. The
 low-level manifest checks live in :mod:`st_multitask.manifest`; atomicity is the caller's
-(:func:`st_multitask._atomic.atomic_directory`).
+(:func:`st_multitask.atomic.atomic_directory`).
 
 >>> import tempfile
 >>> from pathlib import Path

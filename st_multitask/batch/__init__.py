@@ -19,6 +19,8 @@ _LAZY = {
     "embed_dataset": "dataset",
     "predict_dataset": "dataset",
     "index_from_embeddings": "stored",
+    "open_sink": "sinks",
+    "open_source": "sources",
     "read_embeddings": "stored",
 }
 
@@ -28,6 +30,8 @@ __all__ = [
     "BatchSpec",
     "embed_dataset",
     "index_from_embeddings",
+    "open_sink",
+    "open_source",
     "predict_dataset",
     "read_embeddings",
 ]
@@ -35,6 +39,8 @@ __all__ = [
 if TYPE_CHECKING:
     from .core import BatchPredictor, BatchSpec
     from .dataset import BatchJob, embed_dataset, predict_dataset
+    from .sinks import open_sink
+    from .sources import open_source
     from .stored import index_from_embeddings, read_embeddings
 
 

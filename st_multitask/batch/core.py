@@ -17,14 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from ..errors import InputError
+from ..errors import Hint, InputError
 from .schema import EMBEDDING, embedding_metadata, head_fields, output_schema
 from .sources import check_columns
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
+    from ..runtime.tokenizer import Encoded
 
 __all__ = ["KINDS", "BatchPredictor", "BatchSpec", "check_input"]
 
@@ -84,7 +88,7 @@ def check_input(spec: BatchSpec, names: Sequence[str] | pa.Schema, where: str) -
         names,
         [spec.text_column],
         where,
-        "--text-column",
+        "text_column",
         [c for c in names if c not in texts] + list(spec.id_columns),
     )
     check_columns(names, list(spec.id_columns), where, "", [spec.text_column])
@@ -95,9 +99,11 @@ class BatchPredictor:
 
     Rows whose text is null or blank get null results (a batch job keeps every row); the
     table must have the text column and the id columns (an :class:`InputError` lists those found).
+    ``pipeline``: a model loaded already (``spec.model`` then only names it); ``over_window``
+    counts the texts past the model window, from the one tokenisation each chunk gets.
     """
 
-    def __init__(self, spec: BatchSpec):
+    def __init__(self, spec: BatchSpec, pipeline: Pipeline | None = None):
         from ..index.manifest import model_identity
         from ..loader import DEFAULT, load
 
@@ -107,7 +113,10 @@ class BatchPredictor:
             from ..backbone import DEFAULT_MODEL_NAME
 
             model = DEFAULT_MODEL_NAME
-        self.pipeline = load(model, backend=spec.backend, precision=spec.precision, threads=spec.threads)
+        self.pipeline = pipeline or load(
+            model, backend=spec.backend, precision=spec.precision, threads=spec.threads
+        )
+        self.over_window = 0
         self.heads = (
             self.pipeline.select(list(spec.tasks) if spec.tasks is not None else None)
             if spec.kind == "predict"
@@ -157,16 +166,29 @@ class BatchPredictor:
         check_input(self.spec, names, where)
 
     # -- the work -------------------------------------------------------------------------------
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_texts(self, texts: Sequence[str] | Encoded) -> np.ndarray:
         """(n, dim) float32 embeddings of non-blank ``texts``, as :func:`st_multitask.embed` gives them."""
         return self.pipeline.embed(
-            list(texts), batch_size=self.spec.batch_size, normalize=self.spec.normalize, long=self.spec.long
+            self.tokenize(texts),
+            batch_size=self.spec.batch_size,
+            normalize=self.spec.normalize,
+            long=self.spec.long,
         )
 
-    def predict_texts(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+    def tokenize(self, texts: Sequence[str] | Encoded) -> Encoded:
+        """``texts`` tokenised once for the model (as they are if they were), counting those past its window."""
+        from ..runtime.tokenizer import Encoded
+
+        if isinstance(texts, Encoded):
+            return texts
+        encoded = self.pipeline.tokenize(list(texts))
+        self.over_window += len(encoded.over_window())
+        return encoded
+
+    def predict_texts(self, texts: Sequence[str] | Encoded) -> list[dict[str, Any]]:
         """Per non-blank text, ``MultiTaskModel.predict``'s result for the chosen heads."""
         return self.pipeline.predict(
-            list(texts),
+            self.tokenize(texts),
             tasks=list(self.heads),
             batch_size=self.spec.batch_size,
             min_score=self.spec.min_score,
@@ -175,12 +197,12 @@ class BatchPredictor:
     def results(self, texts: Sequence[str | None]) -> dict[str, pa.Array]:
         """The result columns for ``texts`` (null or blank texts: null results)."""
         keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
-        chosen = [texts[i] for i in keep]
+        chosen = self.tokenize([t for t in texts if isinstance(t, str) and t.strip()]) if keep else None
         n = len(texts)
         columns: dict[str, pa.Array] = {}
         if self.spec.kind == "embed" or self.spec.embedding:
             vectors = np.zeros((n, self.dim), dtype=np.float32)
-            if chosen:
+            if chosen is not None:
                 vectors[keep] = self.embed_texts(chosen)
             valid = np.zeros(n, dtype=bool)
             valid[keep] = True
@@ -190,7 +212,7 @@ class BatchPredictor:
             )
         if self.spec.kind == "predict":
             predictions: list[dict[str, Any] | None] = [None] * n
-            for i, result in zip(keep, self.predict_texts(chosen) if chosen else []):
+            for i, result in zip(keep, self.predict_texts(chosen) if chosen is not None else []):
                 predictions[i] = result
             fields = {f.name: f.type for f in self.head_fields()}
             for name, head in self.heads.items():
@@ -215,7 +237,9 @@ class BatchPredictor:
                 texts = texts.cast(pa.string())
             else:
                 raise InputError(
-                    f"The column {self.spec.text_column!r} holds {texts.type}, not text; pass --text-column NAME."
+                    f"The column {self.spec.text_column!r} holds {texts.type}, not text; pass ",
+                    Hint("text_column", "NAME"),
+                    ".",
                 )
         results = self.results(texts.to_pylist())
         arrays = [table.column(name) for name in self.spec.id_columns]

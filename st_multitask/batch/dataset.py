@@ -1,6 +1,7 @@
 """``embed_dataset`` and ``predict_dataset``: a batch job from files to a Parquet dataset, on the
 local engine (one process, the default) or on Ray Data. Both write the same schema
-(:mod:`st_multitask.batch.schema`), so their outputs are interchangeable.
+(:mod:`st_multitask.batch.schema`), so their outputs are interchangeable; the local engine writes
+a Parquet, ``.npy``, JSON-lines or CSV/TSV file as well (:mod:`st_multitask.batch.sinks`).
 
     >>> import pathlib, tempfile
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -13,13 +14,23 @@ local engine (one process, the default) or on Ray Data. Both write the same sche
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .core import BatchSpec, check_input
-from .sources import resolve_source
+from .core import BatchPredictor, BatchSpec, check_input
+from .sinks import ParquetDatasetSink, Sink
+from .sources import LINE, NumberedTexts, Source, resolve_source
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..pipeline import Pipeline
+
+# a path, a folder or a glob (or a list of them), or a source opened already (open_source)
+Src = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Source | NumberedTexts
 
 __all__ = ["ENGINES", "BatchJob", "embed_dataset", "predict_dataset"]
 
@@ -30,14 +41,15 @@ ENGINES = ("local", "ray")
 class BatchJob:
     """What a finished job wrote."""
 
-    output: Path
+    output: Path  # "-": stdout
     rows: int
     engine: str
+    over_window: int | None = None  # texts past the model window (the local engine counts them)
 
 
 def _run(
-    src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    dst: str | os.PathLike[str],
+    src: Src,
+    dst: str | os.PathLike[str] | Sink,
     spec: BatchSpec,
     engine: str,
     overwrite: bool,
@@ -45,20 +57,27 @@ def _run(
     actors: int | None,
     cpus_per_actor: int,
     address: str | None,
+    pipeline: Pipeline | None = None,
+    progress: Callable[[pa.RecordBatch], None] | None = None,
 ) -> BatchJob:
     if engine not in ENGINES:
         raise InputError(f"Unknown engine {engine!r}. Valid: {', '.join(ENGINES)}.")
-    output = Path(dst)
-    if output.exists() and not overwrite:
-        raise InputError(f"{output} exists already; pass overwrite=True to replace it.")
-    if output.exists() and not output.is_dir():
-        raise InputError(f"{output} is a file; give a directory name for the Parquet dataset.")
-    source = resolve_source(src)
     if engine == "local":
+        sink = dst if isinstance(dst, Sink) else ParquetDatasetSink(dst, overwrite)
+        source = src if isinstance(src, (Source, NumberedTexts)) else resolve_source(src)
+        if isinstance(source, NumberedTexts):  # its texts keep their line numbers
+            spec = replace(spec, text_column=source.text_column, id_columns=(LINE, *spec.id_columns))
         check_input(spec, source.schema(), source.name)  # before the model loads
         from .local import run_local
 
-        return BatchJob(output, run_local(source, output, spec, overwrite, chunk_size), "local")
+        predictor = BatchPredictor(spec, pipeline)
+        rows = run_local(source, sink, spec, chunk_size=chunk_size, predictor=predictor, progress=progress)
+        return BatchJob(Path(sink.target), rows, "local", predictor.over_window)
+    if isinstance(dst, Sink) or isinstance(src, (Source, NumberedTexts)) or pipeline is not None:
+        raise InputError("The ray engine reads files and writes a dataset folder: pass their paths.")
+    output = Path(dst)
+    ParquetDatasetSink(output, overwrite)  # the same checks of the folder
+    source = resolve_source(src)
     from .ray import run_ray
 
     rows = run_ray(
@@ -75,8 +94,8 @@ def _run(
 
 
 def embed_dataset(
-    src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    dst: str | os.PathLike[str],
+    src: Src,
+    dst: str | os.PathLike[str] | Sink,
     *,
     engine: str = "local",
     model: str | os.PathLike[str] | None = None,
@@ -94,6 +113,8 @@ def embed_dataset(
     actors: int | None = None,
     cpus_per_actor: int = 1,
     address: str | None = None,
+    pipeline: Pipeline | None = None,
+    progress: Callable[[pa.RecordBatch], None] | None = None,
 ) -> BatchJob:
     """Embed the texts of ``src`` (a Parquet, JSONL, CSV/TSV or text file, a folder or a glob)
     into the Parquet dataset folder ``dst``: the id columns, the text and ``embedding``.
@@ -106,6 +127,11 @@ def embed_dataset(
         chunk_size: rows handed to the predictor at a time (the local engine reads and writes that
             many; Ray's blocks of that many go to the actors). Within a chunk the texts are
             batched by length, so a larger chunk pads less.
+        dst: the Parquet dataset folder, or for the local engine any sink
+            (:func:`~st_multitask.batch.sinks.open_sink`: a ``.parquet``, ``.npy``, ``.jsonl``,
+            ``.csv`` or ``.tsv`` file, or JSON lines on stdout).
+        pipeline: a model loaded already, for the local engine (``model`` then only names it).
+        progress: the local engine calls it with each input chunk once its results are written.
         Other arguments as in :func:`st_multitask.embed`.
     """
     spec = BatchSpec(
@@ -121,12 +147,14 @@ def embed_dataset(
         long=long,
         threads=threads if engine == "local" else cpus_per_actor,
     )
-    return _run(src, dst, spec, engine, overwrite, chunk_size, actors, cpus_per_actor, address)
+    return _run(
+        src, dst, spec, engine, overwrite, chunk_size, actors, cpus_per_actor, address, pipeline, progress
+    )
 
 
 def predict_dataset(
-    src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    dst: str | os.PathLike[str],
+    src: Src,
+    dst: str | os.PathLike[str] | Sink,
     *,
     engine: str = "local",
     model: str | os.PathLike[str] | None = None,
@@ -145,6 +173,8 @@ def predict_dataset(
     actors: int | None = None,
     cpus_per_actor: int = 1,
     address: str | None = None,
+    pipeline: Pipeline | None = None,
+    progress: Callable[[pa.RecordBatch], None] | None = None,
 ) -> BatchJob:
     """Run every head (or ``tasks``) of a multi-task model (``None``: the bundled default) over
     the texts of ``src`` into the Parquet dataset folder ``dst``: per sentence head
@@ -165,4 +195,6 @@ def predict_dataset(
         min_score=min_score,
         threads=threads if engine == "local" else cpus_per_actor,
     )
-    return _run(src, dst, spec, engine, overwrite, chunk_size, actors, cpus_per_actor, address)
+    return _run(
+        src, dst, spec, engine, overwrite, chunk_size, actors, cpus_per_actor, address, pipeline, progress
+    )

@@ -1,5 +1,6 @@
 """The local engine: one process streams the input through :class:`~st_multitask.batch.core.BatchPredictor`
-into a Parquet dataset (one file), chunk by chunk, so memory stays flat however many texts there are.
+into a sink (:mod:`st_multitask.batch.sinks`: a Parquet dataset or file, ``.npy``, JSON lines,
+CSV/TSV), chunk by chunk, so memory stays flat however many texts there are.
 
     >>> import pathlib, tempfile
     >>> from st_multitask.batch.core import BatchSpec
@@ -13,40 +14,38 @@ into a Parquet dataset (one file), chunk by chunk, so memory stays flat however 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Callable
 
-from .._atomic import atomic_directory
+import pyarrow as pa
+
 from .core import BatchPredictor, BatchSpec
-from .sources import Source
+from .sinks import Sink, open_sink
+from .sources import NumberedTexts, Source
 
 __all__ = ["run_local"]
 
-PART_NAME = "part-00000.parquet"
-
 
 def run_local(
-    source: Source,
-    output: str | os.PathLike[str],
+    source: Source | NumberedTexts,
+    output: str | os.PathLike[str] | Sink,
     spec: BatchSpec,
     overwrite: bool = False,
     chunk_size: int = 4096,
     predictor: BatchPredictor | None = None,
+    progress: Callable[[pa.RecordBatch], None] | None = None,
 ) -> int:
-    """Run ``spec`` over ``source`` into the dataset folder ``output`` (atomically); returns the rows written."""
-    import pyarrow.parquet as pq
-
+    """Run ``spec`` over ``source`` into ``output`` (a sink, or a path for :func:`~st_multitask.batch.sinks.open_sink`),
+    atomically; ``progress`` is called with each input chunk once its results are written.
+    Returns the rows written."""
+    sink = output if isinstance(output, Sink) else open_sink(output, overwrite)
     input_schema = source.schema()
     predictor = predictor or BatchPredictor(spec)
-    schema = predictor.schema(input_schema)
     columns = [*spec.id_columns, spec.text_column]
-    rows = 0
-    with (
-        atomic_directory(Path(output), overwrite) as tmp,
-        pq.ParquetWriter(tmp / PART_NAME, schema) as writer,
-    ):
+    with sink:
+        sink.start(predictor.schema(input_schema))
         for batch in source.batches(chunk_size, columns if source.fmt != "lines" else None):
             predictor.check(batch.schema.names, source.name)
-            table = predictor(batch)
-            writer.write_table(table)
-            rows += table.num_rows
-    return rows
+            sink.write(predictor(batch))
+            if progress is not None:
+                progress(batch)
+    return sink.rows

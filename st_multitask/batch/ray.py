@@ -18,8 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_directory
-from ..errors import InputError, RuntimeUnavailableError
+from ..atomic import atomic_directory
+from ..errors import Hint, InputError, RuntimeUnavailableError
 from .core import BatchPredictor, BatchSpec, check_input
 from .sources import Source
 
@@ -62,7 +62,9 @@ def ensure_ray(address: str | None = None) -> Any:
         if problem is not None:
             raise InputError(
                 f"Cannot reach a Ray cluster at {address} ({problem}); start one there with "
-                "`ray start --head`, or leave --address out to run a local Ray."
+                "`ray start --head`, or ",
+                Hint("address", None, verb="pass"),
+                " to run a local Ray.",
             )
     if ray.is_initialized():
         return ray
@@ -74,8 +76,9 @@ def ensure_ray(address: str | None = None) -> Any:
     except ConnectionError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
-            f"Cannot connect to a Ray cluster at --address {address} ({first}); start one with "
-            "`ray start --head`, or leave --address out to run a local Ray."
+            f"Cannot connect to a Ray cluster at {address} ({first}); start one with `ray start --head`, or ",
+            Hint("address", None, verb="pass"),
+            " to run a local Ray.",
         ) from None
     return ray
 

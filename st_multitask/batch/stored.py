@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import InputError
+from ..errors import Hint, InputError
 from .schema import EMBEDDING, read_batch_metadata
 from .sources import Source, check_columns, resolve_source
 
@@ -191,8 +191,9 @@ def index_from_embeddings(
         raise InputError(
             f"The embeddings in {os.fspath(src) if isinstance(src, (str, os.PathLike)) else src[0]} were made by "
             f"{stored.get('name')} (fingerprint {str(stored.get('fingerprint'))[:12]}), not by {asking.get('name')} "
-            f"(fingerprint {str(asking.get('fingerprint'))[:12]}); pass --model {stored.get('name')}, "
-            "or embed the texts again with this model."
+            f"(fingerprint {str(asking.get('fingerprint'))[:12]}); pass ",
+            Hint("model", stored.get("name")),
+            ", or embed the texts again with this model.",
         )
     text_column = meta.get("text_column") or "text"
     column = None if text_column == "text" else text_column

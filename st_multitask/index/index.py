@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_directory
-from ..errors import InputError
+from ..atomic import atomic_directory
+from ..errors import Hint, InputError
 from ..similarity import as_embeddings, check_top_k, is_texts
 from .backends import (
     add_vectors,
@@ -252,7 +252,9 @@ class Index:
         if column is not None and (column or "text") != (self.column or "text"):
             raise InputError(
                 f"{source}: the index was built from the column {self.column or 'text'!r}, not {column!r}; "
-                f"pass --column {self.column or 'text'} or build a new index."
+                "pass ",
+                Hint("column", self.column or "text"),
+                " or build a new index.",
             )
         given = IdColumns(ids, source)
         if given.names and set(given.names) != set(self.id_columns):

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelLoadError
+from ..errors import Hint, InputError, ModelLoadError
 from ..manifest import sha256_file
 
 __all__ = [
@@ -214,7 +214,9 @@ def check_model(manifest: dict[str, Any], asking: dict[str, Any], where: Path) -
         raise InputError(
             f"{where} was built by the model {built.get('name')} (fingerprint "
             f"{str(built.get('fingerprint'))[:12]}, dimension {built.get('dim')}); it cannot be searched "
-            f"with {asking.get('name')}. Pass --model {built.get('name')}, or build an index with this model."
+            f"with {asking.get('name')}. Pass ",
+            Hint("model", built.get("name")),
+            ", or build an index with this model.",
         )
 
 

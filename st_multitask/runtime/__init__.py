@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import ExportError, InputError, ModelLoadError, RuntimeUnavailableError
+from ..errors import ExportError, Hint, InputError, ModelLoadError, RuntimeUnavailableError
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -139,7 +139,11 @@ def bf16_support() -> tuple[bool, str]:
     name = openvino.Core().get_property("CPU", "FULL_DEVICE_NAME")
     return False, (
         f"this CPU ({name}) has no bf16 support: it lacks AVX512_BF16 and AMX "
-        f"(OpenVINO reports {', '.join(capabilities)}). Use precision='fp32' or precision='int8'."
+        f"(OpenVINO reports {', '.join(capabilities)}). Use ",
+        Hint("precision", "fp32"),
+        " or ",
+        Hint("precision", "int8"),
+        ".",
     )
 
 
@@ -203,13 +207,25 @@ def resolve_engine(
         raise not_installed(backend)
     if backend == "torch" and precision != "fp32":
         raise InputError(
-            f"The torch backend runs fp32 only; for {precision} pass backend='onnx' or backend='openvino' (or backend='auto')."
+            f"The torch backend runs fp32 only; for {precision} pass ",
+            Hint("backend", "onnx"),
+            " or ",
+            Hint("backend", "openvino"),
+            " (or ",
+            Hint("backend", "auto"),
+            ").",
         )
     if backend == "onnx" and precision == "bf16":
-        raise InputError("ONNX Runtime's CPU provider has no bf16 kernels; use backend='openvino' for bf16.")
+        raise InputError(
+            "ONNX Runtime's CPU provider has no bf16 kernels; use ", Hint("backend", "openvino"), " for bf16."
+        )
     if backend in FAST_BACKENDS and device and not device.startswith("cpu"):
         raise InputError(
-            f"The {backend} backend runs on the CPU here; pass device='cpu', or backend='torch' for {device}."
+            f"The {backend} backend runs on the CPU here; pass ",
+            Hint("device", "cpu"),
+            ", or ",
+            Hint("backend", "torch"),
+            f" for {device}.",
         )
     if backend == "openvino" and precision == "bf16":
         supported, reason = bf16_support()

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ExportError, InputError, ModelLoadError, RuntimeUnavailableError, StMultitaskError
+from ..errors import ExportError, Hint, InputError, ModelLoadError, RuntimeUnavailableError, StMultitaskError
 from .layout import EXPORT_FORMAT, FP32_LAYERS, GRAPH_FILES, graph_key
 from .model_files import ModelFiles, heads_fingerprint, sha256_file
 
@@ -303,7 +303,9 @@ def _export_graph(
     if not difference <= _TOLERANCE[precision]:
         raise ExportError(
             f"The exported {graph_key(backend, precision)} graph of {files.path} differs from torch by "
-            f"{difference:.3g} (allowed {_TOLERANCE[precision]}); it was not kept. Use backend='torch'."
+            f"{difference:.3g} (allowed {_TOLERANCE[precision]}); it was not kept. Use ",
+            Hint("backend", "torch"),
+            ".",
         )
     return {
         "backend": backend,
@@ -338,7 +340,7 @@ def export_model(
     the fp32 OpenVINO graph, which OpenVINO runs in bf16 where the CPU supports it.
     ``stmt export`` is this function on the command line.
     """
-    from .._atomic import atomic_directory
+    from ..atomic import atomic_directory
     from ..backbone import bundled_model_dir
     from ..manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest
     from . import EngineSpec
@@ -360,7 +362,9 @@ def export_model(
     read_model_files(backbone)  # fail early on models the fast path cannot run
     output = Path(output)
     if output.resolve() == source.resolve() and not overwrite:
-        raise InputError(f"{output} is the model itself; pass overwrite=True to add the graph to it.")
+        raise InputError(
+            f"{output} is the model itself; pass ", Hint("overwrite"), " to add the graph to it."
+        )
     with atomic_directory(output, overwrite) as tmp:
         shutil.copytree(backbone, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*", "__pycache__"))
         if manifest is None:

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelLoadError
+from ..errors import Hint, ModelLoadError
 from ..file_hashes import cache_root, sha256_of
 from . import EngineSpec
 from .layout import ENTRY_NAME, EXPORT_FORMAT, FP32_LAYERS, graph_key, graph_precision
@@ -69,13 +69,16 @@ def verify_graph(
             raise ModelLoadError(f"{file} is missing (listed in {where}); export it again with stmt export.")
         if sha256_of(file) != expected:
             raise ModelLoadError(
-                f"{file} does not match its sha256 in {where}: truncated or altered; export it again "
-                "with overwrite=True."
+                f"{file} does not match its sha256 in {where}: truncated or altered; export it again with ",
+                Hint("overwrite"),
+                ".",
             )
     if source != fingerprint:
         raise ModelLoadError(
             f"{root / next(iter(files))} was exported from another model (its weights or tokenizer "
-            f"differ from those in {root}); export it again with overwrite=True."
+            f"differ from those in {root}); export it again with ",
+            Hint("overwrite"),
+            ".",
         )
     if heads is not False and record.get("heads") != heads:
         raise ModelLoadError(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backbone import DEFAULT_ALIASES, default_model_path
-from ..errors import ModelLoadError
+from ..errors import Hint, ModelLoadError
 from ..file_hashes import sha256_of
 from ..manifest import MANIFEST_NAME, sha256_file
 
@@ -129,7 +129,9 @@ def _read(path: Path) -> ModelFiles:
     if not modules_path.is_file():
         raise ModelLoadError(
             f"{path} is not a sentence-transformers model directory (no modules.json); the fast "
-            "backends need one. Use backend='torch' for plain transformers checkpoints."
+            "backends need one. Use ",
+            Hint("backend", "torch"),
+            " for plain transformers checkpoints.",
         )
     modules = read_json(modules_path)
     kinds = [_module_kind(m.get("type", "")) for m in modules]
@@ -137,12 +139,16 @@ def _read(path: Path) -> ModelFiles:
     if not kinds or kinds[0] != "Transformer" or "Pooling" not in kinds or unsupported:
         raise ModelLoadError(
             f"{path} has modules the fast backends do not run ({', '.join(unsupported or kinds)}); "
-            "they run Transformer, Pooling and Normalize. Use backend='torch'."
+            "they run Transformer, Pooling and Normalize. Use ",
+            Hint("backend", "torch"),
+            ".",
         )
     st_settings = path / "config_sentence_transformers.json"
     if st_settings.is_file() and read_json(st_settings).get("default_prompt_name"):
         raise ModelLoadError(
-            f"{st_settings} sets a default prompt, which the fast backends do not add; use backend='torch'."
+            f"{st_settings} sets a default prompt, which the fast backends do not add; use ",
+            Hint("backend", "torch"),
+            ".",
         )
     pooling_dir = next(m.get("path", "") for m, kind in zip(modules, kinds) if kind == "Pooling")
     pooling_config = read_json(path / pooling_dir / "config.json")
@@ -152,7 +158,9 @@ def _read(path: Path) -> ModelFiles:
     if len(modes) != 1 or modes[0] not in _POOLING_MODES.values():
         raise ModelLoadError(
             f"{path / pooling_dir / 'config.json'}: the fast backends run exactly one of the pooling "
-            f"modes {', '.join(_POOLING_KEYS.values())}; use backend='torch'."
+            f"modes {', '.join(_POOLING_KEYS.values())}; use ",
+            Hint("backend", "torch"),
+            ".",
         )
     st_config = (
         read_json(path / "sentence_bert_config.json")

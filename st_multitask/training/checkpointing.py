@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .._atomic import atomic_directory, atomic_file
-from ..errors import InputError
+from ..atomic import atomic_directory, atomic_file
+from ..errors import Hint, InputError
 
 __all__ = [
     "latest_checkpoint",
@@ -162,7 +162,11 @@ def prepare_output(out: Path, overwrite: bool, resume: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise InputError(
-                f"{out} exists and is not empty; pass overwrite=True to replace it, or resume=True."
+                f"{out} exists and is not empty; pass ",
+                Hint("overwrite"),
+                " to replace it, or ",
+                Hint("resume"),
+                ".",
             )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,7 @@ def test_null_and_blank_texts_keep_their_rows_with_null_results(predictor):
 def test_missing_columns_list_the_ones_found(predictor):
     with pytest.raises(
         InputError,
-        match=r"Expected a column 'text' in the input; found 'id', 'body'\. Pass --text-column body\?",
+        match=r"Expected a column 'text' in the input; found 'id', 'body'\. Pass text_column='body'\?",
     ):
         predictor(pa.table({"id": [1], "body": ["x"]}))
     with pytest.raises(InputError, match=r"Expected a column 'id' in the input; found 'text'\."):

@@ -33,16 +33,20 @@ def test_unknown_command(run):
     assert result.exit_code == 2 and "No such command 'nope'" in result.stderr
 
 
-def test_library_errors_name_flags_on_the_command_line():
-    from st_multitask.cli._common import cli_terms
+def test_library_hints_are_named_as_flags_on_the_command_line():
+    from st_multitask.cli._common import flag
+    from st_multitask.errors import Hint, InputError
 
-    assert cli_terms("out exists already; pass overwrite=True to replace it.") == (
-        "out exists already; pass --overwrite to replace it."
+    error = InputError(
+        "use ",
+        Hint("backend", "torch"),
+        " or ",
+        Hint("device", "cpu"),
+        "; or ",
+        Hint("model", None, verb="pass"),
     )
+    assert str(error) == "use backend='torch' or device='cpu'; or pass model=None"
+    assert error.render(flag) == "use --backend torch or --device cpu; or leave --model out"
     assert (
-        cli_terms("Found 'sentence'. Pass text_column='sentence'?")
-        == "Found 'sentence'. Pass --text-column sentence?"
-    )
-    assert cli_terms("use backend='torch' or device='cpu'; or pass model=None") == (
-        "use --backend torch or --device cpu; or leave --model out"
+        flag(Hint("overwrite")) == "--overwrite" and flag(Hint("text_column", "body")) == "--text-column body"
     )

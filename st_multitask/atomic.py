@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import InputError
+from .errors import Hint, InputError
 
 __all__ = ["atomic_directory", "atomic_file"]
 
@@ -69,7 +69,7 @@ def atomic_directory(path: str | os.PathLike[str], overwrite: bool = False) -> I
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise InputError(f"{path} exists already; pass overwrite=True to replace it.")
+        raise InputError(f"{path} exists already; pass ", Hint("overwrite"), " to replace it.")
     if path.exists() and not path.is_dir():
         raise InputError(f"{path} is a file; give a directory name.")
     parent = path.parent
