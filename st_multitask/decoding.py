@@ -126,6 +126,16 @@ class Decoder:
         """What evaluation scores: a label (sentence) or the repaired IOB2 tags of the words."""
         raise NotImplementedError  # pragma: no cover - abstract
 
+    main_metric = "macro_f1"  # what evaluation and training's model selection read first
+
+    def arrow_fields(self, name: str) -> list[Any]:  # pragma: no cover - abstract
+        """The columns of the head ``name`` in a batch output (pyarrow fields)."""
+        raise NotImplementedError
+
+    def columns(self, name: str, answers: Sequence[Any]) -> dict[str, list[Any]]:  # pragma: no cover
+        """The answers of a batch of texts (``None``: no answer) as the values of :meth:`arrow_fields`."""
+        raise NotImplementedError
+
 
 class SentenceDecoder(Decoder):
     """A label per text (or a list of labels, multi-label), with an out-of-scope ``other``."""
@@ -146,6 +156,21 @@ class SentenceDecoder(Decoder):
     def label_of(self, proba, spans, read):  # type: ignore[no-untyped-def]
         return self.decode(proba, "", spans, read)["label"]
 
+    def arrow_fields(self, name: str) -> list[Any]:
+        import pyarrow as pa
+
+        many = self.multi_label
+        label, score = (
+            (pa.list_(pa.string()), pa.list_(pa.float32())) if many else (pa.string(), pa.float32())
+        )
+        return [pa.field(f"{name}_label", label), pa.field(f"{name}_score", score)]
+
+    def columns(self, name: str, answers: Sequence[Any]) -> dict[str, list[Any]]:
+        return {
+            f"{name}_label": [None if a is None else a["label"] for a in answers],
+            f"{name}_score": [None if a is None else a["score"] for a in answers],
+        }
+
 
 class TokenDecoder(Decoder):
     """Entities with character offsets from per-word IOB2 labels (argmax per word)."""
@@ -160,6 +185,25 @@ class TokenDecoder(Decoder):
         from .alignment import repair_bio
 
         return repair_bio(word_tags(self.labels, proba[: len(spans)].argmax(-1).tolist(), read))
+
+    main_metric = "f1"
+
+    def arrow_fields(self, name: str) -> list[Any]:
+        import pyarrow as pa
+
+        entity = pa.struct(
+            [
+                ("text", pa.string()),
+                ("label", pa.string()),
+                ("start", pa.int32()),
+                ("end", pa.int32()),
+                ("score", pa.float32()),
+            ]
+        )
+        return [pa.field(name, pa.list_(entity))]
+
+    def columns(self, name: str, answers: Sequence[Any]) -> dict[str, list[Any]]:
+        return {name: [None if a is None else [dict(e) for e in a] for a in answers]}
 
 
 _DECODERS: dict[str, type[Decoder]] = {}

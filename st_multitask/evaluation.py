@@ -21,9 +21,13 @@ if TYPE_CHECKING:
 __all__ = ["evaluate_task", "main_metric", "sentence_metrics", "token_metrics"]
 
 
-def main_metric(level: str) -> str:
-    """The metric that ranks epochs and models of a task level: macro-F1 or entity F1."""
-    return "macro_f1" if level == "sentence" else "f1"
+def main_metric(head: Any) -> str:
+    """The metric that ranks epochs and models of a head's task (its decoder's: macro-F1 for a
+    sentence head, entity F1 for a token head)."""
+    from .decoding import Decoder
+
+    decoder = head if isinstance(head, Decoder) else head.decoder()
+    return str(decoder.main_metric)
 
 
 def sentence_metrics(

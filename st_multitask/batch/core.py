@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import Hint, InputError
-from .schema import EMBEDDING, embedding_metadata, head_fields, output_schema
+from .schema import EMBEDDING, embedding_metadata, output_schema
 from .sources import check_columns
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class BatchPredictor:
     def head_fields(self) -> list[pa.Field]:
         fields: list[pa.Field] = []
         for name, head in self.heads.items():
-            fields.extend(head_fields(name, head.level, bool(getattr(head, "multi_label", False))))
+            fields.extend(head.arrow_fields(name))
         return fields
 
     def metadata(self) -> dict[str, Any]:
@@ -216,14 +216,9 @@ class BatchPredictor:
                 predictions[i] = result
             fields = {f.name: f.type for f in self.head_fields()}
             for name, head in self.heads.items():
-                if head.level == "token":
-                    values = [None if p is None else [dict(e) for e in p[name]] for p in predictions]
-                    columns[name] = pa.array(values, fields[name])
-                else:
-                    labels = [None if p is None else p[name]["label"] for p in predictions]
-                    scores = [None if p is None else p[name]["score"] for p in predictions]
-                    columns[f"{name}_label"] = pa.array(labels, fields[f"{name}_label"])
-                    columns[f"{name}_score"] = pa.array(scores, fields[f"{name}_score"])
+                answers = [None if p is None else p[name] for p in predictions]
+                for column, values in head.columns(name, answers).items():
+                    columns[column] = pa.array(values, fields[column])
         return columns
 
     def __call__(self, table: pa.Table | pa.RecordBatch) -> pa.Table:

@@ -27,10 +27,8 @@ from ..errors import InputError
 
 __all__ = [
     "EMBEDDING",
-    "ENTITY",
     "METADATA_KEY",
     "embedding_metadata",
-    "head_fields",
     "output_schema",
     "read_batch_metadata",
     "with_metadata",
@@ -40,29 +38,8 @@ METADATA_KEY = b"st_multitask"
 FORMAT = "st_multitask-batch"
 FORMAT_VERSION = 1
 EMBEDDING = "embedding"
-ENTITY = pa.struct(
-    [
-        ("text", pa.string()),
-        ("label", pa.string()),
-        ("start", pa.int32()),
-        ("end", pa.int32()),
-        ("score", pa.float32()),
-    ]
-)
 # what Spark writes in place of Arrow schema metadata: its own schema, with our column metadata
 _SPARK_KEY = b"org.apache.spark.sql.parquet.row.metadata"
-
-
-def head_fields(name: str, level: str, multi_label: bool = False) -> list[pa.Field]:
-    """The output columns of one head: ``<task>_label`` and ``<task>_score``, or ``<task>`` entities."""
-    if level == "token":
-        return [pa.field(name, pa.list_(ENTITY))]
-    if multi_label:
-        return [
-            pa.field(f"{name}_label", pa.list_(pa.string())),
-            pa.field(f"{name}_score", pa.list_(pa.float32())),
-        ]
-    return [pa.field(f"{name}_label", pa.string()), pa.field(f"{name}_score", pa.float32())]
 
 
 def output_schema(

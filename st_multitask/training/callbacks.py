@@ -65,7 +65,7 @@ class BestWeights:
     def score(self, metrics: dict[str, dict[str, Any]]) -> float:
         key = self.config.metric_for_best
         if key in (None, "mean"):
-            return float(np.mean([m[main_metric(self.model.heads[t].level)] for t, m in metrics.items()]))
+            return float(np.mean([m[main_metric(self.model.heads[t])] for t, m in metrics.items()]))
         task, metric = key.split(".", 1)
         if task not in metrics or metric not in metrics[task]:
             raise InputError(
@@ -117,7 +117,7 @@ class TaskBest:
     def update(self, epoch_metrics: dict[str, dict[str, Any]]) -> None:
         changed = False
         for name, metrics in epoch_metrics.items():
-            main = main_metric(self.model.heads[name].level)
+            main = main_metric(self.model.heads[name])
             previous = self.metrics.get(name)
             if previous is None or metrics[main] > previous[main]:
                 self.weights[name] = _cpu_copy(self.model.heads[name].state_dict())

@@ -127,7 +127,7 @@ class Trainer:
             if cfg.strategy == "sequential":
                 last = self.history[-1]["metrics"]
                 state["forgetting"][stage.tasks[0]] = {
-                    t: m[main_metric(self.model.heads[t].level)] for t, m in last.items()
+                    t: m[main_metric(self.model.heads[t])] for t, m in last.items()
                 }
             state.update(stage=stage_index + 1, epoch=0, sampler=None, stopped=False, best=None, bad_epochs=0)
         bar.close()
