@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +25,9 @@ import pyarrow as pa
 from ..errors import InputError
 from .schema import EMBEDDING, embedding_metadata, head_fields, output_schema
 from .sources import check_columns
+
+if TYPE_CHECKING:
+    from ..pipeline import LongMode
 
 __all__ = ["KINDS", "BatchPredictor", "BatchSpec", "check_input"]
 
@@ -46,7 +49,7 @@ class BatchSpec:
     precision: str | None = None  # fp32 (default), bf16, int8
     batch_size: int = 64  # texts per forward pass
     normalize: bool = True
-    long: str = "truncate"
+    long: LongMode = "truncate"
     min_score: float | None = None
     threads: int | None = None  # the runtime's threads (None: its default, all cores)
 
@@ -175,7 +178,7 @@ class BatchPredictor:
     def results(self, texts: Sequence[str | None]) -> dict[str, pa.Array]:
         """The result columns for ``texts`` (null or blank texts: null results)."""
         keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
-        chosen = [texts[i] for i in keep]
+        chosen = [t for t in texts if isinstance(t, str) and t.strip()]  # texts[i] for i in keep
         n = len(texts)
         columns: dict[str, pa.Array] = {}
         if self.spec.kind == "embed" or self.spec.embedding:

@@ -16,10 +16,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from .core import BatchSpec, check_input
 from .sources import resolve_source
+
+if TYPE_CHECKING:
+    from ..pipeline import LongMode
 
 __all__ = ["ENGINES", "BatchJob", "embed_dataset", "predict_dataset"]
 
@@ -85,7 +89,7 @@ def embed_dataset(
     keep_text: bool = True,
     batch_size: int = 64,
     normalize: bool = True,
-    long: str = "truncate",
+    long: LongMode = "truncate",
     backend: str | None = None,
     precision: str | None = None,
     overwrite: bool = False,
