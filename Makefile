@@ -29,10 +29,11 @@ demo: install  ## the quick start: similarity and prediction with the packaged d
 	$(BIN)/stmt similarity examples/a.txt examples/b.txt
 	$(BIN)/stmt predict "Apple is buying a U.K. startup for \$$1 billion" "The film was a joy from start to finish."
 
-test: install data  ## lint (ruff, the import layers), then the whole test suite, then the docs build
+test: install data  ## lint (ruff, the import layers, mypy), then the whole test suite, then the docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	$(MAKE) docs
 
@@ -49,6 +50,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -80,4 +82,4 @@ default-model: install data  ## retrain the bundled sentence heads, one run per 
 	$(BIN)/python -m benchmarks.quality --models $(foreach seed,$(SEEDS),build/default-model-s$(seed))
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -131,10 +131,10 @@ def __getattr__(name: str) -> Any:
             f"st_multitask.{name} is deprecated: use st_multitask.{new}.", DeprecationWarning, stacklevel=2
         )
         return getattr(importlib.import_module(f".{module}", __name__), new)
-    module = _LAZY.get(name)
-    if module is None:
+    lazy = _LAZY.get(name)
+    if lazy is None:
         raise AttributeError(f"module 'st_multitask' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(f".{lazy}", __name__), name)
     globals()[name] = value
     return value
 

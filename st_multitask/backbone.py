@@ -206,7 +206,7 @@ def features_from_tokenizer(model: SentenceTransformer, texts: list[str], encode
     tensors = [k for k, v in features.items() if isinstance(v, torch.Tensor)]
     if all(k in encoded and torch.equal(features[k], encoded[k]) for k in tensors):
         extras = {k: v for k, v in features.items() if not isinstance(v, torch.Tensor)}
-        model._stmt_feature_plan = (tensors, extras)
+        model._stmt_feature_plan = (tensors, extras)  # type: ignore[assignment]  # our cache on their module
     return dict(features)
 
 

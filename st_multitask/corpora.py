@@ -15,7 +15,7 @@ import functools
 import importlib.util
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -255,7 +255,7 @@ def load_vader(domain: str = "tweets", split: Split = "train") -> SentenceExampl
     Sizes (train/dev/test): tweets 3,360/420/420, nyt 4,152/519/519, amazon 2,966/371/371.
     """
     _check_split(split)
-    rows = _vader_rows(domain)
+    rows: Sequence[tuple[int, float, str]] = _vader_rows(domain)
     if domain == "movies":
         seen = _rotten_tomatoes_texts()
         rows = [row for row in rows if _normal(row[2]) not in seen]
@@ -335,11 +335,11 @@ def load_out_of_scope(split: Split = "train") -> SentenceExamples:
 
 
 # corpus name (as recipes write it: corpus:NAME/SPLIT) -> loader of one split
-CORPORA: dict[str, Callable[[str], SentenceExamples | TokenExamples]] = {
+CORPORA: dict[str, Callable[[Split], SentenceExamples | TokenExamples]] = {
     "bbc": load_bbc,
     "bbc_sentences": load_bbc_sentences,
     "rotten_tomatoes": load_rotten_tomatoes,
     "conll2003": load_conll2003,
     "out_of_scope": load_out_of_scope,
-    **{f"vader_{domain}": (lambda split, d=domain: load_vader(d, split)) for domain in VADER_DOMAINS},
+    **{f"vader_{domain}": functools.partial(load_vader, domain) for domain in VADER_DOMAINS},
 }

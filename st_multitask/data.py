@@ -14,18 +14,19 @@ reported with the file name and line number and a way out:
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from .errors import InputError
 from .readers import DECODE_ERRORS, FORMATS, Format, ReadReport, detect_format, iter_rows, source_name
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .readers import RecordFormat
 
 __all__ = [
     "BLANK_MODES",
@@ -111,7 +112,7 @@ def iter_texts(
         )
 
 
-def read_texts(source: str | os.PathLike[str] | BinaryIO | io.BufferedIOBase, **kwargs) -> list[str]:
+def read_texts(source: str | os.PathLike[str] | BinaryIO, **kwargs: Any) -> list[str]:
     """All texts of a source as a list (see :func:`iter_texts` for the options)."""
     return [text for _, text in iter_texts(source, **kwargs)]
 
@@ -160,7 +161,7 @@ class TokenExamples:
         return ["O", *[f"{prefix}-{t}" for t in types for prefix in "BI"]]
 
 
-def concatenate(parts: list[SentenceExamples] | list[TokenExamples]) -> SentenceExamples | TokenExamples:
+def concatenate(parts: Sequence[SentenceExamples | TokenExamples]) -> SentenceExamples | TokenExamples:
     """Several sources of one task as one set, in order; ``source`` names them all.
 
     >>> a = SentenceExamples(["good"], ["positive"], "a.csv", [2])
@@ -175,15 +176,17 @@ def concatenate(parts: list[SentenceExamples] | list[TokenExamples]) -> Sentence
     source = " + ".join(p.source for p in parts)
     lines = [n for p in parts for n in p.lines] if all(len(p.lines) == len(p) for p in parts) else []
     if isinstance(first, TokenExamples):
-        if not all(isinstance(p, TokenExamples) for p in parts):
+        tokens = [p for p in parts if isinstance(p, TokenExamples)]
+        if len(tokens) != len(parts):
             raise InputError(f"Cannot join token data with sentence data ({source}).")
         return TokenExamples(
-            [w for p in parts for w in p.words], [t for p in parts for t in p.tags], source, lines
+            [w for p in tokens for w in p.words], [t for p in tokens for t in p.tags], source, lines
         )
-    if not all(isinstance(p, SentenceExamples) for p in parts):
+    sentences = [p for p in parts if isinstance(p, SentenceExamples)]
+    if len(sentences) != len(parts):
         raise InputError(f"Cannot join sentence data with token data ({source}).")
     return SentenceExamples(
-        [t for p in parts for t in p.texts], [lab for p in parts for lab in p.labels], source, lines
+        [t for p in sentences for t in p.texts], [lab for p in sentences for lab in p.labels], source, lines
     )
 
 
@@ -226,7 +229,7 @@ def read_sentence_examples(
                 f"{name}: sentence data must be .csv, .tsv, .jsonl, .json or .parquet (got {fmt!r}); "
                 "pass the right extension."
             )
-        rows = iter_rows(source, fmt, "strict", ReadReport(), required)  # type: ignore[arg-type]
+        rows = iter_rows(source, cast("RecordFormat", fmt), "strict", ReadReport(), required)
     examples = SentenceExamples([], [], name, [])
     for number, row in rows:
         if not row:  # blank line
@@ -234,6 +237,7 @@ def read_sentence_examples(
         text, label = row[text_column], row[label_column]
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{name} line {number}: the text is empty.")
+        labels: str | list[str]
         if isinstance(label, list):
             labels = [str(x) for x in label]
         elif label is None or (isinstance(label, float) and label != label) or not str(label).strip():
@@ -264,8 +268,11 @@ def read_token_examples(source: str | os.PathLike[str], fmt: str | None = None) 
         if not isinstance(tag, str) or not IOB2.match(tag):
             raise InputError(f"{name} line {number}: tag {tag!r} is not IOB2 (O, B-TYPE or I-TYPE).")
 
+    words: list[str]
+    tags: list[str]
     if fmt in ("jsonl", "json", "parquet"):
-        for number, record in iter_rows(source, fmt, "strict", ReadReport(), ["tokens", "tags"]):  # type: ignore[arg-type]
+        record_format = cast("RecordFormat", fmt)
+        for number, record in iter_rows(source, record_format, "strict", ReadReport(), ["tokens", "tags"]):
             if not record:
                 continue
             words, tags = record["tokens"], record["tags"]
@@ -281,8 +288,7 @@ def read_token_examples(source: str | os.PathLike[str], fmt: str | None = None) 
             examples.tags.append(list(tags))
             examples.lines.append(number)
     elif fmt == "conll":
-        words: list[str] = []
-        tags: list[str] = []
+        words, tags = [], []
         start = 0
         for number, line in iter_rows(source, "lines", "strict", ReadReport()):
             fields = line.split()

@@ -8,10 +8,13 @@ built from the head's saved config (torch-free), with the functions they share.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .alignment import Entity, decode_bio
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "Decoder",
@@ -107,13 +110,13 @@ class Decoder:
         """Whether the head reads a long text whole, as overlapping windows (``long: chunk``)."""
         return self.config.get("long") == "chunk"
 
-    def probabilities(self, proba: Any, n_words: int) -> Any:
+    def probabilities(self, proba: np.ndarray, n_words: int) -> np.ndarray:
         """One text's probabilities as :meth:`predict_proba` gives them."""
         return proba if self.level == "sentence" else proba[:n_words]
 
     def decode(
         self,
-        proba: Any,
+        proba: np.ndarray,
         text: str,
         spans: Sequence[tuple[int, int]],
         read: Sequence[bool],
@@ -122,7 +125,7 @@ class Decoder:
         """One text's answer from its probabilities (``read``: its words inside the window)."""
         raise NotImplementedError
 
-    def label_of(self, proba: Any, spans: Sequence[tuple[int, int]], read: Sequence[bool]) -> Any:
+    def label_of(self, proba: np.ndarray, spans: Sequence[tuple[int, int]], read: Sequence[bool]) -> Any:
         """What evaluation scores: a label (sentence) or the repaired IOB2 tags of the words."""
         raise NotImplementedError  # pragma: no cover - abstract
 
@@ -147,13 +150,20 @@ class SentenceDecoder(Decoder):
         label, threshold = self.config.get("other_label"), self.config.get("other_threshold")
         return None if label is None or threshold is None else (label, float(threshold))
 
-    def decode(self, proba, text, spans, read, min_score=None):  # type: ignore[no-untyped-def]
+    def decode(
+        self,
+        proba: np.ndarray,
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        read: Sequence[bool],
+        min_score: float | None = None,
+    ) -> dict[str, Any]:
         threshold = float(self.config.get("threshold", 0.5))
         return decode_sentence(
             self.labels, proba.tolist(), self.multi_label, threshold, min_score, self.other
         )
 
-    def label_of(self, proba, spans, read):  # type: ignore[no-untyped-def]
+    def label_of(self, proba: np.ndarray, spans: Sequence[tuple[int, int]], read: Sequence[bool]) -> Any:
         return self.decode(proba, "", spans, read)["label"]
 
     def arrow_fields(self, name: str) -> list[Any]:
@@ -177,11 +187,20 @@ class TokenDecoder(Decoder):
 
     level = "token"
 
-    def decode(self, proba, text, spans, read, min_score=None):  # type: ignore[no-untyped-def]
+    def decode(
+        self,
+        proba: np.ndarray,
+        text: str,
+        spans: Sequence[tuple[int, int]],
+        read: Sequence[bool],
+        min_score: float | None = None,
+    ) -> list[Entity]:
         words = proba[: len(spans)]
         return decode_words(self.labels, words.argmax(-1).tolist(), words.max(-1).tolist(), read, spans, text)
 
-    def label_of(self, proba, spans, read):  # type: ignore[no-untyped-def]
+    def label_of(
+        self, proba: np.ndarray, spans: Sequence[tuple[int, int]], read: Sequence[bool]
+    ) -> list[str]:
         from .alignment import repair_bio
 
         return repair_bio(word_tags(self.labels, proba[: len(spans)].argmax(-1).tolist(), read))

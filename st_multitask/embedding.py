@@ -75,8 +75,9 @@ def resolve_model(
 
 def _torch_pipeline(backbone: SentenceTransformer) -> Pipeline:
     """A loaded SentenceTransformer (or anything with ``.pipeline()``) as a torch pipeline."""
-    if hasattr(backbone, "pipeline"):
-        pipeline: Pipeline = backbone.pipeline()
+    make_pipeline = getattr(backbone, "pipeline", None)
+    if make_pipeline is not None:
+        pipeline: Pipeline = make_pipeline()
         return pipeline
     from .runtime import EngineSpec
     from .runtime.runners.torch import TorchRunner
@@ -172,6 +173,10 @@ def embed_tokens(
         from .backbone import cached_backbone
 
         model = cached_backbone(None if model is None else os.fspath(model))
+    if model.max_seq_length is None:  # sentence-transformers gives None for a model without a window
+        raise InputError(
+            "This model has no max_seq_length: its window is unknown, so its word pieces cannot be read."
+        )
     window = int(model.max_seq_length) - model.tokenizer.num_special_tokens_to_add(pair=False)
     results: list[TokenEmbeddings] = []
     for start in range(0, len(texts), batch_size):

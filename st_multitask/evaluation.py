@@ -156,10 +156,10 @@ def evaluate_task(
     from .data import check_labels_known
 
     check_labels_known(data, head.labels, "the model's labels")
-    items = data.texts if is_sentence else data.words
+    items = data.texts if isinstance(data, SentenceExamples) else data.words
     multi_label = bool(getattr(head, "multi_label", False))
     if batch_inputs is None:  # any engine: the shared prediction path
-        if not is_sentence:
+        if not isinstance(data, SentenceExamples):
             return token_metrics(data.tags, model.predict_labels(items, task, batch_size))
         probabilities = [r[task] for r in model.predict_proba(items, tasks=[task], batch_size=batch_size)]
         predicted = [decoder.label_of(p, [], []) for p in probabilities]
@@ -170,8 +170,8 @@ def evaluate_task(
 
     modes = {module: module.training for module in model.modules()}
     model.eval()
-    predicted: list = []
-    probabilities: list = []
+    predicted = []
+    probabilities = []
     try:
         with torch.no_grad():
             for start in range(0, len(items), batch_size):
@@ -189,7 +189,7 @@ def evaluate_task(
     finally:
         for module, mode in modes.items():
             module.training = mode
-    if is_sentence:
+    if isinstance(data, SentenceExamples):
         return sentence_metrics(
             data.labels, predicted, head.labels, None if multi_label else probabilities, _other_label(decoder)
         )

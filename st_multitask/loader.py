@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from .runtime.feeds import ngram_inputs, output_name
 from .runtime.model_files import read_model_files
 from .runtime.runners import ModelSource, Runner, open_runner
 from .runtime.tokenizer import TextTokenizer
+
+if TYPE_CHECKING:
+    from .text_features import SparseFeatures
 
 __all__ = ["DEFAULT", "load", "model_source", "read_head"]
 
@@ -120,7 +123,7 @@ def _pipeline(source: ModelSource, spec: EngineSpec) -> Pipeline:
     runner, tokenizer = _runner(source, spec)
     manifest: dict[str, Any] = {}
     decoders: dict[str, Decoder] = {}
-    sparse: dict[str, Any] = {}
+    sparse: dict[str, SparseFeatures | None] = {}
     if source.path is not None and (source.path / MANIFEST_NAME).is_file():
         manifest = read_manifest(source.path)
         for name, info in manifest["heads"].items():
@@ -158,7 +161,7 @@ def _open(source: ModelSource, spec: EngineSpec) -> tuple[Runner, TextTokenizer]
 
 def read_head(
     head_dir: Path, info: dict[str, Any], input_names: Sequence[str], dim: int | None, task: str
-) -> tuple[Decoder, Any]:
+) -> tuple[Decoder, SparseFeatures | None]:
     """A head's decoder (from its ``config.json``) and, for a head whose TF-IDF rows the graph
     reads (``input_names``), its fitted features; a damaged file, or a head whose width is not the
     backbone's ``dim``, is named."""

@@ -18,9 +18,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from .backbone import (
 )
 from .errors import Hint, InputError
 from .heads import Head
+from .heads.base import Features
 from .manifest import FORMAT_VERSION, MANIFEST_NAME
 from .pipeline import Pipeline
 from .runtime import EngineSpec
@@ -49,9 +50,20 @@ from .texts import Item, texts_and_spans
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from .data import SentenceExamples, TokenExamples
+    from .heads.hybrid import HybridHead
+
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "MultiTaskModel"]
 
 logger = logging.getLogger(__name__)
+
+
+class _Calibrated(Protocol):
+    """What calibration sets on a head whose ``calibrates`` is True (an MLPHead kind)."""
+
+    temperature: float
+    other_label: str | None
+    other_threshold: float | None
 
 
 class MultiTaskModel(torch.nn.Module):
@@ -111,7 +123,7 @@ class MultiTaskModel(torch.nn.Module):
         """Detach and return the head ``name``."""
         if name not in self._heads:
             raise InputError(f"No head named {name!r}. Heads: {', '.join(self._heads) or 'none'}.")
-        head = self._heads[name]
+        head = self.heads[name]
         del self._heads[name]
         return head
 
@@ -119,7 +131,7 @@ class MultiTaskModel(torch.nn.Module):
     @property
     def heads(self) -> dict[str, Head]:
         """The heads by name (a copy of the mapping; the heads themselves are live)."""
-        return dict(self._heads.items())
+        return cast("dict[str, Head]", dict(self._heads.items()))  # a ModuleDict of Head
 
     def _text_tokenizer(self) -> TextTokenizer:
         cached = self.__dict__.get("_tokenizer")
@@ -132,9 +144,10 @@ class MultiTaskModel(torch.nn.Module):
         every engine gives (``embed``, ``predict``, ``predict_proba``, ``predict_and_embed``, ...).
         Its heads are this model's live heads, decoded from their current settings."""
         manifest = getattr(self, "_manifest", {})
-        runner = TorchRunner(self.backbone, self._heads, EngineSpec("torch", "fp32", str(self.device)), self)
-        decoders = {name: head.decoder() for name, head in self._heads.items()}
-        sparse = {name: h._sparse for name, h in self._heads.items() if getattr(h, "uses_text", False)}
+        live = cast("Mapping[str, Head]", self._heads)  # the live ModuleDict of Head
+        runner = TorchRunner(self.backbone, live, EngineSpec("torch", "fp32", str(self.device)), self)
+        decoders = {name: head.decoder() for name, head in live.items()}
+        sparse = {n: cast("HybridHead", h)._sparse for n, h in live.items() if getattr(h, "uses_text", False)}
         name = manifest.get("backbone", {}).get("name") or self._backbone_source or DEFAULT_MODEL_NAME
         return Pipeline(runner, self._text_tokenizer(), decoders, sparse, str(name), manifest)
 
@@ -182,7 +195,7 @@ class MultiTaskModel(torch.nn.Module):
 
     def features(
         self, items: Sequence[str | Sequence[str]], grad: bool = False
-    ) -> tuple[dict[str, Tensor], list[str], list[list[tuple[int, int]]]]:
+    ) -> tuple[Features, list[str], list[list[tuple[int, int]]]]:
         """One backbone pass over a batch: the features every head reads.
 
         ``items`` are raw strings or pre-split word lists. Returns the features (with
@@ -191,7 +204,7 @@ class MultiTaskModel(torch.nn.Module):
         and the pass is :meth:`ModelGraph.features <st_multitask.runtime.torch_graph.ModelGraph.features>`.
         """
         texts, spans = texts_and_spans(items)
-        graph = ModelGraph(self.backbone, dict(self._heads))
+        graph = ModelGraph(self.backbone, self.heads)
         feeds, piece_word = build_feeds(graph.plan, self._text_tokenizer(), texts, spans)
         with contextlib.nullcontext() if grad else torch.no_grad():
             out = graph.features(graph.tensors(feeds), texts)
@@ -212,10 +225,13 @@ class MultiTaskModel(torch.nn.Module):
         with context:
             features, _, _ = self.features(items, grad=grad)
             read = torch.from_numpy(words_read(features["piece_word"].cpu().numpy(), features["n_words"]))
-            inputs = {task: self._heads[task].inputs(features) for task in tasks}
+            heads = self.heads
+            inputs = {task: heads[task].inputs(features) for task in tasks}
         return inputs, read
 
-    def calibrate(self, data: dict[str, Any], batch_size: int = 64) -> dict[str, dict[str, float]]:
+    def calibrate(
+        self, data: Mapping[str, SentenceExamples | TokenExamples], batch_size: int = 64
+    ) -> dict[str, dict[str, float]]:
         """Fit each single-label sentence head's temperature on held-out data, so that its scores
         are calibrated (labels do not change), and, for a head with an ``other_label``, the
         out-of-scope threshold that keeps 98% of the in-scope held-out texts
@@ -236,16 +252,21 @@ class MultiTaskModel(torch.nn.Module):
             self.train(was_training)
         return report
 
-    def _calibrate_head(self, task: str, examples: Any, batch_size: int) -> dict[str, float]:
+    def _calibrate_head(
+        self, task: str, examples: SentenceExamples | TokenExamples, batch_size: int
+    ) -> dict[str, float]:
         from .calibration import expected_calibration_error, fit_other_threshold, fit_temperature, softmax
+        from .data import SentenceExamples
 
         if task not in self._heads:
             raise InputError(f"Unknown task {task!r}. Valid: {', '.join(self._heads) or 'none (no heads)'}.")
-        head = self._heads[task]
+        head = self.heads[task]
         if head.level != "sentence" or not head.calibrates:
             raise InputError(
                 f"Task {task!r}: only single-label sentence heads are calibrated by temperature."
             )
+        if not isinstance(examples, SentenceExamples):
+            raise InputError(f"Task {task!r}: calibration needs labelled sentences, not tagged words.")
         ids = head.encode_labels(examples.labels).numpy()
         chunks = []
         with torch.no_grad():
@@ -254,18 +275,19 @@ class MultiTaskModel(torch.nn.Module):
                 chunks.append(head(inputs[task]).float().cpu().numpy())
         logits = np.concatenate(chunks)
         before = expected_calibration_error(softmax(logits, 1.0), ids)
-        head.temperature = fit_temperature(logits, ids)
-        after_probs = softmax(logits, head.temperature)
+        scaled = cast(_Calibrated, head)
+        scaled.temperature = fit_temperature(logits, ids)
+        after_probs = softmax(logits, scaled.temperature)
         after = expected_calibration_error(after_probs, ids)
         report = {
-            "temperature": head.temperature,
+            "temperature": scaled.temperature,
             "ece_before": round(before, 4),
             "ece_after": round(after, 4),
         }
-        if getattr(head, "other_label", None) is not None:
-            other = head.label2id[head.other_label]
-            head.other_threshold = fit_other_threshold(after_probs[:, other], ids == other)
-            report["other_threshold"] = head.other_threshold
+        if getattr(head, "other_label", None) is not None and scaled.other_label is not None:
+            other = head.label2id[scaled.other_label]
+            scaled.other_threshold = fit_other_threshold(after_probs[:, other], ids == other)
+            report["other_threshold"] = scaled.other_threshold
         return report
 
     # -- save / load ----------------------------------------------------------------------------
@@ -306,7 +328,7 @@ class MultiTaskModel(torch.nn.Module):
         with atomic_directory(path, overwrite) as tmp:
             write_model_directory(
                 tmp,
-                self._heads,
+                self.heads,
                 self.dim,
                 self.backbone if backbone == "copy" else None,
                 records=getattr(self, "_manifest", {}),  # a loaded model keeps its stored metrics
@@ -381,7 +403,7 @@ class MultiTaskModel(torch.nn.Module):
                         k: v for k, v in head.get_config_dict().items() if k not in ("labels", "in_features")
                     },
                 }
-                for name, head in self._heads.items()
+                for name, head in self.heads.items()
             },
             "metrics": getattr(self, "_manifest", {}).get("metrics", {}),
             "graphs": getattr(self, "_manifest", {}).get("graphs", {}),

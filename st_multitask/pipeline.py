@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -38,6 +38,12 @@ from .runtime.feeds import (
 from .runtime.runners import Runner
 from .runtime.tokenizer import Encoded, TextTokenizer
 from .texts import Item, check_items, check_min_score, check_texts, texts_and_spans
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .runtime import EngineSpec
+    from .text_features import SparseFeatures
 
 __all__ = ["LONG_MODES", "Pipeline", "unit_rows"]
 
@@ -67,15 +73,15 @@ class Pipeline:
         runner: Runner,
         tokenizer: TextTokenizer,
         decoders: Mapping[str, Decoder] | None = None,
-        sparse: Mapping[str, Any] | None = None,
+        sparse: Mapping[str, SparseFeatures | None] | None = None,
         name: str = "",
         manifest: Mapping[str, Any] | None = None,
-        model_dir: Any = None,
+        model_dir: Path | None = None,
     ):
         self.runner = runner
         self.tokenizer = tokenizer
         self._decoders: Mapping[str, Decoder] = decoders if decoders is not None else {}
-        self._sparse: Mapping[str, Any] = sparse if sparse is not None else {}
+        self._sparse: Mapping[str, SparseFeatures | None] = sparse if sparse is not None else {}
         self.name = name
         self.manifest: dict[str, Any] = dict(manifest or {})
         self.model_dir = model_dir
@@ -85,7 +91,7 @@ class Pipeline:
 
     # -- what it is ---------------------------------------------------------------------------
     @property
-    def spec(self) -> Any:
+    def spec(self) -> EngineSpec:
         """The :class:`~st_multitask.runtime.EngineSpec` it runs on."""
         return self.runner.spec
 

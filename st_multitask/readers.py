@@ -31,7 +31,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
 from .errors import Hint, InputError
 
@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 Format = Literal["lines", "csv", "tsv", "jsonl", "json", "parquet"]
+RecordFormat = Literal["csv", "tsv", "jsonl", "json", "parquet"]  # the formats read as {column: value}
 FORMATS: tuple[Format, ...] = ("lines", "csv", "tsv", "jsonl", "json", "parquet")
 EXTENSIONS: dict[str, Format] = {
     ".csv": "csv",
@@ -336,6 +337,36 @@ def _parquet_records(source: Source, name: str) -> Iterator[tuple[int, dict[str,
         for record in batch.to_pylist():
             number += 1
             yield number, record
+
+
+@overload
+def iter_rows(
+    source: Source,
+    fmt: Literal["lines"],
+    errors: Literal["strict", "replace"] = "strict",
+    report: ReadReport | None = None,
+    required: Sequence[str] = (),
+) -> Iterator[tuple[int, str]]: ...
+
+
+@overload
+def iter_rows(
+    source: Source,
+    fmt: RecordFormat,
+    errors: Literal["strict", "replace"] = "strict",
+    report: ReadReport | None = None,
+    required: Sequence[str] = (),
+) -> Iterator[tuple[int, dict[str, Any]]]: ...
+
+
+@overload
+def iter_rows(
+    source: Source,
+    fmt: Format,
+    errors: Literal["strict", "replace"] = "strict",
+    report: ReadReport | None = None,
+    required: Sequence[str] = (),
+) -> Iterator[tuple[int, Row]]: ...
 
 
 def iter_rows(

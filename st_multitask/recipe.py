@@ -29,11 +29,11 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .data import SentenceExamples, TokenExamples, concatenate, read_sentence_examples, read_token_examples
 from .errors import InputError, StMultitaskError
-from .heads import get_head_class
+from .heads import Head, get_head_class
 from .model import MultiTaskModel
 from .training.config import TaskData, TrainingConfig, load_config_file
 
@@ -63,12 +63,12 @@ def read_split(
     """
     text = os.fspath(path)
     if text.startswith("corpus:"):
-        from .corpora import CORPORA
+        from .corpora import CORPORA, Split
 
         name, _, split = text.removeprefix("corpus:").partition("/")
         if name not in CORPORA:
             raise InputError(f"Unknown corpus {name!r} in {text!r}. Valid: {', '.join(CORPORA)}.")
-        return CORPORA[name](split or "train")
+        return CORPORA[name](cast("Split", split or "train"))  # each loader checks its split
     if level == "sentence":
         return read_sentence_examples(
             path,
@@ -137,7 +137,7 @@ def _training_config(values: dict[str, Any], where: str) -> TrainingConfig:
         raise InputError(f"{where}: a training setting has the wrong type ({exc}).") from None
 
 
-def _head_spec(spec: Any, where: str) -> tuple[type, dict[str, Any]]:
+def _head_spec(spec: Any, where: str) -> tuple[type[Head], dict[str, Any]]:
     """The head class and its settings from a task's ``head`` mapping (default: an MLP)."""
     if spec is not None and not isinstance(spec, dict):
         raise InputError(f"{where}: 'head' must be a mapping such as {{kind: mlp}}, not {spec!r}.")

@@ -113,7 +113,9 @@ class SparseFeatures:
         self._vocabulary = {term: i for i, term in enumerate(self.terms)}
 
     @classmethod
-    def fit(cls, texts: Sequence[str], settings: dict[str, Any] | None = None) -> SparseFeatures:
+    def fit(
+        cls, texts: Sequence[str | Sequence[str]], settings: dict[str, Any] | None = None
+    ) -> SparseFeatures:
         """Fit the vocabulary and idf on ``texts`` (the training texts)."""
         settings = check_settings(settings)
         vectorizer = _vectorizer(settings)

@@ -27,7 +27,7 @@ from .schema import EMBEDDING, embedding_metadata, output_schema
 from .sources import check_columns
 
 if TYPE_CHECKING:
-    from ..pipeline import Pipeline
+    from ..pipeline import LongMode, Pipeline
     from ..runtime.tokenizer import Encoded
 
 __all__ = ["KINDS", "BatchPredictor", "BatchSpec", "check_input"]
@@ -50,7 +50,7 @@ class BatchSpec:
     precision: str | None = None  # fp32 (default), bf16, int8
     batch_size: int = 64  # texts per forward pass
     normalize: bool = True
-    long: str = "truncate"
+    long: LongMode = "truncate"
     min_score: float | None = None
     threads: int | None = None  # the runtime's threads (None: its default, all cores)
 

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 # a path, a folder or a glob (or a list of them), or a source opened already (open_source)
 Src = str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Source | NumberedTexts
 
+if TYPE_CHECKING:
+    from ..pipeline import LongMode
+
 __all__ = ["ENGINES", "BatchJob", "embed_dataset", "predict_dataset"]
 
 ENGINES = ("local", "ray")
@@ -104,7 +107,7 @@ def embed_dataset(
     keep_text: bool = True,
     batch_size: int = 64,
     normalize: bool = True,
-    long: str = "truncate",
+    long: LongMode = "truncate",
     backend: str | None = None,
     precision: str | None = None,
     overwrite: bool = False,

@@ -163,7 +163,7 @@ def resolve_source(source: str | os.PathLike[str] | Sequence[str | os.PathLike[s
         raise InputError(
             f"{', '.join(map(str, items))} mixes file formats ({', '.join(formats)}); give files of one format."
         )
-    return Source(", ".join(map(os.fspath, items)), tuple(paths), formats[0])
+    return Source(", ".join(os.fspath(item) for item in items), tuple(paths), formats[0])
 
 
 def check_columns(

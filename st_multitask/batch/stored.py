@@ -198,7 +198,7 @@ def index_from_embeddings(
     text_column = meta.get("text_column") or "text"
     column = None if text_column == "text" else text_column
     name = source or (
-        os.fspath(src) if isinstance(src, (str, os.PathLike)) else ", ".join(map(os.fspath, src))
+        os.fspath(src) if isinstance(src, (str, os.PathLike)) else ", ".join(os.fspath(s) for s in src)
     )
     index = None
     for chunk in read_embeddings(src, chunk_size, id_columns):

@@ -25,6 +25,11 @@ __all__ = ["CONFIG_NAME", "HEAD_LEVELS", "WEIGHTS_NAME", "Head", "activation_fro
 
 HEAD_LEVELS = ("sentence", "token")
 
+# What a head reads from one backbone pass, by name: tensors ("sentence_embedding", "attention_mask",
+# "piece_word", ...) and a few values that are not ("all_layer_embeddings": a list of (batch, seq, dim)
+# tensors, "n_words": an int or a traced size, "texts": the raw texts).
+Features = dict[str, Any]
+
 
 def activation_name(activation: str | nn.Module | type[nn.Module]) -> str:
     """The dotted import name of an activation (how configs store it)."""
@@ -64,15 +69,37 @@ class Head(nn.Module):
     input_keys: ClassVar[list[str] | None] = None
 
     # What the head reads beyond the last layer's states. The model computes an input only when
-    # some head asks for it; kinds override these (as class attributes or properties).
-    needs_hidden_states: bool = False  # every layer's states (``all_layer_embeddings``)
-    uses_word_shape: bool = False  # ``word_shape`` (batch, words, shapes)
-    uses_word_chars: bool = False  # ``word_chars`` (batch, words, chars)
-    reads_windows: bool = False  # ``window_*``: long texts read as overlapping windows
-    uses_text: bool = False  # the raw texts: fit a vocabulary on them before training
+    # some head asks for it; kinds override these (as class attributes or properties), so they
+    # are read-only here.
+    @property
+    def needs_hidden_states(self) -> bool:
+        """Every layer's states (``all_layer_embeddings``)."""
+        return False
+
+    @property
+    def uses_word_shape(self) -> bool:
+        """``word_shape`` (batch, words, shapes)."""
+        return False
+
+    @property
+    def uses_word_chars(self) -> bool:
+        """``word_chars`` (batch, words, chars)."""
+        return False
+
+    @property
+    def reads_windows(self) -> bool:
+        """``window_*``: long texts read as overlapping windows."""
+        return False
+
+    @property
+    def uses_text(self) -> bool:
+        """The raw texts: fit a vocabulary on them before training."""
+        return False
+
     multi_label: bool = False  # any number of labels per example
     ignore_index: ClassVar[int] = -100  # a target the loss skips (padding, words not read)
     decoder_class: ClassVar[type[Decoder] | None] = None  # None: the level's decoder
+    _trained: Tensor  # a persistent bool buffer (registered in __init__)
 
     def __init__(self, in_features: int, labels: Sequence[str]):
         super().__init__()
@@ -121,7 +148,7 @@ class Head(nn.Module):
         return torch.tensor([mapping[label] for label in labels], dtype=torch.long)
 
     # -- the contract -------------------------------------------------------------------------
-    def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+    def inputs(self, features: Features) -> dict[str, Tensor]:
         """What the head reads from the features of a backbone pass, as ``{key: (batch, ...)}``.
 
         Training caches these when the backbone is frozen and later calls ``forward`` on them, so
@@ -132,7 +159,7 @@ class Head(nn.Module):
             return {"sentence_embedding": features["sentence_embedding"]}
         return features
 
-    def forward(self, features: dict[str, Tensor]) -> Tensor:  # pragma: no cover - abstract
+    def forward(self, features: Features) -> Tensor:  # pragma: no cover - abstract
         """Logits: (batch, labels) for a sentence head, (batch, words, labels) for a token head."""
         raise NotImplementedError
 

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ..alignment import CHAR_VOCABULARY, SHAPE_FEATURES
 from ..errors import InputError
+from .base import Features
 from .mlp import build_mlp
 from .token import TokenHead
 
@@ -123,7 +124,7 @@ class ContextTokenHead(TokenHead):
         x = torch.relu(self.char_conv(x)) * (chars.reshape(-1, 1, width) > 0)
         return x.amax(dim=2).reshape(batch, words, self.char_filters)
 
-    def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+    def inputs(self, features: Features) -> dict[str, Tensor]:
         if "word_inputs" in features:
             return features
         word_inputs = self.word_inputs(features)
@@ -135,7 +136,7 @@ class ContextTokenHead(TokenHead):
             out["word_chars"] = features["word_chars"][:, :n_words]
         return out
 
-    def forward(self, features: dict[str, Tensor]) -> Tensor:
+    def forward(self, features: Features) -> Tensor:
         inputs = self.inputs(features)
         words = self.mix(inputs["word_inputs"])  # (batch, words, dim)
         if self.shape_features:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError
 from ..text_features import SparseFeatures, check_settings, read_vocabulary
+from .base import Features
 from .mlp import MLPHead
 
 __all__ = ["HybridHead"]
@@ -47,8 +48,8 @@ class HybridHead(MLPHead):
     kind: ClassVar[str] = "hybrid"
     level: ClassVar[Literal["sentence", "token"]] = "sentence"
     config_keys: ClassVar[list[str]] = [*MLPHead.config_keys, "features", "wide_learning_rate_scale"]
-    input_keys: ClassVar[list[str] | None] = [*MLPHead.input_keys, "features"]
-    uses_text: ClassVar[bool] = True
+    input_keys: ClassVar[list[str]] = [*MLPHead.input_keys, "features"]
+    uses_text = True
 
     def __init__(
         self,
@@ -100,7 +101,9 @@ class HybridHead(MLPHead):
         """Fit the vocabulary and idf on the training texts (once; training calls this)."""
         self._build(SparseFeatures.fit(list(texts), self.features))
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         if self._sparse is not None and prefix + "idf" in state_dict:
             self._sparse = SparseFeatures(
@@ -117,7 +120,7 @@ class HybridHead(MLPHead):
         ids, weights = self._sparse.transform(texts)
         return {IDS: torch.from_numpy(ids), WEIGHTS: torch.from_numpy(weights)}
 
-    def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+    def inputs(self, features: Features) -> dict[str, Tensor]:
         out = super().inputs(features)
         if IDS in features:
             out[IDS], out[WEIGHTS] = features[IDS], features[WEIGHTS]
@@ -126,7 +129,7 @@ class HybridHead(MLPHead):
             out.update({k: v.to(device) for k, v in self.sparse_inputs(features["texts"]).items()})
         return out
 
-    def forward(self, features: dict[str, Tensor]) -> Tensor:
+    def forward(self, features: Features) -> Tensor:
         inputs = self.inputs(features)
         deep = super().forward(inputs)
         ids, weights = inputs[IDS], inputs[WEIGHTS]

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
-from .base import Head, activation_from_name, activation_name
+from .base import Features, Head, activation_from_name, activation_name
 
 __all__ = ["LONG_MODES", "MLPHead", "build_mlp", "mean_pool_layers"]
 
@@ -94,7 +94,7 @@ class MLPHead(Head):
         "other_threshold",
         "class_weights",
     ]
-    input_keys: ClassVar[list[str] | None] = ["in_features", "layers", "long"]
+    input_keys: ClassVar[list[str]] = ["in_features", "layers", "long"]
 
     def __init__(
         self,
@@ -180,7 +180,7 @@ class MLPHead(Head):
         """The model computes window-pooled features (``window_*``) only when a head asks."""
         return self.long == "chunk"
 
-    def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+    def inputs(self, features: Features) -> dict[str, Tensor]:
         windows = self.long == "chunk"
         if self.layers is None:
             if windows and "window_sentence_embedding" in features:
@@ -195,7 +195,7 @@ class MLPHead(Head):
             raise InputError("This head reads hidden layers; run the backbone with output_hidden_states.")
         return {"pooled_layers": mean_pool_layers(hidden, features["attention_mask"], self.layers)}
 
-    def forward(self, features: dict[str, Tensor]) -> Tensor:
+    def forward(self, features: Features) -> Tensor:
         inputs = self.inputs(features)
         if self.layers is None:
             return self.mlp(inputs["sentence_embedding"])  # (batch, labels)

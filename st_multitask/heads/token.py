@@ -22,7 +22,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ..alignment import ALIGNMENTS, pool_words
 from ..errors import InputError
-from .base import Head, activation_name
+from .base import Features, Head, activation_name
 from .mlp import build_mlp
 
 __all__ = ["TokenHead"]
@@ -84,7 +84,7 @@ class TokenHead(Head):
     def needs_hidden_states(self) -> bool:
         return self.layers is not None
 
-    def word_inputs(self, features: dict[str, Tensor]) -> Tensor:
+    def word_inputs(self, features: Features) -> Tensor:
         """(batch, words, layers, dim): each word's vector in every mixed layer, before the mix.
 
         Pooling (first piece or mean) and the layer mix are both linear, so pooling each layer and
@@ -125,12 +125,12 @@ class TokenHead(Head):
         """Logits (batch, words, labels) from :meth:`word_inputs`."""
         return self.mlp(self.mix(word_inputs))
 
-    def inputs(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+    def inputs(self, features: Features) -> dict[str, Tensor]:
         if "word_inputs" in features:
             return features
         return {"word_inputs": self.word_inputs(features)}
 
-    def forward(self, features: dict[str, Tensor]) -> Tensor:
+    def forward(self, features: Features) -> Tensor:
         return self.forward_words(self.inputs(features)["word_inputs"])  # (batch, words, labels)
 
     def probabilities(self, logits: Tensor) -> Tensor:

@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,9 +57,12 @@ from .quantize import from_int8, int8_scale, to_int8, unit_rows
 from .settings import IdColumns, IndexHit, IndexSettings, paired_rows, text_rows
 from .store import TextStore, VectorStore
 
+if TYPE_CHECKING:
+    from ..pipeline import LongMode
+
 __all__ = ["Index"]
 
-_DTYPES = {"int8": "int8", "fp32": "float32"}  # rescoring vectors on disk
+_DTYPES: dict[str | None, str] = {"int8": "int8", "fp32": "float32"}  # rescoring vectors on disk
 _WORK_PREFIX = ".add-"
 _ROLES = ("index", "texts", "vectors")  # the files of a generation, by what they hold
 
@@ -151,7 +154,7 @@ class Index:
         precision: str | None = None,
         batch_size: int = 64,
         chunk_size: int = 4096,
-        long: str = "truncate",
+        long: LongMode = "truncate",
         ids: Mapping[str, Iterable[Any]] | None = None,
         workdir: str | os.PathLike[str] | None = None,
         **settings: Any,
@@ -242,7 +245,7 @@ class Index:
         ids: Mapping[str, Iterable[Any]] | None = None,
         batch_size: int = 64,
         chunk_size: int = 4096,
-        long: str = "truncate",
+        long: LongMode = "truncate",
     ) -> Index:
         """Add texts (embedded with the index's model, or given as ``vectors``); returns self.
 
@@ -284,7 +287,7 @@ class Index:
         source: str,
         batch_size: int,
         chunk_size: int,
-        long: str,
+        long: LongMode,
         given: IdColumns,
     ) -> None:
         from ..embedding import embed
@@ -398,7 +401,9 @@ class Index:
             row_ids, row_scores = row_ids[keep], row_scores[keep]
             if self._vectors is not None:
                 stored = self._vectors.get(row_ids)
-                stored = from_int8(stored, self._scale) if self.settings.rescore == "int8" else stored
+                if self.settings.rescore == "int8":
+                    assert self._scale is not None  # int8 vectors are stored with their scale
+                    stored = from_int8(stored, self._scale)
                 row_scores = stored @ q[row]
             order = np.lexsort((row_ids, -row_scores))[:k]  # by score, then by corpus position
             best.append([(int(row_ids[i]), float(row_scores[i])) for i in order])
@@ -432,7 +437,11 @@ class Index:
         self._texts.copy_to(directory / names["texts"])
         if self._vectors is not None:
             shutil.copyfile(self._vectors.path, directory / names["vectors"])
-        settings = {"library": "faiss", "library_version": faiss_version(), "metric": "cosine"}
+        settings: dict[str, Any] = {
+            "library": "faiss",
+            "library_version": faiss_version(),
+            "metric": "cosine",
+        }
         settings.update(asdict(self.settings))
         settings["int8_scale"] = self._scale.tolist() if self._scale is not None else None
         manifest = {

@@ -139,11 +139,7 @@ def bf16_support() -> tuple[bool, str]:
     name = openvino.Core().get_property("CPU", "FULL_DEVICE_NAME")
     return False, (
         f"this CPU ({name}) has no bf16 support: it lacks AVX512_BF16 and AMX "
-        f"(OpenVINO reports {', '.join(capabilities)}). Use ",
-        Hint("precision", "fp32"),
-        " or ",
-        Hint("precision", "int8"),
-        ".",
+        f"(OpenVINO reports {', '.join(capabilities)})."
     )
 
 
@@ -230,7 +226,8 @@ def resolve_engine(
     if backend == "openvino" and precision == "bf16":
         supported, reason = bf16_support()
         if not supported:
-            raise InputError(f"bf16 is not available: {reason}")
+            use = (" Use ", Hint("precision", "fp32"), " or ", Hint("precision", "int8"), ".")
+            raise InputError(f"bf16 is not available: {reason}", *use)
     spec = EngineSpec(backend, precision, device or None if backend == "torch" else None, threads or 0, auto)
     if auto:
         logger.info("backend auto: %s", spec.describe())

@@ -19,13 +19,16 @@ Torch and the exported graphs are fed by this one module, so both read the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..alignment import CHAR_WIDTH, SHAPE_FEATURES, piece_to_word, word_char_rows, word_shape_rows
+
+if TYPE_CHECKING:
+    from ..text_features import SparseFeatures
 
 __all__ = [
     "TOKEN_INPUTS",
@@ -130,7 +133,7 @@ class FeedPlan:
     word_shape: bool = False
     word_chars: bool = False
     windows: bool = False
-    ngrams: dict[str, Any] = field(default_factory=dict)  # task -> SparseFeatures (None: unfitted)
+    ngrams: dict[str, SparseFeatures | None] = field(default_factory=dict)  # task -> None: unfitted
 
     @classmethod
     def for_heads(cls, heads: dict[str, Any]) -> FeedPlan:
@@ -144,7 +147,7 @@ class FeedPlan:
         )
 
     @classmethod
-    def from_inputs(cls, names: Sequence[str], ngrams: dict[str, Any]) -> FeedPlan:
+    def from_inputs(cls, names: Sequence[str], ngrams: Mapping[str, SparseFeatures | None]) -> FeedPlan:
         """The plan of a graph from its input names (and the fitted TF-IDF features per task)."""
         tasks = [n.split(".", 1)[1] for n in names if n.startswith("ngram_ids.")]
         return cls(
@@ -245,7 +248,7 @@ def dummy_feeds(names: Sequence[str], batch: TokenBatch, seq: int | None = None)
     of the token inputs they go with, when wider than ``batch``'s (windows appended)."""
     n, width = batch.input_ids.shape
     seq = width if seq is None else seq
-    values = {
+    values: dict[str, np.ndarray] = {
         "piece_word": np.full((n, seq), -1, dtype=np.int64),
         "word_mask": np.zeros((n, 1), dtype=np.int64),
         "word_count": np.ones(n, dtype=np.int64),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from .feeds import (
     ngram_inputs,
     output_name,
 )
+
+if TYPE_CHECKING:
+    from ..heads import Head
 
 __all__ = ["ModelGraph", "build_feeds", "hidden_states"]
 
@@ -67,7 +70,7 @@ class ModelGraph(nn.Module):
     """A backbone and heads as one module: feeds in (by :attr:`input_names`), the sentence
     embedding and each head's probabilities out (by :attr:`output_names`)."""
 
-    def __init__(self, backbone: Any, heads: dict[str, Any]):
+    def __init__(self, backbone: Any, heads: dict[str, Head]):
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
@@ -130,7 +133,8 @@ class ModelGraph(nn.Module):
         feeds = dict(zip(self.input_names, inputs))
         features = self.features(feeds)
         outputs = [features[SENTENCE_EMBEDDING]]
-        for task, head in self.heads.items():
+        for task, module in self.heads.items():
+            head = cast("Head", module)  # a ModuleDict of Head
             outputs.append(head.probabilities(head(self.head_features(task, features, feeds))))
         return tuple(outputs)
 

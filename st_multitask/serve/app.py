@@ -19,6 +19,7 @@ import base64
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -82,10 +83,10 @@ class ServerState:
         s = self.settings
         return load(s.model, backend=s.backend, precision=s.precision, device=s.device)
 
-    def _load_index(self) -> Any:
+    def _load_index(self, path: str) -> Any:
         from ..index import Index
 
-        index = Index.load(self.settings.index)
+        index = Index.load(path)
         return index.use_model(self.model)
 
     async def load(self, source: ModelSource) -> None:
@@ -102,7 +103,9 @@ class ServerState:
             self.model = model
             if self.settings.index is not None:
                 loop = asyncio.get_running_loop()
-                self.index = await loop.run_in_executor(self.index_thread, self._load_index)
+                self.index = await loop.run_in_executor(
+                    self.index_thread, self._load_index, self.settings.index
+                )
             run = model_runner(model, self.settings.forward_batch_size)
             await asyncio.to_thread(run, ["warm up"], tuple(model.heads), None)  # first-call costs
             self.batcher = Batcher(
@@ -255,7 +258,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
     state = ServerState(settings, metrics)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loading = asyncio.create_task(state.load(model))
         if hasattr(model, "predict_and_embed"):  # loaded already: ready once warmed up and started
             await loading
@@ -355,7 +358,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         dependencies=auth,
         responses={404: {"description": "The model named in the request is not the one served."}},
     )
-    async def embeddings(body: EmbeddingsRequest, request: Request) -> JSONResponse:
+    async def embeddings(body: EmbeddingsRequest, request: Request) -> Response:
         """OpenAI's embeddings API: float or base64 (little-endian float32), ``dimensions`` truncates
         then renormalises, ``usage`` counts real tokens. Texts past the window are truncated; the
         ``X-Truncated-Inputs`` header lists them."""
@@ -385,7 +388,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         return _json({"object": "list", "data": data, "model": name, "usage": usage}, _truncated_header(over))
 
     @app.post("/embed", response_model=EmbedResponse, tags=["embeddings"], dependencies=auth)
-    async def embed_route(body: EmbedRequest, request: Request) -> JSONResponse:
+    async def embed_route(body: EmbedRequest, request: Request) -> Response:
         """Embeddings, TEI-style: ``normalize``, ``truncate`` (false: a text past the window is a
         422 naming it) and ``dimensions``; ``truncated`` lists the texts cut at the window."""
         state = _ready(request)
@@ -404,7 +407,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         )
 
     @app.post("/predict", response_model=PredictResponse, tags=["heads"], dependencies=auth)
-    async def predict(body: PredictRequest, request: Request) -> JSONResponse:
+    async def predict(body: PredictRequest, request: Request) -> Response:
         """Every head (or ``tasks``) on each text: what ``MultiTaskModel.predict`` returns (labels,
         scores, probabilities; entities with character offsets). One backbone pass serves them all."""
         state = _ready(request)

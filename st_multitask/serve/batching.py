@@ -30,18 +30,22 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from ..runtime.tokenizer import Encoded
 from .metrics import ServeMetrics
 
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
+
 __all__ = ["BatchResult", "Batcher", "QueueFull", "model_runner"]
 
 # run(inputs, tasks, min_score) -> ((n, dim) vectors, per-text predictions or None); inputs are the
 # texts tokenised once on arrival (an Encoded), or plain texts
-Runner = Callable[[Any, tuple[str, ...], "float | None"], "tuple[np.ndarray, list[dict] | None]"]
+Texts = list[str] | Encoded
+Runner = Callable[[Texts, tuple[str, ...], "float | None"], "tuple[np.ndarray, list[dict[str, Any]] | None]"]
 
 
 class QueueFull(Exception):
@@ -58,7 +62,7 @@ class BatchResult:
 
 @dataclass
 class _Job:
-    texts: Any  # an Encoded (texts tokenised once) or a list of texts
+    texts: Texts  # an Encoded (texts tokenised once) or a list of texts
     tokens: list[int]
     tasks: tuple[str, ...]
     min_score: float | None
@@ -77,11 +81,13 @@ class _Item:
     arrived: float
 
 
-def model_runner(pipeline: Any, batch_size: int = 64) -> Runner:
+def model_runner(pipeline: Pipeline, batch_size: int = 64) -> Runner:
     """The runner of a :class:`~st_multitask.pipeline.Pipeline`: with tasks, one
     ``predict_and_embed`` pass; without, ``embed`` (the backbone's vectors, not yet normalised)."""
 
-    def run(inputs: Any, tasks: tuple[str, ...], min_score: float | None) -> tuple[np.ndarray, Any]:
+    def run(
+        inputs: Texts, tasks: tuple[str, ...], min_score: float | None
+    ) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
         if tasks:
             predictions, vectors = pipeline.predict_and_embed(inputs, list(tasks), batch_size, min_score)
             return vectors, predictions
@@ -151,7 +157,7 @@ class Batcher:
 
     async def submit(
         self,
-        texts: Sequence[str],
+        texts: Sequence[str] | Encoded,
         tokens: Sequence[int],
         tasks: Sequence[str] = (),
         min_score: float | None = None,
@@ -159,9 +165,13 @@ class Batcher:
         """Queue ``texts`` (each costing ``tokens[i]``; texts tokenised once, or plain) and wait
         for their results, in order."""
         loop = asyncio.get_running_loop()
-        plain = isinstance(texts, (list, tuple))
         job = _Job(
-            list(texts) if plain else texts, list(tokens), tuple(tasks), min_score, loop, loop.create_future()
+            texts if isinstance(texts, Encoded) else list(texts),
+            list(tokens),
+            tuple(tasks),
+            min_score,
+            loop,
+            loop.create_future(),
         )
         job.remaining = len(job.tokens)
         job.predictions = [None] * len(job.tokens)
@@ -248,10 +258,10 @@ class Batcher:
 
     def _pass(self, items: list[_Item], min_score: float | None) -> None:
         """One backbone pass for ``items``, with every head any of their requests asked for."""
-        texts: Any = (
-            [item.job.texts[item.index] for item in items]
+        texts: Texts = (
+            [cast("list[str]", item.job.texts)[item.index] for item in items]
             if isinstance(items[0].job.texts, list)
-            else (Encoded.gather([(item.job.texts, item.index) for item in items]))
+            else (Encoded.gather([(cast(Encoded, item.job.texts), item.index) for item in items]))
         )
         wanted = {task for item in items for task in item.job.tasks}
         first = next((item.job.tasks for item in items if item.job.tasks), ())

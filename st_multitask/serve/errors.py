@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -72,7 +73,7 @@ def error_response(
     type: str | None = None,
     param: str | None = None,
     code: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     kind = type or _STATUS_TYPES.get(status, INVALID if status < 500 else SERVER)
     return JSONResponse(error_body(path, message, kind, param, code), status_code=status, headers=headers)

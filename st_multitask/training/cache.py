@@ -95,6 +95,7 @@ class EmbeddingCache:
     def _persistent(self, items: list, tasks: list[str]) -> dict[str, Any]:
         from safetensors.torch import load_file, save_file
 
+        assert self.config.cache_dir is not None  # the cache across runs lives there
         folder = Path(self.config.cache_dir)
         path = folder / f"{self.key(items, tasks)}.safetensors"
         if path.is_file():

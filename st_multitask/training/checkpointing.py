@@ -65,7 +65,8 @@ def set_rng_state(json_part: dict[str, Any], tensors: dict[str, torch.Tensor]) -
 
 def _optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     state = optimizer.state_dict()
-    tensors, meta = {}, {}
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, Any] = {}
     for index, values in state["state"].items():
         meta[str(index)] = {}
         for key, value in values.items():

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ..data import SentenceExamples, TokenExamples
 from ..errors import InputError
-from .sampling import SAMPLINGS
+from .sampling import SAMPLINGS, Sampling
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class TrainingConfig:
     warmup_ratio: float = 0.1  # share of the steps with a linear warmup, then linear decay to 0
     max_grad_norm: float | None = 1.0  # gradient clipping; None turns it off
     gradient_accumulation_steps: int = 1
-    sampling: str = "proportional"  # joint: proportional, round_robin, uniform, temperature
+    sampling: Sampling = "proportional"  # joint: proportional, round_robin, uniform, temperature
     sampling_temperature: float = 2.0  # for sampling="temperature": p ∝ n^(1/T)
     loss_weights: dict[str, float] = field(default_factory=dict)  # task -> weight (default 1)
     task_order: list[str] | None = None  # sequential: the order of the stages (default: as given)

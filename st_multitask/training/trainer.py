@@ -236,7 +236,8 @@ class Trainer:
         for task in tasks:  # heads with a text vocabulary (hybrid) fit it on their training texts
             head = self.model.heads[task.name]
             if head.uses_text and not head.is_fitted:
-                head.fit_features(task.train.texts)
+                train = task.train
+                head.fit_features(train.texts if isinstance(train, SentenceExamples) else train.words)
                 head.to(self.model.device)
         self.freezing.apply([t.name for t in tasks])
         independent = cfg.strategy == "joint" and self.freezing.backbone_frozen and cfg.unfreeze_every is None
@@ -264,7 +265,10 @@ class Trainer:
 
     def _resume(self, optimizer: torch.optim.Optimizer, plan: Plan, state: dict[str, Any]) -> Any:
         """Weights, optimizer, schedule, loop state, history and RNG from the newest checkpoint."""
+        assert self.output_dir is not None  # __init__ checks that resume has one
         path = latest_checkpoint(self.output_dir / "checkpoints")
+        if path is None:
+            raise InputError(f"resume: no checkpoint in {self.output_dir / 'checkpoints'}.")
         weights, saved, rng = load_checkpoint(path)
         missing = self.model.load_state_dict(weights, strict=False)
         if missing.unexpected_keys:
@@ -303,7 +307,9 @@ class Trainer:
         """The metrics log, the best weights and each head's best epoch (read back when resuming)."""
         folder = self.output_dir / "checkpoints" if self.output_dir is not None and self.rank == 0 else None
         self._tasks = {t.name: t for t in tasks}
-        self._log = MetricsLog(self.output_dir / "metrics.jsonl" if folder else None, self.history)
+        self._log = MetricsLog(
+            self.output_dir / "metrics.jsonl" if folder and self.output_dir else None, self.history
+        )
         self._best = BestWeights(self.model, self.config, folder, resume=self.resume)
         self._task_best = TaskBest(self.model, folder, resume=self.resume)
         counts = self.config.averaged_tasks([t.name for t in tasks])

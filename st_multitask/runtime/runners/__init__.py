@@ -49,10 +49,18 @@ class Runner(Protocol):
     """The contract every engine implements."""
 
     spec: EngineSpec
-    input_names: list[str]  # what the graph reads (token inputs, then what its heads read)
-    output_names: list[str]
     dim: int  # the width of sentence_embedding
     record: dict[str, Any]  # where the graph came from (backend, precision, files); {} in torch
+
+    @property
+    def input_names(self) -> list[str]:
+        """What the graph reads (token inputs, then what its heads read)."""
+        ...
+
+    @property
+    def output_names(self) -> list[str]:
+        """What the graph answers (``sentence_embedding``, then ``probabilities.<task>``)."""
+        ...
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]: ...
 
