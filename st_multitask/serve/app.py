@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
-import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,12 +29,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 
 from .. import __version__
 from ..pipeline import unit_rows
-from ..runtime.tokenizer import Encoded
 from .auth import require_api_key
-from .batching import Batcher, QueueFull, model_runner
-from .errors import NOT_FOUND, OVERLOADED, RATE, APIError, install_error_handlers
+from .errors import NOT_FOUND, APIError, install_error_handlers
 from .metrics import ServeMetrics
 from .middleware import ServeMiddleware
+from .requests import measure, ready, reply, run, shape, state_of, texts_of, truncated_header
 from .schemas import (
     EmbeddingsRequest,
     EmbeddingsResponse,
@@ -55,198 +51,11 @@ from .schemas import (
     TokenizeResponse,
 )
 from .settings import ServeSettings
+from .state import ModelSource, ServerState
 
 __all__ = ["ServerState", "create_app"]
 
 logger = logging.getLogger("st_multitask.serve")
-
-ModelSource = Any  # a loaded multi-task model, a zero-argument callable that loads one, or None
-
-
-class ServerState:
-    """What the routes share: the settings, the model once loaded, its batcher, the index."""
-
-    def __init__(self, settings: ServeSettings, metrics: ServeMetrics):
-        self.settings = settings
-        self.metrics = metrics
-        self.status = "loading"
-        self.error: str | None = None
-        self.model: Any = None
-        self.batcher: Batcher | None = None
-        self.index: Any = None
-        self.index_thread = ThreadPoolExecutor(1, thread_name_prefix="stmt-index")  # sqlite: one thread
-        self.started = int(time.time())
-
-    def _default_model(self) -> Any:
-        from ..loader import load
-
-        s = self.settings
-        return load(s.model, backend=s.backend, precision=s.precision, device=s.device)
-
-    def _load_index(self, path: str) -> Any:
-        from ..index import Index
-
-        index = Index.load(path)
-        return index.use_model(self.model)
-
-    async def load(self, source: ModelSource) -> None:
-        """Load the model (and index), warm it up, start the batcher; on failure keep the reason."""
-        try:
-            if source is None:
-                model = await asyncio.to_thread(self._default_model)
-            elif callable(source) and not hasattr(source, "predict_and_embed"):
-                model = await asyncio.to_thread(source)
-            else:
-                model = source
-            if not hasattr(model, "tokenize"):  # a MultiTaskModel: served through its torch pipeline
-                model = model.pipeline()
-            self.model = model
-            if self.settings.index is not None:
-                loop = asyncio.get_running_loop()
-                self.index = await loop.run_in_executor(
-                    self.index_thread, self._load_index, self.settings.index
-                )
-            run = model_runner(model, self.settings.forward_batch_size)
-            await asyncio.to_thread(run, ["warm up"], tuple(model.heads), None)  # first-call costs
-            self.batcher = Batcher(
-                run,
-                self.settings.max_batch_tokens,
-                self.settings.max_queue,
-                self.settings.batch_window_ms / 1000,
-                self.metrics,
-                pass_size=self.settings.forward_batch_size,
-            )
-            self.batcher.start()
-            self.status = "ok"
-            logger.info("model loaded: %s; serving as %r", _describe(model), self.settings.model_name)
-        except Exception as exc:
-            self.status, self.error = "failed", str(exc) or type(exc).__name__
-            logger.error("could not load the model: %s", self.error, exc_info=not _is_user_error(exc))
-
-    def close(self) -> None:
-        if self.batcher is not None:
-            self.batcher.stop()
-        self.index_thread.shutdown(wait=True)
-
-    def ready(self) -> None:
-        """Refuse with 503 unless the model is loaded."""
-        if self.status == "ok":
-            return
-        if self.status == "failed":
-            raise APIError(503, f"The model failed to load: {self.error}", OVERLOADED, code="model_failed")
-        raise APIError(
-            503,
-            "The model is still loading; retry when GET /health answers 200.",
-            OVERLOADED,
-            code="model_loading",
-            headers={"Retry-After": "1"},
-        )
-
-
-def _is_user_error(exc: Exception) -> bool:
-    from ..errors import StMultitaskError
-
-    return isinstance(exc, StMultitaskError)
-
-
-def _describe(model: Any) -> str:
-    backend = getattr(model, "backend", "torch")
-    precision = getattr(model, "precision", "fp32")
-    return f"{type(model).__name__} with heads {', '.join(model.heads) or 'none'} on {backend} ({precision})"
-
-
-def _state(request: Request) -> ServerState:
-    return request.app.state.serve
-
-
-def _ready(request: Request) -> ServerState:
-    state = _state(request)
-    state.ready()
-    return state
-
-
-# -- shared steps of the text routes ----------------------------------------------------------
-def _texts(value: str | list[str], field: str, state: ServerState, queued: bool = True) -> list[str]:
-    """The request's texts, checked: not empty, within --max-client-batch, none blank, and (for
-    what goes to the model) room in the queue, checked before any tokenizing so a 429 is cheap."""
-    texts = [value] if isinstance(value, str) else list(value)
-    if not texts:
-        raise APIError(422, f"{field} is empty: send at least one text.", param=field)
-    limit = state.settings.max_client_batch
-    if len(texts) > limit:
-        raise APIError(
-            422,
-            f"{field} has {len(texts)} texts; this server takes at most {limit} a request (--max-client-batch).",
-            param=field,
-            code="too_many_inputs",
-        )
-    for i, text in enumerate(texts):
-        if not text.strip():
-            raise APIError(422, f"{field}[{i}] is blank; send text to embed.", param=f"{field}[{i}]")
-    if queued and state.batcher is not None and not state.batcher.has_room(len(texts)):
-        _queue_full(
-            state, QueueFull(f"The queue is full ({state.batcher.queued} texts waiting); retry shortly.")
-        )
-    return texts
-
-
-def _queue_full(state: ServerState, exc: QueueFull) -> None:
-    state.metrics.rejected.inc()
-    retry = str(state.settings.retry_after_s)
-    raise APIError(429, str(exc), RATE, code="queue_full", headers={"Retry-After": retry}) from None
-
-
-def _measure(
-    request: Request, state: ServerState, texts: list[str], field: str, truncate: bool = True
-) -> tuple[Encoded, list[int]]:
-    """The texts tokenised once (what the queue holds, and what ``usage`` counts), and the
-    indices of those past the window (422 unless ``truncate``)."""
-    encoded = state.model.tokenize(texts)
-    over = encoded.over_window()
-    if over and not truncate:
-        i = over[0]
-        raise APIError(
-            422,
-            f"{field}[{i}] has {encoded.lengths[i]} tokens, more than the model window of "
-            f"{encoded.window}; shorten it or send truncate: true.",
-            param=f"{field}[{i}]",
-            code="input_too_long",
-        )
-    request.state.texts, request.state.tokens = len(texts), sum(encoded.cost())
-    return encoded, over
-
-
-async def _run(state: ServerState, encoded: Encoded, tasks: Any = (), min_score: float | None = None) -> Any:
-    assert state.batcher is not None
-    try:
-        return await state.batcher.submit(encoded, encoded.cost(), tasks, min_score)
-    except QueueFull as exc:
-        _queue_full(state, exc)
-
-
-def _shape(vectors: np.ndarray, normalize: bool, dimensions: int | None, dim: int, param: str) -> np.ndarray:
-    """Truncate to ``dimensions`` (then renormalise) and/or normalise."""
-    if dimensions is not None:
-        if dimensions > dim:
-            raise APIError(422, f"dimensions is {dimensions}; this model gives {dim}-d vectors.", param=param)
-        vectors = vectors[:, :dimensions]
-    return unit_rows(vectors) if normalize else vectors
-
-
-def _json(content: Any, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response; numpy arrays go in as they are. orjson (in the ``serve`` extra) writes a
-    64 x 384 float response in about 2 ms where ``json`` takes about 30."""
-    try:
-        import orjson
-    except ImportError:  # the standard library, numpy arrays as lists
-        body = json.dumps(content, default=lambda o: o.tolist(), separators=(",", ":")).encode()
-    else:
-        body = orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-    return Response(body, media_type="application/json", headers=headers)
-
-
-def _truncated_header(over: list[int]) -> dict[str, str]:
-    return {"X-Truncated-Inputs": ",".join(map(str, over))} if over else {}
 
 
 def create_app(model: ModelSource = None, settings: ServeSettings | None = None) -> FastAPI:
@@ -314,7 +123,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
     @app.get("/info", response_model=Info, tags=["service"], dependencies=auth)
     async def info(request: Request) -> JSONResponse:
         """Model name, dimension, window, heads and labels, backend, precision, version, limits."""
-        state = _ready(request)
+        state = ready(request)
         m = state.model
         details = m.info()
         heads = {
@@ -347,7 +156,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
     @app.get("/v1/models", response_model=ModelsResponse, tags=["openai"], dependencies=auth)
     async def models(request: Request) -> JSONResponse:
         """The served model, in OpenAI's list shape."""
-        name = _state(request).settings.model_name
+        name = state_of(request).settings.model_name
         card = {"id": name, "object": "model", "created": state.started, "owned_by": "st_multitask"}
         return JSONResponse({"object": "list", "data": [card]})
 
@@ -362,7 +171,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         """OpenAI's embeddings API: float or base64 (little-endian float32), ``dimensions`` truncates
         then renormalises, ``usage`` counts real tokens. Texts past the window are truncated; the
         ``X-Truncated-Inputs`` header lists them."""
-        state = _ready(request)
+        state = ready(request)
         name = state.settings.model_name
         if body.model is not None and body.model != name:
             raise APIError(
@@ -372,10 +181,10 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
                 param="model",
                 code="model_not_found",
             )
-        texts = _texts(body.input, "input", state)
-        encoded, over = _measure(request, state, texts, "input")
-        result = await _run(state, encoded)
-        vectors = _shape(result.vectors, True, body.dimensions, state.model.dim, "dimensions")
+        texts = texts_of(body.input, "input", state)
+        encoded, over = measure(request, state, texts, "input")
+        result = await run(state, encoded)
+        vectors = shape(result.vectors, True, body.dimensions, state.model.dim, "dimensions")
         if body.encoding_format == "base64":
             values: list[Any] = [
                 base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode() for row in vectors
@@ -385,50 +194,50 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(values)]
         tokens = sum(encoded.cost())
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        return _json({"object": "list", "data": data, "model": name, "usage": usage}, _truncated_header(over))
+        return reply({"object": "list", "data": data, "model": name, "usage": usage}, truncated_header(over))
 
     @app.post("/embed", response_model=EmbedResponse, tags=["embeddings"], dependencies=auth)
     async def embed_route(body: EmbedRequest, request: Request) -> Response:
         """Embeddings, TEI-style: ``normalize``, ``truncate`` (false: a text past the window is a
         422 naming it) and ``dimensions``; ``truncated`` lists the texts cut at the window."""
-        state = _ready(request)
-        texts = _texts(body.inputs, "inputs", state)
-        encoded, over = _measure(request, state, texts, "inputs", body.truncate)
-        result = await _run(state, encoded)
-        vectors = _shape(result.vectors, body.normalize, body.dimensions, state.model.dim, "dimensions")
-        return _json(
+        state = ready(request)
+        texts = texts_of(body.inputs, "inputs", state)
+        encoded, over = measure(request, state, texts, "inputs", body.truncate)
+        result = await run(state, encoded)
+        vectors = shape(result.vectors, body.normalize, body.dimensions, state.model.dim, "dimensions")
+        return reply(
             {
                 "embeddings": np.ascontiguousarray(vectors, dtype=np.float32),
                 "dimensions": int(vectors.shape[1]),
                 "truncated": over,
                 "usage": {"texts": len(texts), "tokens": sum(encoded.cost())},
             },
-            _truncated_header(over),
+            truncated_header(over),
         )
 
     @app.post("/predict", response_model=PredictResponse, tags=["heads"], dependencies=auth)
     async def predict(body: PredictRequest, request: Request) -> Response:
         """Every head (or ``tasks``) on each text: what ``MultiTaskModel.predict`` returns (labels,
         scores, probabilities; entities with character offsets). One backbone pass serves them all."""
-        state = _ready(request)
+        state = ready(request)
         tasks = list(state.model.select(body.tasks))  # unknown task -> 422 naming the valid ones
-        texts = _texts(body.inputs, "inputs", state)
-        encoded, over = _measure(request, state, texts, "inputs", body.truncate)
-        result = await _run(state, encoded, tasks, body.min_score)
-        return _json(
+        texts = texts_of(body.inputs, "inputs", state)
+        encoded, over = measure(request, state, texts, "inputs", body.truncate)
+        result = await run(state, encoded, tasks, body.min_score)
+        return reply(
             {
                 "predictions": result.predictions,
                 "truncated": over,
                 "usage": {"texts": len(texts), "tokens": sum(encoded.cost())},
             },
-            _truncated_header(over),
+            truncated_header(over),
         )
 
     @app.post("/tokenize", response_model=TokenizeResponse, tags=["embeddings"], dependencies=auth)
     async def tokenize(body: TokenizeRequest, request: Request) -> JSONResponse:
         """The word pieces the model reads, with character offsets into each text."""
-        state = _ready(request)
-        texts = _texts(body.inputs, "inputs", state, queued=False)
+        state = ready(request)
+        texts = texts_of(body.inputs, "inputs", state, queued=False)
         encoded = state.model.tokenize(texts)
         request.state.texts, request.state.tokens = len(texts), sum(encoded.cost())
         return JSONResponse(
@@ -446,16 +255,16 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         ``best`` (each a with its ``top_k`` closest b), ``pairwise`` (a[i] with b[i]), ``matrix``."""
         from ..similarity import similarity_records
 
-        state = _ready(request)
+        state = ready(request)
         if body.mode == "pairwise" and len(body.a) != len(body.b):
             raise APIError(
                 422,
                 f"pairwise needs as many texts in a as in b: got {len(body.a)} and {len(body.b)}.",
                 param="b",
             )
-        a, b = _texts(body.a, "a", state), _texts(body.b, "b", state)
-        encoded, _ = _measure(request, state, a + b, "a+b")
-        vectors = (await _run(state, encoded)).vectors
+        a, b = texts_of(body.a, "a", state), texts_of(body.b, "b", state)
+        encoded, _ = measure(request, state, a + b, "a+b")
+        vectors = (await run(state, encoded)).vectors
         records = similarity_records(
             a, b, body.mode, body.top_k, embeddings_a=vectors[: len(a)], embeddings_b=vectors[len(a) :]
         )
@@ -470,7 +279,7 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
     )
     async def search(body: SearchRequest, request: Request) -> JSONResponse:
         """The ``top_k`` texts of the index closest to each query (needs ``stmt serve --index DIR``)."""
-        state = _ready(request)
+        state = ready(request)
         if state.index is None:
             raise APIError(
                 404,
@@ -479,9 +288,9 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
                 NOT_FOUND,
                 code="no_index",
             )
-        queries = _texts(body.queries, "queries", state)
-        encoded, _ = _measure(request, state, queries, "queries")
-        vectors = unit_rows((await _run(state, encoded)).vectors)
+        queries = texts_of(body.queries, "queries", state)
+        encoded, _ = measure(request, state, queries, "queries")
+        vectors = unit_rows((await run(state, encoded)).vectors)
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(state.index_thread, state.index.search, vectors, body.top_k)
         return JSONResponse(
