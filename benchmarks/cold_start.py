@@ -2,7 +2,11 @@
 files, each in a fresh process, in the same run (issue 29's target: predict <= 1.2x similarity),
 with what each process imported and whether it hashed a graph.
 
-    python -m benchmarks.cold_start [--runs 5]
+    python -m benchmarks.cold_start [--runs 5] [--baseline-tree DIR]
+
+``--baseline-tree`` times the same two commands, in the same run, with another checkout's package
+first on ``PYTHONPATH`` (a git worktree of an earlier commit, with ``st_multitask/cli`` linked to
+its ``cli/``), so a change's effect is measured on one machine at one time.
 
 Both commands run on the default engine (auto: ONNX Runtime on a CPU) with a warm graph cache (a
 first, unmeasured call of each exports whatever is missing). The runs alternate, and the median of
@@ -60,6 +64,7 @@ def _imports(command: list[str], env: dict[str, str]) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline-tree", type=Path, help="another checkout to time beside this one")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp())
@@ -72,27 +77,51 @@ def main() -> None:
     }
     stmt = str(Path(sys.executable).with_name("stmt"))
     env = {**os.environ, "STMT_BACKEND": "auto"}
-    for command in commands.values():  # warm: the graph cache and the file hashes
-        subprocess.run([stmt, *command], check=True, capture_output=True, env=env)
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    loads: dict[str, list[float | None]] = {name: [] for name in commands}
+    trees = {"this": env}
+    if args.baseline_tree is not None:
+        trees["baseline"] = {**env, "PYTHONPATH": str(args.baseline_tree.resolve())}
+    runs = {
+        f"{tree} {name}": (command, tree_env)
+        for tree, tree_env in trees.items()
+        for name, command in commands.items()
+    }
+    for command, tree_env in runs.values():  # warm: the graph cache and the file hashes
+        subprocess.run([stmt, *command], check=True, capture_output=True, env=tree_env)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    loads: dict[str, list[float | None]] = {name: [] for name in runs}
     hashed: dict[str, bool] = {}
     for _ in range(args.runs):
-        for name, command in commands.items():
+        for name, (command, tree_env) in runs.items():
             with OtherLoad() as load:
                 start = time.perf_counter()
-                done = subprocess.run([stmt, *command], check=True, capture_output=True, text=True, env=env)
+                done = subprocess.run(
+                    [stmt, *command], check=True, capture_output=True, text=True, env=tree_env
+                )
                 times[name].append(time.perf_counter() - start)
             loads[name].append(load.fraction)
             hashed[name] = hashed.get(name, False) or "exporting" in done.stderr
-    medians = {name: statistics.median(v) for name, v in times.items()}
+    all_medians = {name: statistics.median(v) for name, v in times.items()}
+    medians = {name: all_medians[f"this {name}"] for name in commands}
     result = {
         "runs": args.runs,
         "commands": {name: "stmt " + " ".join(command) for name, command in commands.items()},
         "seconds": {name: [round(t, 3) for t in v] for name, v in times.items()},
-        "median_s": {name: round(m, 3) for name, m in medians.items()},
+        "median_s": {name: round(m, 3) for name, m in all_medians.items()},
         "other_cpu_load": loads,
         "ratio_predict_vs_similarity": round(medians["predict"] / medians["similarity"], 2),
+        "baseline": None
+        if args.baseline_tree is None
+        else {
+            "tree_commit": subprocess.run(
+                ["git", "-C", str(args.baseline_tree), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip(),
+            "ratio_predict_vs_similarity": round(
+                all_medians["baseline predict"] / all_medians["baseline similarity"], 2
+            ),
+            "predict_speedup": round(all_medians["baseline predict"] / medians["predict"], 2),
+        },
         "target": 1.2,
         "exported_during_timed_runs": hashed,
         "imports": {name: _imports(command, env) for name, command in commands.items()},
@@ -102,6 +131,8 @@ def main() -> None:
         f"cold stmt predict {medians['predict']:.2f}s, stmt similarity {medians['similarity']:.2f}s: "
         f"{result['ratio_predict_vs_similarity']:.2f}x (target <= 1.2x)"
     )
+    if result["baseline"] is not None:
+        print(f"baseline {result['baseline']}: medians {result['median_s']}")
     for name, info in result["imports"].items():
         print(
             f"{name}: heavy modules {info['heavy_modules'] or 'none'}; slowest {info['slowest_imports_ms']}"
