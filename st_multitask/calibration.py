@@ -24,6 +24,7 @@ from .errors import InputError
 __all__ = [
     "ECE_BINS",
     "OTHER_KEEP",
+    "calibrate_logits",
     "expected_calibration_error",
     "fit_other_threshold",
     "fit_temperature",
@@ -112,3 +113,25 @@ def expected_calibration_error(
         if members.any():
             total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
     return float(total)
+
+
+def calibrate_logits(logits: np.ndarray, labels: np.ndarray, other: int | None = None) -> dict[str, float]:
+    """A head's temperature fitted on held-out ``logits`` (n, labels) and gold ``labels``, with the
+    expected calibration error before and after; and, with ``other`` (the out-of-scope label's
+    index), its threshold (:func:`fit_other_threshold`).
+
+    >>> report = calibrate_logits(np.array([[4.0, 0.0], [0.0, 4.0], [3.0, 1.0]]), np.array([0, 1, 1]))
+    >>> sorted(report)
+    ['ece_after', 'ece_before', 'temperature']
+    """
+    before = expected_calibration_error(softmax(logits, 1.0), labels)
+    temperature = fit_temperature(logits, labels)
+    probabilities = softmax(logits, temperature)
+    report = {
+        "temperature": temperature,
+        "ece_before": round(before, 4),
+        "ece_after": round(expected_calibration_error(probabilities, labels), 4),
+    }
+    if other is not None:
+        report["other_threshold"] = fit_other_threshold(probabilities[:, other], labels == other)
+    return report

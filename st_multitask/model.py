@@ -255,7 +255,7 @@ class MultiTaskModel(torch.nn.Module):
     def _calibrate_head(
         self, task: str, examples: SentenceExamples | TokenExamples, batch_size: int
     ) -> dict[str, float]:
-        from .calibration import expected_calibration_error, fit_other_threshold, fit_temperature, softmax
+        from .calibration import calibrate_logits
         from .data import SentenceExamples
 
         if task not in self._heads:
@@ -274,20 +274,13 @@ class MultiTaskModel(torch.nn.Module):
                 inputs, _ = self.head_inputs(examples.texts[start : start + batch_size], [task])
                 chunks.append(head(inputs[task]).float().cpu().numpy())
         logits = np.concatenate(chunks)
-        before = expected_calibration_error(softmax(logits, 1.0), ids)
         scaled = cast(_Calibrated, head)
-        scaled.temperature = fit_temperature(logits, ids)
-        after_probs = softmax(logits, scaled.temperature)
-        after = expected_calibration_error(after_probs, ids)
-        report = {
-            "temperature": scaled.temperature,
-            "ece_before": round(before, 4),
-            "ece_after": round(after, 4),
-        }
-        if getattr(head, "other_label", None) is not None and scaled.other_label is not None:
-            other = head.label2id[scaled.other_label]
-            scaled.other_threshold = fit_other_threshold(after_probs[:, other], ids == other)
-            report["other_threshold"] = scaled.other_threshold
+        label = getattr(head, "other_label", None)
+        other = None if label is None else head.label2id[label]
+        report = calibrate_logits(logits, ids, other)
+        scaled.temperature = report["temperature"]
+        if "other_threshold" in report:
+            scaled.other_threshold = report["other_threshold"]
         return report
 
     # -- save / load ----------------------------------------------------------------------------
@@ -382,32 +375,12 @@ class MultiTaskModel(torch.nn.Module):
         return cls.load(bundled_model_dir(), device, backend, precision)
 
     def info(self) -> dict[str, Any]:
-        """A summary: backbone, heads with kinds, labels and sizes."""
-        return {
-            "backbone": {
-                "name": getattr(self, "_manifest", {}).get("backbone", {}).get("name")
-                or self._backbone_source
-                or DEFAULT_MODEL_NAME,
-                "dimension": self.dim,
-                "max_seq_length": self.backbone.max_seq_length,
-                "parameters": sum(p.numel() for p in self.backbone.parameters()),
-            },
-            "heads": {
-                name: {
-                    "kind": head.kind,
-                    "level": head.level,
-                    "labels": head.labels,
-                    "parameters": sum(p.numel() for p in head.parameters()),
-                    "trained": head.is_trained,
-                    "config": {
-                        k: v for k, v in head.get_config_dict().items() if k not in ("labels", "in_features")
-                    },
-                }
-                for name, head in self.heads.items()
-            },
-            "metrics": getattr(self, "_manifest", {}).get("metrics", {}),
-            "graphs": getattr(self, "_manifest", {}).get("graphs", {}),
-        }
+        """:meth:`Pipeline.info <st_multitask.pipeline.Pipeline.info>`, with the parameter counts."""
+        summary = self.pipeline().info()
+        summary["backbone"]["parameters"] = sum(p.numel() for p in self.backbone.parameters())
+        for name, head in self.heads.items():
+            summary["heads"][name]["parameters"] = sum(p.numel() for p in head.parameters())
+        return summary
 
 
 def _deprecated_load(path: Any, device: str | None, backend: str | None, precision: str | None) -> Pipeline:
