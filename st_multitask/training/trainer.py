@@ -3,6 +3,7 @@ parts (plan, optim, cache, callbacks, checkpointing) for everything else."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -20,13 +21,7 @@ from ..evaluation import evaluate_task, main_metric
 from ..model import MultiTaskModel
 from .cache import EmbeddingCache
 from .callbacks import BestWeights, HeadAverage, MetricsLog, TaskBest, calibrate, save_final
-from .checkpointing import (
-    latest_checkpoint,
-    load_checkpoint,
-    prepare_output,
-    save_checkpoint,
-    set_rng_state,
-)
+from .checkpointing import latest_checkpoint, load_checkpoint, prepare_output, save_checkpoint, set_rng_state
 from .config import TaskData, TrainingConfig, TrainingResult
 from .optim import Freezing, autocast, make_optimizer, make_schedule
 from .plan import Plan, Stage, Stream, check_tasks, data_sources, make_plan, next_batch
@@ -381,16 +376,14 @@ class Trainer:
         self, task: str, data: SentenceExamples | TokenExamples, cache: dict | None = None
     ) -> dict[str, Any]:
         """Metrics of one task on one split (from the embedding cache when there is one)."""
-        batch_inputs = None
-        if cache is not None:
-            batch_inputs = lambda indices: self._cache.batch(cache, indices, [task])  # noqa: E731
-        return evaluate_task(self.model, task, data, self.config.eval_batch_size, batch_inputs)
+        inputs = None if cache is None else functools.partial(self._cache.batch, cache, tasks=[task])
+        return evaluate_task(self.model, task, data, self.config.eval_batch_size, inputs)
 
     def _trainable_state(self) -> dict[str, Tensor]:
         """Weights worth checkpointing: the heads always, the backbone only when it can train."""
-        keep_backbone = not self.freezing.backbone_frozen
+        frozen = self.freezing.backbone_frozen
         return {
-            k: v for k, v in self.model.state_dict().items() if keep_backbone or not k.startswith("backbone.")
+            k: v for k, v in self.model.state_dict().items() if not (frozen and k.startswith("backbone."))
         }
 
     def _checkpoint(self, optimizer: torch.optim.Optimizer, scheduler: Any, state: dict[str, Any]) -> None:
@@ -402,6 +395,5 @@ class Trainer:
             "scheduler": scheduler.state_dict(),
             "config": self.config.to_dict(),
         }
-        folder = self.output_dir / "checkpoints"
-        weights = self._trainable_state()
-        save_checkpoint(folder, state["step"], weights, optimizer, saved, keep=self.config.keep_checkpoints)
+        folder, keep = self.output_dir / "checkpoints", self.config.keep_checkpoints
+        save_checkpoint(folder, state["step"], self._trainable_state(), optimizer, saved, keep=keep)
