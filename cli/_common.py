@@ -173,9 +173,10 @@ def load_pipeline(
     if heads and model is not None:  # a command that runs heads needs a st_multitask model directory
         from pathlib import Path
 
-        from st_multitask.manifest import read_manifest
+        from st_multitask.manifest import MANIFEST_NAME, read_manifest
 
-        read_manifest(Path(model).expanduser())
+        if not (Path(model).expanduser() / MANIFEST_NAME).is_file():
+            read_manifest(Path(model).expanduser())  # names what the folder is instead; load() reads it
     quiet_libraries(torch=not spec.fast)
     logging.getLogger("st_multitask.runtime").setLevel(logging.WARNING)
     return load(model if model is not None or heads else DEFAULT_MODEL_NAME, backend=spec)

@@ -112,7 +112,7 @@ class Decoder:
 
     def probabilities(self, proba: np.ndarray, n_words: int) -> np.ndarray:
         """One text's probabilities as :meth:`predict_proba` gives them."""
-        return proba if self.level == "sentence" else proba[:n_words]
+        return proba
 
     def decode(
         self,
@@ -186,6 +186,9 @@ class TokenDecoder(Decoder):
     """Entities with character offsets from per-word IOB2 labels (argmax per word)."""
 
     level = "token"
+
+    def probabilities(self, proba: np.ndarray, n_words: int) -> np.ndarray:
+        return proba[:n_words]  # (words, labels): the padding words dropped
 
     def decode(
         self,
