@@ -166,6 +166,10 @@ class Pipeline:
                 }
                 for name, head in self._decoders.items()
             },
+            "branches": {
+                name: {"layers": info["layers"], "heads": info["heads"]}
+                for name, info in self.manifest.get("branches", {}).items()
+            },
             "metrics": self.manifest.get("metrics", {}),
             "graphs": self.manifest.get("graphs", {}),
         }

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import InputError
 from ..model import MultiTaskModel
+from ..runtime.branches import Branch
 from ..runtime.branches import encoder_layers as backbone_layers
 from .config import TrainingConfig
 
@@ -29,6 +30,7 @@ class Freezing:
     def __init__(self, model: MultiTaskModel, config: TrainingConfig):
         self.model = model
         self.config = config
+        self._open_branches: list[Branch] = []  # the branches apply() let train
 
     @property
     def frozen_heads(self) -> set[str]:
@@ -70,19 +72,26 @@ class Freezing:
             readers = [t for t, b in self.model.branch_of.items() if b == name]
             opened = any(t in trainable_heads and t not in self.frozen_heads for t in readers)
             branch.requires_grad_(opened and name not in self.config.freeze)
+        self._open_branches = [b for b in branches.values() if any(p.requires_grad for p in b.parameters())]
         if not any(p.requires_grad for p in self.model.parameters()):
             raise InputError("Nothing trains: the backbone and every head of the tasks are frozen.")
 
     def unfrozen_layers(self, units_done: int) -> int | None:
         """How many encoder layers (from the top) train now under gradual unfreezing; None = all."""
         every = self.config.unfreeze_every
-        if every is None or self.backbone_frozen:
+        if every is None or (self.backbone_frozen and not self.model.branches):
             return None
         return self.config.unfreeze_layers * (1 + units_done // every)
 
     def set_unfrozen(self, count: int | None) -> None:
-        """Open the top ``count`` encoder layers; past the last one, the embeddings too."""
-        if count is None or self.backbone_frozen:
+        """Open the top ``count`` encoder layers; past the last one, the embeddings too. With the
+        backbone frozen, the top ``count`` layers of each training branch."""
+        if count is None:
+            return
+        if self.backbone_frozen:
+            for branch in self._open_branches:
+                for index, layer in enumerate(branch.layers):
+                    layer.requires_grad_(index >= len(branch.layers) - count)
             return
         layers = encoder_layers(self.model)
         self.model.backbone.requires_grad_(False)

@@ -135,3 +135,26 @@ def test_the_exported_graph_runs_the_branches(backbone, tmp_path):
     assert max(np.abs(a[k] - b[k]).max() for a, b in zip(ours, theirs) for k in a) < 1e-4
     _, vectors = onnx_pipe.predict_and_embed(TEXTS)
     assert np.abs(vectors - backbone.encode(TEXTS, convert_to_numpy=True)).max() < 1e-4
+
+
+def test_gradual_unfreezing_and_layer_decay_apply_inside_a_branch(tiny_model_dir):
+    from st_multitask.training import TrainingConfig
+    from st_multitask.training.optim import Freezing, make_optimizer
+
+    model = MultiTaskModel(str(tiny_model_dir)).add_branch("b", 2)
+    model.add_head("mood", MLPHead(model.dim, ["neg", "pos"]), branch="b")
+    config = TrainingConfig(freeze=["backbone"], unfreeze_every=1, lr_decay=0.5, learning_rate=1e-3)
+    freezing = Freezing(model, config)
+    freezing.apply(["mood"])
+    layers = model.branches["b"].layers
+
+    def open_layers() -> list[bool]:
+        return [any(p.requires_grad for p in layer.parameters()) for layer in layers]
+
+    freezing.set_unfrozen(freezing.unfrozen_layers(0))
+    assert open_layers() == [False, True]
+    freezing.set_unfrozen(freezing.unfrozen_layers(1))
+    assert open_layers() == [True, True]
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    rates = {group["name"]: group["lr"] for group in make_optimizer(model, config).param_groups}
+    assert rates["branch.b.layer.1"] == 1e-3 and rates["branch.b.layer.0"] == 5e-4
