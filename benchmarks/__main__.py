@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
     "backend_quality": (True, ["--engines", "onnx:fp32", "--limit", "200"]),
     "backend_speed": (True, ["--rounds", "1", "--predict-texts", "64", "--cold-runs", "1"]),
+    "branch_speed": (True, ["--n", "64", "--rounds", "1", "--train-n", "64"]),
     "calibration": (True, []),
     "cold_start": (True, ["--runs", "1"]),
     "considerations": (False, ["--quick"]),

@@ -41,7 +41,7 @@ from .manifest import FORMAT_VERSION, MANIFEST_NAME
 from .pipeline import Pipeline
 from .runtime import EngineSpec
 from .runtime.branches import Branch, trunk_states
-from .runtime.feeds import FeedPlan, build_feeds, words_read
+from .runtime.feeds import TOKEN_INPUTS, FeedPlan, build_feeds, words_read
 from .runtime.runners.torch import TorchRunner
 from .runtime.tokenizer import TextTokenizer
 from .runtime.torch_graph import ModelGraph
@@ -274,7 +274,7 @@ class MultiTaskModel(torch.nn.Module):
         graph = self.graph({task: self.heads[task] for task in tasks})
         layers = graph.trunk_layers()
         feeds, _ = build_feeds(FeedPlan(), self._text_tokenizer(), texts, spans)
-        tensors = graph.tensors(feeds)
+        tensors = {k: torch.from_numpy(feeds[k]).to(self.device) for k in TOKEN_INPUTS if k in feeds}
         with torch.no_grad():
             states, _ = trunk_states(self.backbone, tensors, max(layers))
         lengths = tensors["attention_mask"].sum(1).tolist()

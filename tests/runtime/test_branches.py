@@ -78,6 +78,16 @@ def test_training_moves_the_branch_and_never_the_backbone(tiny_model_dir):
     assert np.array_equal(model.encode(TEXTS), vectors)
 
 
+def test_a_hybrid_head_trains_on_a_branch_from_the_trunk_cache(tiny_model_dir):
+    from st_multitask.heads.hybrid import HybridHead
+
+    model = MultiTaskModel(str(tiny_model_dir)).add_branch("mood", 1)
+    model.add_head("mood", HybridHead(model.dim, ["neg", "pos"], layers=[1, 2]), branch="mood")
+    fit(model, {"mood": (MOOD, MOOD)}, epochs=2, freeze=["backbone"], batch_size=4, cache_embeddings="memory")
+    assert model.heads["mood"].is_fitted
+    assert sorted(model.predict(["I love it"])[0]["mood"]["probabilities"]) == ["neg", "pos"]
+
+
 def test_per_task_branches_cannot_forget(tiny_model_dir):
     """Training a second task on its own branch leaves the first task's outputs exactly as they were."""
     model = MultiTaskModel(str(tiny_model_dir)).add_branch("mood", 1).add_branch("topic", 1)
