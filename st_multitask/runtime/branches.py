@@ -100,8 +100,13 @@ class Branch(nn.Module):
 
     def __init__(self, layers: nn.ModuleList, start: int):
         super().__init__()
-        self.layers = layers
+        self.blocks = layers  # not "layers": exported node names must not look like the backbone's
         self.start = start
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The copied layers, bottom first."""
+        return self.blocks
 
     @classmethod
     def from_backbone(cls, backbone: Any, layers: int) -> Branch:

@@ -55,7 +55,9 @@ def _first_layers(count: int) -> re.Pattern[str]:
 
 
 _FP32_LAYER = {backend: _first_layers(count) for backend, count in FP32_LAYERS.items()}
-_BACKBONE_NODE = re.compile(r"/encoder/")  # the heads' nodes (under /<task>/) stay fp32
+# the transformer's nodes: the backbone's layers (under /encoder/, or /layer.N/ where a graph with
+# task branches runs them one by one) and the branches' (/blocks.N/); the heads' nodes stay fp32
+_BACKBONE_NODE = re.compile(r"/encoder/|/layer\.\d+/|/blocks\.\d+/")
 
 
 def default_calibration() -> list[str]:

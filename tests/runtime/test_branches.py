@@ -145,6 +145,12 @@ def test_the_exported_graph_runs_the_branches(backbone, tmp_path):
     assert max(np.abs(a[k] - b[k]).max() for a, b in zip(ours, theirs) for k in a) < 1e-4
     _, vectors = onnx_pipe.predict_and_embed(TEXTS)
     assert np.abs(vectors - backbone.encode(TEXTS, convert_to_numpy=True)).max() < 1e-4
+    assert np.abs(onnx_pipe.embed(TEXTS) - vectors).max() < 1e-5
+    # each call ran the graph cut to what it asked for
+    runner = onnx_pipe.runner
+    assert set(runner.record["variants"]) == {"heads", "embed"}
+    outputs = {v: [o.name for o in session.get_outputs()] for v, session in runner._variants.items()}
+    assert outputs == {"heads": ["probabilities.mood", "probabilities.ner"], "embed": ["sentence_embedding"]}
 
 
 def test_gradual_unfreezing_and_layer_decay_apply_inside_a_branch(tiny_model_dir):
