@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ._batch import batch_options, quiet_engine, report_job
@@ -15,6 +17,10 @@ from ._common import (
     report_truncation,
 )
 from ._io import progress_bar
+
+if TYPE_CHECKING:
+    from st_multitask.pipeline import LongMode
+    from st_multitask.readers import DecodeErrors
 
 
 @click.command()
@@ -58,8 +64,8 @@ def embed(
     column: str | None,
     normalize: bool,
     chunk_size: int,
-    long: str,
-    errors: str,
+    long: LongMode,
+    errors: DecodeErrors,
     model_name: str | None,
     device: str | None,
     batch_size: int,
@@ -95,19 +101,24 @@ def embed(
     if not input_path:
         raise UserError("Give the texts to embed: INPUT, --input PATH_OR_GLOB, or '-' for stdin.")
     from st_multitask.batch import embed_dataset, open_sink, open_source
-    from st_multitask.batch.sources import NumberedTexts
+    from st_multitask.batch.sinks import Sink
+    from st_multitask.batch.sources import NumberedTexts, Source
     from st_multitask.data import ReadReport
 
     local = engine == "local"
-    if not local and input_path == "-":
-        raise UserError("A Ray job reads files, not stdin; pass --input PATH_OR_GLOB.")
-    if not local and output in (None, "-"):
-        raise UserError("A Ray job writes a Parquet dataset folder: pass --output DIR.")
     report = ReadReport()
-    source = open_source(input_path, column, id_columns, errors, report) if local else input_path
-    sink = open_sink(output, overwrite) if local else output
+    source: Source | NumberedTexts | str
+    sink: Sink | str
     if local:
+        source = open_source(input_path, column, id_columns, errors, report)
+        sink = open_sink(output, overwrite)
         source.schema()  # read (and check) the input before the model loads
+    elif input_path == "-":
+        raise UserError("A Ray job reads files, not stdin; pass --input PATH_OR_GLOB.")
+    elif output is None or output == "-":
+        raise UserError("A Ray job writes a Parquet dataset folder: pass --output DIR.")
+    else:
+        source, sink = input_path, output
     model = load_pipeline(model_name, device, backend, precision, heads=False) if local else None
     quiet_engine(engine)
     numbered = isinstance(source, NumberedTexts)

@@ -7,7 +7,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,10 @@ from ._common import (
     report_reading,
 )
 from ._io import progress_rows
+
+if TYPE_CHECKING:
+    from st_multitask.pipeline import LongMode
+    from st_multitask.readers import DecodeErrors, ReadReport
 
 chunk_option = click.option(
     "--chunk-size",
@@ -44,7 +48,9 @@ def index() -> None:
     """
 
 
-def _rows(path: str, column: str | None, errors: str, report: object) -> Iterator[tuple[int, str]]:
+def _rows(
+    path: str, column: str | None, errors: DecodeErrors, report: ReadReport
+) -> Iterator[tuple[int, str]]:
     """The file's (line, text) rows, the first one read (and the file checked) before any model loads."""
     from st_multitask.data import iter_texts
 
@@ -137,8 +143,8 @@ def build(
     ef_search: int,
     overwrite: bool,
     chunk_size: int,
-    long: str,
-    errors: str,
+    long: LongMode,
+    errors: DecodeErrors,
     model_name: str | None,
     device: str | None,
     batch_size: int,
@@ -166,8 +172,7 @@ def build(
     out = Path(output)
     if out.exists() and not overwrite:
         raise UserError(f"{output} exists already; pass --overwrite to replace it.")
-    if (corpus_path is None) == (embeddings_path is None):
-        raise UserError("Give the texts as CORPUS or stored embeddings with --embeddings DIR (one of them).")
+    one_of = "Give the texts as CORPUS or stored embeddings with --embeddings DIR (one of them)."
     settings: dict[str, Any] = dict(
         kind=kind,
         storage=storage,
@@ -178,14 +183,17 @@ def build(
         workdir=out.absolute().parent,
     )
     if embeddings_path is not None:
+        if corpus_path is not None:
+            raise UserError(one_of)
         from st_multitask.batch import index_from_embeddings
 
         built = index_from_embeddings(embeddings_path, model_name, id_columns=id_columns or None, **settings)
         built.save(out, overwrite=overwrite)
         click.echo(f"Indexed {built.count} stored embeddings ({kind}, {storage}) into {output}.", err=True)
         return
+    if corpus_path is None:
+        raise UserError(one_of)
     if id_columns:
-        assert corpus_path is not None
         built = _build_with_ids(
             corpus_path,
             column,
@@ -225,7 +233,7 @@ def _build_with_ids(
     id_columns: tuple[str, ...],
     model_name: str | None,
     batch_size: int,
-    long: str,
+    long: LongMode,
     backend: str,
     precision: str,
     chunk_size: int,
@@ -271,8 +279,8 @@ def add(
     input_path: str,
     column: str | None,
     chunk_size: int,
-    long: str,
-    errors: str,
+    long: LongMode,
+    errors: DecodeErrors,
     model_name: str | None,
     device: str | None,
     batch_size: int,
@@ -309,11 +317,14 @@ def add(
 
 
 def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)  # pragma: no cover
+    if n < 1000:
+        return f"{n} bytes"
+    size = n / 1000
+    for unit in ("KB", "MB"):
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
 @index.command()

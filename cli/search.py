@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,10 @@ from ._common import (
     report_truncation,
 )
 from ._io import emit_records, format_option
+
+if TYPE_CHECKING:
+    from st_multitask.pipeline import LongMode
+    from st_multitask.readers import DecodeErrors
 
 
 @click.command()
@@ -48,8 +52,8 @@ def search(
     column: str | None,
     top_k: int,
     fmt: str,
-    long: str,
-    errors: str,
+    long: LongMode,
+    errors: DecodeErrors,
     model_name: str | None,
     device: str | None,
     batch_size: int,
@@ -87,7 +91,7 @@ def search(
         records = _search_index(
             index_dir, list(queries), top_k, fmt, long, model_name, device, batch_size, backend, precision
         )
-    else:
+    elif corpus_path is not None:  # one of the two, checked first
         records = _search_corpus(
             corpus_path,
             list(queries),
@@ -109,7 +113,7 @@ def _search_index(
     queries: list[str],
     top_k: int,
     fmt: str,
-    long: str,
+    long: LongMode,
     model_name: str | None,
     device: str | None,
     batch_size: int,
@@ -161,8 +165,8 @@ def _search_corpus(
     queries: list[str],
     column: str | None,
     top_k: int,
-    long: str,
-    errors: str,
+    long: LongMode,
+    errors: DecodeErrors,
     model_name: str | None,
     device: str | None,
     batch_size: int,

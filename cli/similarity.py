@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -19,6 +19,12 @@ from ._common import (
     report_truncation,
 )
 from ._io import emit_records, format_option, format_table, shorten
+
+if TYPE_CHECKING:
+    from st_multitask.data import BlankMode
+    from st_multitask.pipeline import LongMode
+    from st_multitask.readers import DecodeErrors
+    from st_multitask.similarity import SimilarityMode
 
 MODES = ("best", "pairwise", "matrix")
 
@@ -51,13 +57,13 @@ MODES = ("best", "pairwise", "matrix")
 def similarity(
     file_a: str,
     file_b: str,
-    mode: str,
+    mode: SimilarityMode,
     top_k: int,
     document: bool,
     plot: str | None,
     fmt: str,
-    long: str,
-    errors: str,
+    long: LongMode,
+    errors: DecodeErrors,
     model_name: str | None,
     device: str | None,
     batch_size: int,
@@ -86,7 +92,7 @@ def similarity(
         lines_a, lines_b = [1], [1]
         long = "chunk"
     else:
-        blank = "error" if mode == "pairwise" else "skip"
+        blank: BlankMode = "error" if mode == "pairwise" else "skip"
         rows_a, rows_b = _read(file_a, errors, blank), _read(file_b, errors, blank)
         lines_a, texts_a = [n for n, _ in rows_a], [t for _, t in rows_a]
         lines_b, texts_b = [n for n, _ in rows_b], [t for _, t in rows_b]
@@ -124,7 +130,7 @@ def similarity(
         note(f"wrote heatmap to {plot}.")
 
 
-def _read(path: str, errors: str, blank: str) -> list[tuple[int, str]]:
+def _read(path: str, errors: DecodeErrors, blank: BlankMode) -> list[tuple[int, str]]:
     from st_multitask.data import ReadReport, iter_texts
 
     report = ReadReport()
@@ -133,7 +139,7 @@ def _read(path: str, errors: str, blank: str) -> list[tuple[int, str]]:
     return rows
 
 
-def _whole(path: str, errors: str) -> str:
+def _whole(path: str, errors: DecodeErrors) -> str:
     """The whole file as one text (validated like any other input)."""
     from st_multitask.data import iter_texts
 

@@ -20,6 +20,7 @@ __all__ = [
     "DECODE_ERRORS",
     "EXTENSIONS",
     "FORMATS",
+    "DecodeErrors",
     "Format",
     "ReadReport",
     "RecordFormat",
@@ -44,7 +45,8 @@ EXTENSIONS: dict[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-DECODE_ERRORS = ("strict", "replace")
+DecodeErrors = Literal["strict", "replace"]  # what to do with invalid UTF-8: an error, or U+FFFD
+DECODE_ERRORS: tuple[DecodeErrors, ...] = ("strict", "replace")
 Source = str | os.PathLike[str] | BinaryIO
 Row = dict[str, Any] | str
 
@@ -102,7 +104,7 @@ def count_lines(source: str | os.PathLike[str]) -> int | None:
 
 def iter_lines(
     source: Source,
-    errors: Literal["strict", "replace"] = "strict",
+    errors: DecodeErrors = "strict",
     report: ReadReport | None = None,
     *,
     empty_ok: bool = False,

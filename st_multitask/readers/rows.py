@@ -12,7 +12,17 @@ from typing import Any, Literal, overload
 
 from ..errors import Hint, InputError
 from .arrow import needs_pyarrow, parquet_records
-from .lines import FORMATS, Format, ReadReport, RecordFormat, Row, Source, iter_lines, source_name
+from .lines import (
+    FORMATS,
+    DecodeErrors,
+    Format,
+    ReadReport,
+    RecordFormat,
+    Row,
+    Source,
+    iter_lines,
+    source_name,
+)
 from .records import column_flag, delimited_records, json_array_records, jsonl_records
 
 __all__ = ["iter_rows"]
@@ -22,7 +32,7 @@ __all__ = ["iter_rows"]
 def iter_rows(
     source: Source,
     fmt: Literal["lines"],
-    errors: Literal["strict", "replace"] = "strict",
+    errors: DecodeErrors = "strict",
     report: ReadReport | None = None,
     required: Sequence[str] = (),
 ) -> Iterator[tuple[int, str]]: ...
@@ -32,7 +42,7 @@ def iter_rows(
 def iter_rows(
     source: Source,
     fmt: RecordFormat,
-    errors: Literal["strict", "replace"] = "strict",
+    errors: DecodeErrors = "strict",
     report: ReadReport | None = None,
     required: Sequence[str] = (),
 ) -> Iterator[tuple[int, dict[str, Any]]]: ...
@@ -42,7 +52,7 @@ def iter_rows(
 def iter_rows(
     source: Source,
     fmt: Format,
-    errors: Literal["strict", "replace"] = "strict",
+    errors: DecodeErrors = "strict",
     report: ReadReport | None = None,
     required: Sequence[str] = (),
 ) -> Iterator[tuple[int, Row]]: ...
@@ -51,7 +61,7 @@ def iter_rows(
 def iter_rows(
     source: Source,
     fmt: Format,
-    errors: Literal["strict", "replace"] = "strict",
+    errors: DecodeErrors = "strict",
     report: ReadReport | None = None,
     required: Sequence[str] = (),
 ) -> Iterator[tuple[int, Row]]:
