@@ -28,7 +28,14 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import machine_info, run_command, store_result, sts_test_spearman
+from benchmarks._common import (
+    RESULTS_DIR,
+    machine_info,
+    machine_tag,
+    run_command,
+    store_result,
+    sts_test_spearman,
+)
 from st_multitask import MultiTaskModel, TaskData, Trainer, TrainingConfig
 from st_multitask.corpora import load_bbc, load_conll2003, load_rotten_tomatoes, load_sts_b
 from st_multitask.data import SentenceExamples, TokenExamples
@@ -74,10 +81,15 @@ def load_data(quick: bool) -> dict[str, dict]:
     return data
 
 
-def new_model(tasks=TASKS) -> MultiTaskModel:
+def new_model(tasks=TASKS, branch: tuple[str, int] | None = None) -> MultiTaskModel:
+    """The three heads on the packaged backbone; ``branch`` = (``"shared"`` or ``"task"``, K) puts
+    them on one task branch of the top K layers, or on one each."""
     torch.manual_seed(0)
     model = MultiTaskModel(device="cpu")
     model.backbone.max_seq_length = MAX_SEQ_LENGTH
+    if branch is not None:
+        for name in ["shared"] if branch[0] == "shared" else tasks:
+            model.add_branch(name, branch[1])
     mix = [1, 2, 3, 4, 5, 6]
     heads = {
         "topic": lambda: MLPHead(
@@ -97,7 +109,8 @@ def new_model(tasks=TASKS) -> MultiTaskModel:
         ),
     }
     for task in tasks:
-        model.add_head(task, heads[task]())
+        on = None if branch is None else ("shared" if branch[0] == "shared" else task)
+        model.add_head(task, heads[task](), branch=on)
     return model
 
 
@@ -109,12 +122,21 @@ def trainable_params(model: MultiTaskModel, freeze: list[str]) -> int:
     if "all" in freeze:
         return 0
     total = 0 if "backbone" in freeze else params(model.backbone)
+    total += sum(params(b) for b in model.branches.values())
     return total + sum(params(h) for name, h in model.heads.items() if name not in freeze)
 
 
-def run(name: str, config: TrainingConfig, data: dict, sts, tasks=TASKS, what: str = "") -> dict:
+def run(
+    name: str,
+    config: TrainingConfig,
+    data: dict,
+    sts,
+    tasks=TASKS,
+    what: str = "",
+    branch: tuple[str, int] | None = None,
+) -> dict:
     """Train one configuration (or evaluate untrained heads when everything is frozen)."""
-    model = new_model(tasks)
+    model = new_model(tasks, branch)
     task_data = [TaskData(t, data[t]["train"], dev=data[t]["dev"]) for t in tasks]
     start = time.perf_counter()
     history: list[dict] = []
@@ -211,13 +233,17 @@ def main() -> None:
     runs: dict[str, dict] = {}
     models: dict[str, MultiTaskModel] = {}
 
-    previous = json.loads((OUT / "considerations.json").read_text()) if args.rerun else None
+    previous = None
+    if args.rerun:  # this machine's last run: benchmarks/out, else the stored result
+        stored = OUT / "considerations.json"
+        stored = stored if stored.is_file() else RESULTS_DIR / machine_tag() / "considerations.json"
+        previous = json.loads(stored.read_text())
 
-    def add(name, config, what, tasks=TASKS, keep=False):
+    def add(name, config, what, tasks=TASKS, keep=False, branch=None):
         if previous is not None and args.rerun not in name:
             runs[name] = previous["runs"][name]
             return
-        runs[name], model = run(name, config, data, sts, tasks, what)
+        runs[name], model = run(name, config, data, sts, tasks, what, branch)
         if keep:
             models[name] = model
 
@@ -247,6 +273,19 @@ def main() -> None:
     )
     for task in TASKS:
         add(f"single task: {task}", base, f"backbone + {task} head", tasks=(task,), keep=True)
+    frozen_trunk = replace(base, freeze=["backbone"], cache_embeddings="memory")
+    add(
+        "branch K=2, shared (joint)",
+        frozen_trunk,
+        "one copy of the top 2 layers for the three heads; the backbone frozen",
+        branch=("shared", 2),
+    )
+    add(
+        "branches K=2, per task (sequential topic -> sentiment -> ner)",
+        replace(frozen_trunk, strategy="sequential", task_order=list(TASKS)),
+        "a copy of the top 2 layers per task, frozen with its head when its stage ends",
+        branch=("task", 2),
+    )
 
     texts = data["sentiment"]["test"].texts[:1000]
     if previous is not None and not {
@@ -327,6 +366,59 @@ def _row(cells: list) -> str:
 
 def _delta(a: float, b: float) -> str:
     return f"{a - b:+.2f}"
+
+
+SHARED_BRANCH = "branch K=2, shared (joint)"
+TASK_BRANCHES = "branches K=2, per task (sequential topic -> sentiment -> ner)"
+
+
+def _branch_section(runs: dict, full: dict, frozen: dict, seq: dict, base_sts: float) -> list[str]:
+    """Task branches beside freezing and full fine-tuning, with the forgetting of each sequential run."""
+    if SHARED_BRANCH not in runs or TASK_BRANCHES not in runs:
+        return []
+    shared, per_task = runs[SHARED_BRANCH], runs[TASK_BRANCHES]
+    header = ["run", *TASKS, "STS-B", "train s"]
+    rows = [_row(header), _row(["---"] * len(header))]
+    for name in ("backbone frozen", SHARED_BRANCH, "full fine-tuning (joint)", TASK_BRANCHES, seq["name"]):
+        r = runs[name]
+        rows.append(
+            _row(
+                [
+                    name,
+                    *[f"{r['test'][t]:.2f}" for t in TASKS],
+                    f"{r['sts_b']:.2f}",
+                    f"{r['train_seconds']:.0f}",
+                ]
+            )
+        )
+
+    def forgetting(run: dict) -> str:
+        table = run["forgetting"] or {}
+        stages = list(table)
+        return "; ".join(
+            f"{t} {100 * table[t][t]:.2f} -> {100 * table[stages[-1]][t]:.2f} ({100 * (table[stages[-1]][t] - table[t][t]):+.2f})"
+            for t in stages[:-1]
+        )
+
+    return [
+        "## Task branches: fine-tuning that leaves the embeddings alone",
+        "",
+        "A task branch is a trainable copy of the backbone's top K layers that the heads read; the"
+        " sentence embedding still goes through the original layers, so it cannot move"
+        " (`MultiTaskModel.add_branch`, or `model: {branch: {layers: 2, share: all | task}}` in a recipe).",
+        "",
+        *rows,
+        "",
+        "- Shared branch vs frozen backbone (same epochs): "
+        + ", ".join(f"{t} {_delta(shared['test'][t], frozen['test'][t])}" for t in TASKS)
+        + "; vs full fine-tuning: "
+        + ", ".join(f"{t} {_delta(shared['test'][t], full['test'][t])}" for t in TASKS)
+        + f". STS-B: {shared['sts_b']:.2f} with branches (the backbone's {base_sts:.2f}), "
+        f"{full['sts_b']:.2f} after full fine-tuning.",
+        f"- Forgetting, from the end of each task's stage to the end of training: per-task branches "
+        f"{forgetting(per_task)}; one backbone trained in sequence {forgetting(seq)}.",
+        "",
+    ]
 
 
 def render(result: dict) -> str:
@@ -498,6 +590,7 @@ def render(result: dict) -> str:
         + ", ".join(f"{t} {_delta(full['test'][t], seq['test'][t])}" for t in TASKS)
         + " (joint minus sequential).",
         "",
+        *_branch_section(runs, full, frozen, seq, base_sts),
         "## A task with little data (NER on 5% of CoNLL-2003)",
         "",
         _row(["NER trained", "entity F1", "STS-B"]),

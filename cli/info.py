@@ -37,6 +37,11 @@ def info(model_dir: str | None, fmt: str) -> None:
         click.echo(f"  labels: {', '.join(head['labels'])}")
         settings = ", ".join(f"{k}={v}" for k, v in head["config"].items())
         click.echo(f"  settings: {settings}")
+    for name, branch in summary.get("branches", {}).items():
+        readers = ", ".join(branch["heads"]) or "no head"
+        click.echo(
+            f"task branch {name}: a fine-tuned copy of the top {branch['layers']} layers, read by {readers}"
+        )
     for key, graph in summary.get("graphs", {}).items():
         click.echo(f"exported graph {key}: {', '.join(graph.get('files', {}))} ({graph.get('runtime', '?')})")
     for task, metrics in summary["metrics"].items():

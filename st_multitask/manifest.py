@@ -20,6 +20,7 @@ __all__ = [
     "MANIFEST_NAME",
     "PICKLE_SUFFIXES",
     "WEIGHTS_NAME",
+    "check_branch_files",
     "check_head_files",
     "read_manifest",
     "refuse_pickles",
@@ -85,6 +86,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ModelLoadError(f"{manifest_path}: unknown backbone type {manifest['backbone'].get('type')!r}.")
     for name, info in manifest["heads"].items():
         _check_head_record(manifest_path, name, info)
+    _check_branches(manifest_path, manifest)
     refuse_pickles(path, graph_files(manifest))
     return manifest
 
@@ -117,13 +119,54 @@ def _check_head_record(manifest_path: Path, name: str, info: Any) -> None:
         raise ModelLoadError(f"{manifest_path} is not a valid manifest ({problem}).")
 
 
-def check_head_files(path: Path, name: str, info: dict[str, Any]) -> Path:
-    """Check the files of head ``name`` against the manifest's hashes; returns the head folder."""
-    head_dir = path / "heads" / name
+def _check_branches(manifest_path: Path, manifest: dict[str, Any]) -> None:
+    """The optional ``branches``: ``{name: {"layers": K, "start": layer, "heads": [...], "files": {...}}}``,
+    each head on one branch at most, and only heads the manifest lists."""
+    branches = manifest.get("branches", {})
+    problem = None
+    seen: set[str] = set()
+    if not isinstance(branches, dict):
+        problem = "branches must be an object"
+    for name, info in branches.items() if problem is None else ():
+        if not _plain_name(name) or not isinstance(info, dict):
+            problem = f"branch {name!r} must be a folder name with an object"
+        elif not all(
+            isinstance(info.get(k), int) and not isinstance(info.get(k), bool) for k in ("layers", "start")
+        ):
+            problem = f"branch {name!r} needs layers and start (integers)"
+        elif not isinstance(info.get("heads"), list) or not all(
+            h in manifest["heads"] for h in info["heads"]
+        ):
+            problem = f"branch {name!r} must list heads the manifest has"
+        elif seen.intersection(info["heads"]):
+            problem = f"head {sorted(seen.intersection(info['heads']))[0]!r} is on two branches"
+        elif not isinstance(info.get("files"), dict) or not all(
+            _plain_name(f) and isinstance(h, str) for f, h in info["files"].items()
+        ):
+            problem = f"branch {name!r} must list its files as {{file name: sha256}}"
+        else:
+            seen.update(info["heads"])
+        if problem:
+            break
+    if problem:
+        raise ModelLoadError(f"{manifest_path} is not a valid manifest ({problem}).")
+
+
+def _check_files(folder: Path, info: dict[str, Any]) -> Path:
     for filename, expected in info.get("files", {}).items():
-        file = head_dir / filename
+        file = folder / filename
         if not file.is_file():
             raise ModelLoadError(f"{file} is missing (listed in {MANIFEST_NAME}).")
         if sha256_file(file) != expected:
             raise ModelLoadError(f"{file} does not match the hash in {MANIFEST_NAME}: truncated or altered.")
-    return head_dir
+    return folder
+
+
+def check_head_files(path: Path, name: str, info: dict[str, Any]) -> Path:
+    """Check the files of head ``name`` against the manifest's hashes; returns the head folder."""
+    return _check_files(path / "heads" / name, info)
+
+
+def check_branch_files(path: Path, name: str, info: dict[str, Any]) -> Path:
+    """Check the files of branch ``name`` against the manifest's hashes; returns its folder."""
+    return _check_files(path / "branches" / name, info)

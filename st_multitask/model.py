@@ -40,11 +40,12 @@ from .heads.base import Features
 from .manifest import FORMAT_VERSION, MANIFEST_NAME
 from .pipeline import Pipeline
 from .runtime import EngineSpec
-from .runtime.feeds import build_feeds, words_read
+from .runtime.branches import Branch, trunk_states
+from .runtime.feeds import FeedPlan, build_feeds, words_read
 from .runtime.runners.torch import TorchRunner
 from .runtime.tokenizer import TextTokenizer
 from .runtime.torch_graph import ModelGraph
-from .storage import RECORD_KEYS, read_heads, read_manifest, write_model_directory
+from .storage import RECORD_KEYS, read_branches, read_heads, read_manifest, write_model_directory
 from .texts import Item, texts_and_spans
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ class MultiTaskModel(torch.nn.Module):
             self._backbone_source = "a SentenceTransformer object"
         self.backbone = backbone
         self._heads = torch.nn.ModuleDict()
+        self._branches = torch.nn.ModuleDict()
+        self.branch_of: dict[str, str] = {}  # task -> the branch its head reads
         self.eval()  # inference by default, as from_pretrained models are; training calls .train()
         for name, head in (heads or {}).items():
             self.add_head(name, head)
@@ -104,8 +107,37 @@ class MultiTaskModel(torch.nn.Module):
     def device(self) -> torch.device:
         return self.backbone.device
 
-    def add_head(self, name: str, head: Head) -> MultiTaskModel:
-        """Attach ``head`` as task ``name``."""
+    def add_branch(self, name: str, layers: int = 2) -> MultiTaskModel:
+        """Add a task branch ``name``: a trainable copy of the backbone's top ``layers`` layers.
+
+        Heads added with ``branch=name`` read it instead of the backbone; training them fine-tunes
+        the branch and never the backbone, so :meth:`encode` stays the backbone's to the bit.
+
+        >>> from st_multitask.heads import MLPHead
+        >>> model = MultiTaskModel().add_branch("tasks", layers=2)
+        >>> model = model.add_head("sentiment", MLPHead(model.dim, ["neg", "pos"]), branch="tasks")
+        >>> model.branch_of
+        {'sentiment': 'tasks'}
+        """
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+            raise InputError(f"Branch name {name!r} must be letters, digits, '-' or '_' (it names a folder).")
+        if name in self._branches:
+            raise InputError(f"A branch named {name!r} exists already.")
+        self._branches[name] = Branch.from_backbone(self.backbone, layers).train(self.training)
+        return self
+
+    @property
+    def branches(self) -> dict[str, Branch]:
+        """The task branches by name (a copy of the mapping; the branches are live)."""
+        return cast("dict[str, Branch]", dict(self._branches.items()))  # a ModuleDict of Branch
+
+    def add_head(self, name: str, head: Head, branch: str | None = None) -> MultiTaskModel:
+        """Attach ``head`` as task ``name``, reading the backbone or, with ``branch``, that task
+        branch (:meth:`add_branch`)."""
+        if branch is not None and branch not in self._branches:
+            raise InputError(
+                f"No branch named {branch!r}. Branches: {', '.join(self._branches) or 'none'}; add_branch() first."
+            )
         if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
             raise InputError(f"Head name {name!r} must be letters, digits, '-' or '_' (it names a folder).")
         if name in self._heads:
@@ -117,6 +149,8 @@ class MultiTaskModel(torch.nn.Module):
                 f"Head {name!r} takes {head.in_features}-d input; the backbone gives {self.dim}-d."
             )
         self._heads[name] = head.to(self.device).train(self.training)
+        if branch is not None:
+            self.branch_of[name] = branch
         return self
 
     def remove_head(self, name: str) -> Head:
@@ -125,6 +159,7 @@ class MultiTaskModel(torch.nn.Module):
             raise InputError(f"No head named {name!r}. Heads: {', '.join(self._heads) or 'none'}.")
         head = self.heads[name]
         del self._heads[name]
+        self.branch_of.pop(name, None)
         return head
 
     # -- inference: the torch pipeline ----------------------------------------------------------
@@ -145,7 +180,9 @@ class MultiTaskModel(torch.nn.Module):
         Its heads are this model's live heads, decoded from their current settings."""
         manifest = getattr(self, "_manifest", {})
         live = cast("Mapping[str, Head]", self._heads)  # the live ModuleDict of Head
-        runner = TorchRunner(self.backbone, live, EngineSpec("torch", "fp32", str(self.device)), self)
+        spec = EngineSpec("torch", "fp32", str(self.device))
+        branches = cast("Mapping[str, Branch]", self._branches)  # live, as the heads
+        runner = TorchRunner(self.backbone, live, spec, self, branches, self.branch_of)
         decoders = {name: head.decoder() for name, head in live.items()}
         sparse = {n: cast("HybridHead", h)._sparse for n, h in live.items() if getattr(h, "uses_text", False)}
         name = manifest.get("backbone", {}).get("name") or self._backbone_source or DEFAULT_MODEL_NAME
@@ -193,40 +230,75 @@ class MultiTaskModel(torch.nn.Module):
         """:meth:`Pipeline.predict_labels <st_multitask.pipeline.Pipeline.predict_labels>` in torch."""
         return self.pipeline().predict_labels(items, task, batch_size)
 
+    def graph(self, heads: Mapping[str, Head] | None = None) -> ModelGraph:
+        """The backbone, branches and ``heads`` (default all) as one
+        :class:`~st_multitask.runtime.torch_graph.ModelGraph`."""
+        return ModelGraph(
+            self.backbone, dict(self.heads if heads is None else heads), self.branches, self.branch_of
+        )
+
     def features(
-        self, items: Sequence[str | Sequence[str]], grad: bool = False
+        self,
+        items: Sequence[str | Sequence[str]],
+        grad: bool = False,
+        embedding: bool = True,
+        trunk: Sequence[Mapping[int, Tensor]] | None = None,
     ) -> tuple[Features, list[str], list[list[tuple[int, int]]]]:
         """One backbone pass over a batch: the features every head reads.
 
         ``items`` are raw strings or pre-split word lists. Returns the features (with
         ``piece_word`` (batch, seq) mapping word pieces to words), the texts, and each text's word
         spans. The inputs are those the exported graph reads (:mod:`st_multitask.runtime.feeds`),
-        and the pass is :meth:`ModelGraph.features <st_multitask.runtime.torch_graph.ModelGraph.features>`.
+        and the pass is :meth:`ModelGraph.features <st_multitask.runtime.torch_graph.ModelGraph.features>`
+        (a branch's heads read ``features["branches"][name]``). ``trunk`` holds, per item, the
+        trunk's states the branches read (:meth:`trunk_states`), so a training cache skips the trunk.
         """
         texts, spans = texts_and_spans(items)
-        graph = ModelGraph(self.backbone, self.heads)
+        graph = self.graph()
         feeds, piece_word = build_feeds(graph.plan, self._text_tokenizer(), texts, spans)
+        tensors = graph.tensors(feeds)
+        states = None if trunk is None else _pad_states(trunk, tensors["attention_mask"].shape[1])
         with contextlib.nullcontext() if grad else torch.no_grad():
-            out = graph.features(graph.tensors(feeds), texts)
+            out = graph.features(tensors, texts, embedding=embedding, trunk=states)
         out["piece_word"] = torch.from_numpy(piece_word).to(self.device)
         out["n_words"] = max((len(s) for s in spans), default=0)
         out["word_count"] = torch.tensor([len(s) for s in spans], dtype=torch.long)
         return out, texts, spans
 
+    def trunk_states(
+        self, items: Sequence[str | Sequence[str]], tasks: Sequence[str]
+    ) -> list[dict[int, Tensor]]:
+        """Per item, the trunk's states that the branches of ``tasks`` read (each (tokens, dim),
+        without padding): what :meth:`head_inputs` takes as ``trunk`` to skip the frozen trunk."""
+        texts, spans = texts_and_spans(items)
+        graph = self.graph({task: self.heads[task] for task in tasks})
+        layers = graph.trunk_layers()
+        feeds, _ = build_feeds(FeedPlan(), self._text_tokenizer(), texts, spans)
+        tensors = graph.tensors(feeds)
+        with torch.no_grad():
+            states, _ = trunk_states(self.backbone, tensors, max(layers))
+        lengths = tensors["attention_mask"].sum(1).tolist()
+        return [{i: states[i][row, : int(n)].clone() for i in layers} for row, n in enumerate(lengths)]
+
     def head_inputs(
-        self, items: Sequence[str | Sequence[str]], tasks: Sequence[str], grad: bool = False
+        self,
+        items: Sequence[str | Sequence[str]],
+        tasks: Sequence[str],
+        grad: bool = False,
+        trunk: Sequence[Mapping[int, Tensor]] | None = None,
     ) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
-        """What each head of ``tasks`` reads, from one backbone pass over ``items``.
+        """What each head of ``tasks`` reads, from one backbone pass over ``items`` (or, with
+        ``trunk``, from the trunk's states :meth:`trunk_states` gave).
 
         Returns ``({task: head.inputs(features)}, read)`` where ``read`` (batch, words) marks the
         words inside the model window.
         """
         context = torch.enable_grad() if grad else torch.no_grad()
         with context:
-            features, _, _ = self.features(items, grad=grad)
+            features, _, _ = self.features(items, grad=grad, embedding=False, trunk=trunk)
             read = torch.from_numpy(words_read(features["piece_word"].cpu().numpy(), features["n_words"]))
-            heads = self.heads
-            inputs = {task: heads[task].inputs(features) for task in tasks}
+            heads, graph = self.heads, self.graph()
+            inputs = {task: heads[task].inputs(graph.features_of(task, features)) for task in tasks}
         return inputs, read
 
     def calibrate(
@@ -326,6 +398,8 @@ class MultiTaskModel(torch.nn.Module):
                 self.backbone if backbone == "copy" else None,
                 records=getattr(self, "_manifest", {}),  # a loaded model keeps its stored metrics
                 title=path.name,
+                branches=self.branches,
+                branch_of=self.branch_of,
             )
         return path
 
@@ -361,8 +435,11 @@ class MultiTaskModel(torch.nn.Module):
             backbone = load_backbone(path, device)
         model = cls(backbone)
         model._backbone_source = str(path) if backbone_info["type"] == "directory" else DEFAULT_MODEL_NAME
+        branches, branch_of = read_branches(path, manifest, model.backbone)
+        for name, branch in branches.items():
+            model._branches[name] = branch
         for name, head in read_heads(path, manifest, model.dim).items():
-            model.add_head(name, head)
+            model.add_head(name, head, branch_of.get(name))
         model._manifest = manifest
         return model
 
@@ -381,6 +458,19 @@ class MultiTaskModel(torch.nn.Module):
         for name, head in self.heads.items():
             summary["heads"][name]["parameters"] = sum(p.numel() for p in head.parameters())
         return summary
+
+
+def _pad_states(trunk: Sequence[Mapping[int, Tensor]], width: int) -> dict[int, Tensor]:
+    """Per-item trunk states, each (tokens, dim), as (batch, width, dim) per layer (zeros past a
+    text's tokens: the attention mask hides them)."""
+    out = {}
+    for layer in trunk[0]:
+        rows = [states[layer] for states in trunk]
+        batch = rows[0].new_zeros((len(rows), width, rows[0].shape[-1]))
+        for row, value in enumerate(rows):
+            batch[row, : value.shape[0]] = value
+        out[layer] = batch
+    return out
 
 
 def _deprecated_load(path: Any, device: str | None, backend: str | None, precision: str | None) -> Pipeline:

@@ -45,6 +45,12 @@ def render_model_card(manifest: dict[str, Any], name: str) -> str:
         "head(s) that share its forward pass.",
         "",
         f"- Backbone: {source}.",
+        *[
+            f"- Task branch `{branch}`: a fine-tuned copy of the backbone's top {info.get('layers')} layers, "
+            f"read by {', '.join(f'`{h}`' for h in info.get('heads', [])) or 'no head'}; the sentence "
+            "embeddings go through the original layers and are the backbone's own."
+            for branch, info in manifest.get("branches", {}).items()
+        ],
         "",
         "## Heads",
         "",

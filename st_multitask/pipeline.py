@@ -166,6 +166,10 @@ class Pipeline:
                 }
                 for name, head in self._decoders.items()
             },
+            "branches": {
+                name: {"layers": info["layers"], "heads": info["heads"]}
+                for name, info in self.manifest.get("branches", {}).items()
+            },
             "metrics": self.manifest.get("metrics", {}),
             "graphs": self.manifest.get("graphs", {}),
         }
@@ -259,14 +263,20 @@ class Pipeline:
         )
 
     def _passes(
-        self, items: Sequence[Item], heads: Mapping[str, Decoder], batch_size: int, encoded: Encoded | None
+        self,
+        items: Sequence[Item],
+        heads: Mapping[str, Decoder],
+        batch_size: int,
+        encoded: Encoded | None,
+        embedding: bool = False,
     ) -> Iterator[tuple[list[int], list[str], list[list[tuple[int, int]]], Any, dict[str, np.ndarray]]]:
-        """Per batch: indices, texts, word spans, words read (or None) and the graph's outputs."""
+        """Per batch: indices, texts, word spans, words read (or None) and the graph's outputs (the
+        sentence embedding only when asked: a model with task branches then skips the top layers)."""
         _check_batch_size(batch_size)
         texts, spans = texts_and_spans(items)
         encoded = self.tokenizer.encode(texts) if encoded is None else encoded
         plan = self._plan(heads)
-        names = [SENTENCE_EMBEDDING, *[output_name(task) for task in heads]]
+        names = [*([SENTENCE_EMBEDDING] if embedding else []), *[output_name(task) for task in heads]]
         inputs = self.runner.input_names
         for rows, batch in self.tokenizer.batches(encoded, batch_size):
             batch_texts, batch_spans = [texts[i] for i in rows], [spans[i] for i in rows]
@@ -346,7 +356,7 @@ class Pipeline:
             )
         results: list[Prediction] = [{} for _ in items]
         vectors = np.zeros((len(items), self.dim), dtype=np.float32)
-        for batch, texts_, spans, read, outputs in self._passes(items, heads, batch_size, encoded):
+        for batch, texts_, spans, read, outputs in self._passes(items, heads, batch_size, encoded, True):
             vectors[batch] = outputs[SENTENCE_EMBEDDING]
             seen = read.tolist() if read is not None else [[]] * len(batch)
             for name, head in heads.items():

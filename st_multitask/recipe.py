@@ -8,6 +8,7 @@ The file::
 
     model:
       backbone: null                 # the packaged all-MiniLM-L6-v2, or a model directory
+      branch: {layers: 2, share: all}  # optional task branches: one for all tasks, or share: task
     tasks:
       sentiment:
         head: {kind: mlp, hidden: [256]}
@@ -49,6 +50,7 @@ TASK_KEYS = (
     "labels",
     "multi_label_separator",
     "format",
+    "branch",
 )
 _TOP_KEYS = ("model", "tasks", "training")
 
@@ -173,6 +175,36 @@ def _check_task_values(spec: dict[str, Any], where: str) -> None:
         raise InputError(f"{where}: labels must be a list of label names, not {labels!r}.")
 
 
+def _add_branches(model: MultiTaskModel, spec: dict[str, Any], tasks: list[str], where: str) -> Any:
+    """Add the recipe's task branches to ``model``; returns task -> its default branch (or None).
+
+    ``branch: {layers: K, share: all | task}`` is one branch for every task (named ``shared``) or
+    one per task (named after it); ``branches: {name: {layers: K}}`` names them, and each task
+    picks one with its own ``branch:`` setting."""
+    short, named = spec.get("branch"), spec.get("branches") or {}
+    if short is not None and named:
+        raise InputError(f"{where}: give model.branch or model.branches, not both.")
+    if not isinstance(named, dict) or not all(
+        isinstance(v, dict) and set(v) <= {"layers"} for v in named.values()
+    ):
+        raise InputError(f"{where}: model.branches must map names to {{layers: K}}.")
+    if short is not None and (not isinstance(short, dict) or not set(short) <= {"layers", "share"}):
+        raise InputError(f"{where}: model.branch takes layers and share (all or task), e.g. {{layers: 2}}.")
+    try:
+        for name, settings in named.items():
+            model.add_branch(name, settings.get("layers", 2))
+        if short is None:
+            return lambda task: None
+        share = short.get("share", "all")
+        if share not in ("all", "task"):
+            raise InputError(f"model.branch.share must be 'all' or 'task', not {share!r}.")
+        for name in ["shared"] if share == "all" else tasks:
+            model.add_branch(name, short.get("layers", 2))
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    return (lambda task: "shared") if share == "all" else (lambda task: task)
+
+
 def load_recipe(
     source: str | os.PathLike[str] | dict[str, Any],
     overrides: dict[str, Any] | None = None,
@@ -204,14 +236,17 @@ def load_recipe(
 
     set_seed(config.seed)
     model_spec = recipe.get("model") or {}
-    if not isinstance(model_spec, dict) or any(k != "backbone" for k in model_spec):
-        raise InputError(f"{where}: the 'model' section takes one key, 'backbone'.")
+    if not isinstance(model_spec, dict) or any(
+        k not in ("backbone", "branch", "branches") for k in model_spec
+    ):
+        raise InputError(f"{where}: the 'model' section takes 'backbone', 'branch' and 'branches'.")
     backbone = model_spec.get("backbone")
     if backbone is not None and not isinstance(backbone, str):
         raise InputError(f"{where}: model.backbone must be a model directory or name, not {backbone!r}.")
     if backbone is not None and not Path(str(backbone)).is_absolute() and (base / str(backbone)).exists():
         backbone = str(base / str(backbone))
     model = MultiTaskModel(backbone, device=device)
+    default_branch = _add_branches(model, model_spec, list(tasks_spec), where)
 
     tasks: list[TaskData] = []
     for name, spec in tasks_spec.items():
@@ -252,7 +287,7 @@ def load_recipe(
             )
         try:
             head = head_cls(in_features=model.dim, labels=labels, **head_spec)
-            model.add_head(name, head)
+            model.add_head(name, head, spec.get("branch", default_branch(name)))
         except (TypeError, ValueError, RuntimeError) as exc:  # a setting of the wrong type or size
             raise InputError(f"{where}: task {name!r}: bad head settings ({exc}).") from None
         except InputError as exc:

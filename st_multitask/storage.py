@@ -27,11 +27,12 @@ from .backbone import DEFAULT_MODEL_NAME
 from .heads import Head, read_heads
 from .manifest import FORMAT_VERSION, MANIFEST_NAME, read_manifest, sha256_file
 from .model_card import CARD_NAME, render_model_card
+from .runtime.branches import Branch, branch_records, read_branches
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["RECORD_KEYS", "read_heads", "read_manifest", "write_model_directory"]
+__all__ = ["RECORD_KEYS", "read_branches", "read_heads", "read_manifest", "write_model_directory"]
 
 RECORD_KEYS = ("metrics", "test_metrics", "training")  # what training records in the manifest
 
@@ -43,11 +44,14 @@ def write_model_directory(
     backbone: SentenceTransformer | None,
     records: Mapping[str, Any] | None = None,
     title: str | None = None,
+    branches: Mapping[str, Branch] | None = None,
+    branch_of: Mapping[str, str] | None = None,
 ) -> None:
     """Write a model into ``folder`` (which should be a fresh temporary directory).
 
     ``backbone`` is saved as a sentence-transformers folder, or ``None`` to reference the packaged
-    all-MiniLM-L6-v2; ``records`` are the :data:`RECORD_KEYS` facts kept in the manifest and card.
+    all-MiniLM-L6-v2; ``records`` are the :data:`RECORD_KEYS` facts kept in the manifest and card;
+    ``branches`` and ``branch_of`` (task -> branch) the task branches, under ``branches/<name>/``.
     """
     folder = Path(folder)
     manifest: dict[str, Any] = {"format_version": FORMAT_VERSION, "dimension": dimension}
@@ -67,6 +71,8 @@ def write_model_directory(
             "labels": head.labels,
             "files": {f.name: sha256_file(f) for f in sorted(head_dir.iterdir()) if f.is_file()},
         }
+    if branches:
+        manifest["branches"] = branch_records(folder, dict(branches), dict(branch_of or {}))
     (folder / MANIFEST_NAME).write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )

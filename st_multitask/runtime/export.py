@@ -218,34 +218,74 @@ def _export_openvino(
     openvino.save_model(model, str(target), compress_to_fp16=False)
 
 
+def _output_sets(graph: Any) -> dict[str, list[str]]:
+    """What a call asks a graph with task branches for, beside everything: the heads alone (no
+    top layers) and the sentence embedding alone (no branches)."""
+    if not graph.branch_of:
+        return {}
+    return {"heads": list(graph.output_names[1:]), "embed": list(graph.output_names[:1])}
+
+
+def _export_variants(graph: Any, main: Path, backend: str) -> dict[str, str | None]:
+    """ONNX graphs of the output sets of :func:`_output_sets`, cut from the main graph (ONNX
+    Runtime runs every node of a graph whatever a call asks for; OpenVINO cuts them at load time)."""
+    sets = _output_sets(graph)
+    if backend != "onnx" or not sets:
+        return _variant_files(main, backend, graph)
+    import onnx.utils
+
+    inputs = [i.name for i in onnx.load(str(main), load_external_data=False).graph.input]
+    variants: dict[str, str | None] = {}
+    for variant, outputs in sets.items():
+        target = main.with_name(f"{main.stem}_{variant}{main.suffix}")
+        onnx.utils.extract_model(str(main), str(target), inputs, outputs)
+        variants[variant] = f"{main.parent.name}/{target.name}"
+    return variants
+
+
 def _check_against_torch(graph: Any, files: ModelFiles, path: Path, backend: str, precision: str) -> float:
     """Largest difference between the graph's and torch's outputs on probe texts (fp32: every
-    output; int8: the unit-length sentence embeddings)."""
+    output; int8: the unit-length sentence embeddings), for every set of outputs a call asks for."""
     from . import EngineSpec
     from .runners import RUNNERS
 
     feeds = _example_feeds(graph, files, _PROBES)
     runner_class = {"onnx": "OnnxRunner", "openvino": "OpenVINORunner"}[backend]
     runner = getattr(importlib.import_module(RUNNERS[backend]), runner_class)(
-        path, EngineSpec(backend, precision)
+        path, EngineSpec(backend, precision), {"variants": _variant_files(path, backend, graph)}
     )
-    names = graph.output_names if precision == "fp32" else ["sentence_embedding"]
-    ours = runner.run(feeds, names)
     theirs = graph.run(feeds)
-    return max(float(np.abs(ours[name].astype(np.float32) - theirs[name]).max()) for name in names)
+    worst = 0.0
+    for names in [graph.output_names, *_output_sets(graph).values()]:
+        names = names if precision == "fp32" else [n for n in names if n == "sentence_embedding"]
+        ours = runner.run(feeds, names) if names else {}
+        worst = max([worst, *[float(np.abs(ours[n].astype(np.float32) - theirs[n]).max()) for n in names]])
+    return worst
+
+
+def _variant_files(main: Path, backend: str, graph: Any) -> dict[str, str | None]:
+    """Per variant, its file (ONNX) or None (OpenVINO: cut from the main graph at load)."""
+    if backend != "onnx":
+        return {v: None for v in _output_sets(graph)}
+    return {v: f"{main.parent.name}/{main.stem}_{v}{main.suffix}" for v in _output_sets(graph)}
 
 
 def _torch_graph(files: ModelFiles, model_dir: Path | None) -> Any:
     """The torch module to export: the backbone and, for a st_multitask model directory, its heads."""
     from ..heads import read_heads
     from ..manifest import MANIFEST_NAME, read_manifest
+    from .branches import read_branches
     from .torch_graph import ModelGraph
 
     backbone = _load_torch_backbone(files)
-    heads = {}
+    heads: dict[str, Any] = {}
+    branches: dict[str, Any] = {}
+    branch_of: dict[str, str] = {}
     if model_dir is not None and (Path(model_dir) / MANIFEST_NAME).is_file():
-        heads = read_heads(Path(model_dir), read_manifest(Path(model_dir)), files.dim)
-    return ModelGraph(backbone, heads).eval()
+        manifest = read_manifest(Path(model_dir))
+        heads = read_heads(Path(model_dir), manifest, files.dim)
+        branches, branch_of = read_branches(Path(model_dir), manifest, backbone)
+    return ModelGraph(backbone, heads, branches, branch_of).eval()
 
 
 def export_graph(
@@ -299,6 +339,7 @@ def _export_graph(
             leftover.unlink()
         onnx_fp32.parent.rmdir()
     names = GRAPH_FILES[(backend, precision)]
+    variants = _export_variants(graph, root / names[0], backend)
     difference = _check_against_torch(graph, files, root / names[0], backend, precision)
     if not difference <= _TOLERANCE[precision]:
         raise ExportError(
@@ -310,7 +351,8 @@ def _export_graph(
     return {
         "backend": backend,
         "precision": precision,
-        "files": {name: sha256_file(root / name) for name in names},
+        "files": {name: sha256_file(root / name) for name in (*names, *filter(None, variants.values()))},
+        "variants": variants,
         "source": files.fingerprint(),
         "heads": heads_fingerprint(model_dir) if graph.heads else None,
         "runtime": runtime,

@@ -210,7 +210,10 @@ def heads_fingerprint(model_dir: Path | None) -> str | None:
     manifest = None if model_dir is None else Path(model_dir) / MANIFEST_NAME
     if manifest is None or not manifest.is_file():
         return None
-    heads = read_json(manifest).get("heads") or {}
+    content = read_json(manifest)
+    heads = content.get("heads") or {}
     if not heads:
         return None
-    return hashlib.sha256(json.dumps(heads, sort_keys=True).encode()).hexdigest()
+    branches = content.get("branches") or {}
+    identity = {"heads": heads, "branches": branches} if branches else heads  # unchanged without branches
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

@@ -57,8 +57,8 @@ class EmbeddingCache:
         self._backbone_hash: str | None = None
 
     def get(self, name: str, items: list, tasks: list[str], split: str) -> dict[str, Any] | None:
-        if not self.enabled:
-            return None
+        if not self.enabled or any(task in self.model.branch_of for task in tasks):
+            return None  # a branch's heads read what the branch computes now
         key = (name, split)
         if key not in self._tables:
             if self.config.cache_dir is None:
@@ -190,6 +190,46 @@ class EmbeddingCache:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+class TrunkCache:
+    """Per data set, the states of the frozen trunk that the branches of its tasks read (each
+    example's (tokens, dim) per layer): an epoch then runs only the branches' layers and the heads.
+    ``None`` from :meth:`get` where it does not apply (a task off a branch, windows, cache off)."""
+
+    def __init__(self, model: MultiTaskModel, config: TrainingConfig, enabled: bool):
+        self.model = model
+        self.config = config
+        self.enabled = enabled and config.cache_embeddings != "off"
+        self._tables: dict[tuple[str, str], list[dict[int, Tensor]]] = {}
+
+    def get(self, name: str, items: list, tasks: list[str], split: str) -> list[dict[int, Tensor]] | None:
+        model = self.model
+        if not self.enabled or not all(task in model.branch_of for task in tasks):
+            return None
+        if model.graph({task: model.heads[task] for task in tasks}).plan.windows:
+            return None  # long texts read as several windows: rows are not examples
+        key = (name, split)
+        if key not in self._tables:
+            table: list[dict[int, Tensor]] = [{} for _ in items]
+            order = sorted(range(len(items)), key=lambda i: -_n_words(items[i]))
+            size = self.config.eval_batch_size
+            for start in range(0, len(order), size):
+                batch = order[start : start + size]
+                for index, states in zip(batch, model.trunk_states([items[i] for i in batch], tasks)):
+                    table[index] = states
+            self._tables[key] = table
+        return self._tables[key]
+
+    def inputs(
+        self, table: list[dict[int, Tensor]], items: list, indices: list[int], tasks: list[str], grad: bool
+    ) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
+        """``model.head_inputs`` of ``indices``, from the cached trunk states."""
+        batch = [items[i] for i in indices]
+        return self.model.head_inputs(batch, tasks, grad=grad, trunk=[table[i] for i in indices])
+
+    def close(self) -> None:
+        self._tables.clear()
 
 
 def _flatten(table: dict[str, Any]) -> dict[str, Tensor]:

@@ -12,6 +12,8 @@ import torch
 
 from ..errors import InputError
 from ..model import MultiTaskModel
+from ..runtime.branches import Branch
+from ..runtime.branches import encoder_layers as backbone_layers
 from .config import TrainingConfig
 
 __all__ = ["Freezing", "autocast", "encoder_layers", "make_optimizer", "make_schedule"]
@@ -19,16 +21,7 @@ __all__ = ["Freezing", "autocast", "encoder_layers", "make_optimizer", "make_sch
 
 def encoder_layers(model: MultiTaskModel) -> list[torch.nn.Module]:
     """The backbone's transformer layers, bottom first."""
-    auto = model.backbone[0].auto_model
-    for path in ("encoder.layer", "layers", "transformer.layer", "encoder.layers"):
-        module: Any = auto
-        for part in path.split("."):
-            module = getattr(module, part, None)
-            if module is None:
-                break
-        if isinstance(module, torch.nn.ModuleList):
-            return list(module)
-    raise InputError("Cannot find the backbone's encoder layers for gradual unfreezing or lr_decay.")
+    return list(backbone_layers(model.backbone))
 
 
 class Freezing:
@@ -37,6 +30,7 @@ class Freezing:
     def __init__(self, model: MultiTaskModel, config: TrainingConfig):
         self.model = model
         self.config = config
+        self._open_branches: list[Branch] = []  # the branches apply() let train
 
     @property
     def frozen_heads(self) -> set[str]:
@@ -49,32 +43,55 @@ class Freezing:
     def backbone_trains(self) -> bool:
         return any(p.requires_grad for p in self.model.backbone.parameters())
 
+    def branch_trains(self, task: str | None = None) -> bool:
+        """Whether the branch of ``task`` (None: any branch) trains."""
+        branches = self.model.branches
+        names = list(branches) if task is None else [self.model.branch_of.get(task)]
+        return any(p.requires_grad for n in names if n in branches for p in branches[n].parameters())
+
+    def features_train(self) -> bool:
+        """Whether what the heads read can change: the backbone or a branch trains."""
+        return self.backbone_trains() or self.branch_trains()
+
     def apply(self, trainable_heads: Sequence[str]) -> None:
         """Only ``trainable_heads`` (less the frozen ones) and, unless frozen, the backbone train."""
         heads = self.model.heads
-        unknown = [n for n in self.config.freeze if n not in ("all", "backbone", *heads)]
+        branches = self.model.branches
+        unknown = [n for n in self.config.freeze if n not in ("all", "backbone", *heads, *branches)]
         if unknown:
             raise InputError(
-                f"Cannot freeze {unknown[0]!r}: not 'backbone', 'all' or a head ({', '.join(heads)})."
+                f"Cannot freeze {unknown[0]!r}: not 'backbone', 'all', a head ({', '.join(heads)})"
+                + (f" or a branch ({', '.join(branches)})." if branches else ".")
             )
         if "all" in self.config.freeze:
             raise InputError("Everything is frozen ('all'): no weight would train. Remove 'all' from freeze.")
         for name, head in heads.items():
             head.requires_grad_(name in trainable_heads and name not in self.frozen_heads)
         self.model.backbone.requires_grad_(not self.backbone_frozen)
+        for name, branch in branches.items():  # a branch trains with the heads that read it
+            readers = [t for t, b in self.model.branch_of.items() if b == name]
+            opened = any(t in trainable_heads and t not in self.frozen_heads for t in readers)
+            branch.requires_grad_(opened and name not in self.config.freeze)
+        self._open_branches = [b for b in branches.values() if any(p.requires_grad for p in b.parameters())]
         if not any(p.requires_grad for p in self.model.parameters()):
             raise InputError("Nothing trains: the backbone and every head of the tasks are frozen.")
 
     def unfrozen_layers(self, units_done: int) -> int | None:
         """How many encoder layers (from the top) train now under gradual unfreezing; None = all."""
         every = self.config.unfreeze_every
-        if every is None or self.backbone_frozen:
+        if every is None or (self.backbone_frozen and not self.model.branches):
             return None
         return self.config.unfreeze_layers * (1 + units_done // every)
 
     def set_unfrozen(self, count: int | None) -> None:
-        """Open the top ``count`` encoder layers; past the last one, the embeddings too."""
-        if count is None or self.backbone_frozen:
+        """Open the top ``count`` encoder layers; past the last one, the embeddings too. With the
+        backbone frozen, the top ``count`` layers of each training branch."""
+        if count is None:
+            return
+        if self.backbone_frozen:
+            for branch in self._open_branches:
+                for index, layer in enumerate(branch.layers):
+                    layer.requires_grad_(index >= len(branch.layers) - count)
             return
         layers = encoder_layers(self.model)
         self.model.backbone.requires_grad_(False)
@@ -131,6 +148,11 @@ def make_optimizer(model: MultiTaskModel, config: TrainingConfig) -> torch.optim
         else:
             depth = 0
         add(params, config.learning_rate * config.lr_decay**depth, f"backbone.{key}")
+    for name, branch in model.branches.items():  # a branch's layers: learning_rate, decayed downwards
+        for index, layer in enumerate(branch.layers):
+            depth = len(branch.layers) - 1 - index
+            params = [(n, p) for n, p in layer.named_parameters()]
+            add(params, config.learning_rate * config.lr_decay**depth, f"branch.{name}.layer.{index}")
     return torch.optim.AdamW(groups, lr=config.learning_rate)
 
 

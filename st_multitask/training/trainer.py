@@ -19,7 +19,7 @@ from ..data import SentenceExamples, TokenExamples
 from ..errors import InputError
 from ..evaluation import evaluate_task, main_metric
 from ..model import MultiTaskModel
-from .cache import EmbeddingCache
+from .cache import EmbeddingCache, TrunkCache
 from .callbacks import BestWeights, HeadAverage, MetricsLog, TaskBest, calibrate, save_final
 from .checkpointing import latest_checkpoint, load_checkpoint, prepare_output, save_checkpoint, set_rng_state
 from .config import TaskData, TrainingConfig, TrainingResult
@@ -183,18 +183,24 @@ class Trainer:
         """The weighted sum of the stream's task losses on one batch; each head encodes its
         targets and masks what it cannot learn from."""
         table = self._cache.get(stream.name, stream.items, stream.tasks, "train")
+        trunk = self._trunk.get(stream.name, stream.items, stream.tasks, "train")
         if table is not None:
             inputs, read = self._cache.batch(table, indices, stream.tasks)
+        elif trunk is not None:
+            with autocast(self.config):
+                grad = self.freezing.features_train()
+                inputs, read = self._trunk.inputs(trunk, stream.items, indices, stream.tasks, grad)
         else:
             items = [stream.items[i] for i in indices]
             with autocast(self.config):
                 inputs, read = self.model.head_inputs(
-                    items, stream.tasks, grad=self.freezing.backbone_trains()
+                    items, stream.tasks, grad=self.freezing.features_train()
                 )
         total = torch.zeros((), device=self.model.device)
         for task in stream.tasks:
             head = self.model.heads[task]
-            if not any(p.requires_grad for p in head.parameters()) and not self.freezing.backbone_trains():
+            frozen = not any(p.requires_grad for p in head.parameters())
+            if frozen and not (self.freezing.backbone_trains() or self.freezing.branch_trains(task)):
                 continue
             targets = head.encode_targets([stream.targets[task][i] for i in indices]).to(self.model.device)
             with autocast(self.config):
@@ -235,7 +241,12 @@ class Trainer:
                 head.fit_features(train.texts if isinstance(train, SentenceExamples) else train.words)
                 head.to(self.model.device)
         self.freezing.apply([t.name for t in tasks])
-        independent = cfg.strategy == "joint" and self.freezing.backbone_frozen and cfg.unfreeze_every is None
+        independent = (
+            cfg.strategy == "joint"
+            and self.freezing.backbone_frozen
+            and cfg.unfreeze_every is None
+            and not self.freezing.branch_trains()
+        )
         for setting, why in (
             ("best_per_task", "so each can keep its own best epoch"),
             ("average_epochs", "so each can average its own weights"),
@@ -243,12 +254,15 @@ class Trainer:
             if getattr(cfg, setting) and not independent:
                 raise InputError(
                     f"{setting} needs joint training with a frozen backbone (freeze: [backbone], no "
-                    f"unfreezing): only then are the heads independent, {why}."
+                    f"unfreezing, no branch that trains): only then are the heads independent, {why}."
                 )
         self.model.backbone.train(not self.freezing.backbone_frozen)
         for head in self.model.heads.values():
             head.train(True)
+        for branch in self.model.branches.values():
+            branch.train(True)
         self._cache = EmbeddingCache(self.model, cfg, self.freezing.backbone_frozen, self.output_dir)
+        self._trunk = TrunkCache(self.model, cfg, self.freezing.backbone_frozen)
         return make_plan(self.model, tasks, cfg)
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -351,6 +365,7 @@ class Trainer:
         if self.config.calibrate:
             metrics = calibrate(self.model, tasks, metrics, self.config.eval_batch_size)
         self._cache.close()
+        self._trunk.close()
         result = TrainingResult(
             metrics=metrics,
             history=self.history,
@@ -370,6 +385,10 @@ class Trainer:
         task = self._tasks[name]
         data, split = (task.dev, "dev") if task.dev is not None else (task.train, "train-eval")
         items = data.texts if isinstance(data, SentenceExamples) else data.words
+        trunk = self._trunk.get(name, items, [name], split)
+        if trunk is not None:
+            inputs = functools.partial(self._trunk.inputs, trunk, items, tasks=[name], grad=False)
+            return evaluate_task(self.model, name, data, self.config.eval_batch_size, inputs)
         return self.evaluate(name, data, self._cache.get(name, items, [name], split))
 
     def evaluate(

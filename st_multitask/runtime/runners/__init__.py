@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import EngineSpec
 
-__all__ = ["RUNNERS", "ModelSource", "Runner", "open_runner"]
+__all__ = ["RUNNERS", "ModelSource", "Runner", "open_runner", "variant_for"]
 
 # backend -> the module that runs it
 RUNNERS = {
@@ -70,3 +70,11 @@ def open_runner(source: ModelSource, spec: EngineSpec) -> Runner:
     module = importlib.import_module(RUNNERS[spec.backend])
     runner: Runner = module.open_runner(source, spec)
     return runner
+
+
+def variant_for(outputs: Sequence[str]) -> str | None:
+    """The graph variant a call for ``outputs`` runs on a model with task branches: ``"embed"``
+    (the sentence embedding alone), ``"heads"`` (no embedding: no top layers) or ``None`` (all)."""
+    if list(outputs) == ["sentence_embedding"]:
+        return "embed"
+    return "heads" if "sentence_embedding" not in outputs else None

@@ -25,7 +25,7 @@ import numpy as np
 from ...errors import ModelLoadError
 from ...file_hashes import cache_root, sha256_of
 from .. import EngineSpec, not_installed
-from . import ModelSource
+from . import ModelSource, variant_for
 from ._graph import graph_for
 
 __all__ = ["OnnxRunner", "open_runner"]
@@ -37,28 +37,50 @@ _SAVED_LEVEL = "extended"  # optimisations saved with the graph; layout ones (le
 
 
 class OnnxRunner:
-    """An ``onnxruntime.InferenceSession`` over a graph file, on ``spec.threads`` threads."""
+    """An ``onnxruntime.InferenceSession`` over a graph file, on ``spec.threads`` threads.
+
+    A graph with task branches comes with variants cut from it (``record["variants"]``: the heads
+    alone, the embedding alone), each opened when a call first asks for just those outputs, so a
+    call runs only the layers it needs."""
 
     def __init__(self, path: Path, spec: EngineSpec, record: dict[str, Any] | None = None, dim: int = 0):
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError:
             raise not_installed("onnx") from None
-        try:
-            self._session = _optimized_session(ort, path, spec) or _session(ort, path, spec, "all")
-        except ModelLoadError:
-            raise
-        except Exception as exc:  # ORT raises its own exception types for bad files
-            raise ModelLoadError(f"{path} is not a readable ONNX graph ({exc}).") from None
         self.spec = spec
         self.record = record or {}
         self.dim = dim
+        self._path = path
+        self._session = self._open(path)
+        self._variants: dict[str, Any] = {}
         self.input_names = [i.name for i in self._session.get_inputs()]
         self.output_names = [o.name for o in self._session.get_outputs()]
 
+    def _open(self, path: Path) -> Any:
+        import onnxruntime as ort
+
+        try:
+            return _optimized_session(ort, path, self.spec) or _session(ort, path, self.spec, "all")
+        except Exception as exc:  # ORT raises its own exception types for bad files
+            raise ModelLoadError(f"{path} is not a readable ONNX graph ({exc}).") from None
+
+    def _session_for(self, outputs: Sequence[str]) -> Any:
+        files = self.record.get("variants") or {}
+        variant = variant_for(outputs)
+        if variant is None or variant not in files:
+            return self._session
+        if variant not in self._variants:
+            main = next(iter(self.record.get("files") or {}), None)
+            root = self._path.parents[len(Path(main).parts) - 1] if main else self._path.parent.parent
+            self._variants[variant] = self._open(root / files[variant])
+        return self._variants[variant]
+
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         names = list(outputs)
-        values = self._session.run(names, {k: v for k, v in feeds.items() if k in self.input_names})
+        session = self._session_for(names)
+        inputs = {i.name for i in session.get_inputs()}
+        values = session.run(names, {k: v for k, v in feeds.items() if k in inputs})
         return {name: value.astype(np.float32, copy=False) for name, value in zip(names, values)}
 
 

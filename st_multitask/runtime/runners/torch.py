@@ -22,11 +22,21 @@ class TorchRunner:
     :class:`~st_multitask.model.MultiTaskModel` (added, removed, being trained) are what runs.
     """
 
-    def __init__(self, backbone: Any, heads: Mapping[str, Any], spec: EngineSpec, owner: Any = None):
+    def __init__(
+        self,
+        backbone: Any,
+        heads: Mapping[str, Any],
+        spec: EngineSpec,
+        owner: Any = None,
+        branches: Mapping[str, Any] | None = None,
+        branch_of: Mapping[str, str] | None = None,
+    ):
         from ...backbone import embedding_dim
 
         self.backbone = backbone
         self.heads = heads
+        self.branches = branches if branches is not None else {}  # live, as the heads
+        self.branch_of = branch_of if branch_of is not None else {}
         self.spec = spec
         self.record: dict[str, Any] = {}
         self.dim = embedding_dim(backbone)
@@ -50,7 +60,8 @@ class TorchRunner:
         modes = {module: module.training for module in owner.modules()}  # a trainer's mix stays
         owner.eval()
         try:
-            values = ModelGraph(self.backbone, wanted).run(feeds)
+            graph = ModelGraph(self.backbone, wanted, dict(self.branches), self.branch_of)
+            values = graph.run(feeds, outputs)
         finally:
             for module, mode in modes.items():
                 module.training = mode
@@ -69,10 +80,15 @@ def open_runner(source: ModelSource, spec: EngineSpec) -> TorchRunner:
         torch.set_num_threads(spec.threads)
     backbone = load_backbone(source.cached_name or source.path, spec.device)
     heads: dict[str, Any] = {}
+    branches: dict[str, Any] = {}
+    branch_of: dict[str, str] = {}
     if source.heads and source.path is not None:
         from ...backbone import embedding_dim
+        from ..branches import read_branches
 
-        heads = read_heads(source.path, read_manifest(source.path), embedding_dim(backbone))
-        for head in heads.values():
-            head.to(backbone.device).eval()
-    return TorchRunner(backbone, heads, spec)
+        manifest = read_manifest(source.path)
+        heads = read_heads(source.path, manifest, embedding_dim(backbone))
+        branches, branch_of = read_branches(source.path, manifest, backbone)
+        for module in [*heads.values(), *branches.values()]:
+            module.to(backbone.device).eval()
+    return TorchRunner(backbone, heads, spec, None, branches, branch_of)
