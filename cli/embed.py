@@ -8,9 +8,9 @@ import click
 
 from ._batch import batch_options, quiet_engine, report_job
 from ._common import (
+    ModelChoice,
     UserError,
     errors_option,
-    load_pipeline,
     long_option,
     model_options,
     report_reading,
@@ -66,11 +66,7 @@ def embed(
     chunk_size: int,
     long: LongMode,
     errors: DecodeErrors,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    choice: ModelChoice,
     engine: str,
     id_columns: tuple[str, ...],
     actors: int | None,
@@ -119,7 +115,7 @@ def embed(
         raise UserError("A Ray job writes a Parquet dataset folder: pass --output DIR.")
     else:
         source, sink = input_path, output
-    model = load_pipeline(model_name, device, backend, precision, heads=False) if local else None
+    model = choice.load() if local else None
     quiet_engine(engine)
     numbered = isinstance(source, NumberedTexts)
     with progress_bar(input_path if numbered else None, show=local) as advance:
@@ -127,14 +123,14 @@ def embed(
             source,
             sink,
             engine=engine,
-            model=model_name,
+            model=choice.name,
             text_column=column or "text",
             id_columns=id_columns,
-            batch_size=batch_size,
+            batch_size=choice.batch_size,
             normalize=normalize,
             long=long,
-            backend=backend,
-            precision=precision,
+            backend=choice.backend,
+            precision=choice.precision,
             overwrite=overwrite,
             chunk_size=chunk_size,
             actors=actors,

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._common import (
+    ModelChoice,
     StmtGroup,
     UserError,
     errors_option,
-    load_pipeline,
     long_option,
     model_options,
     report_reading,
@@ -145,11 +145,7 @@ def build(
     chunk_size: int,
     long: LongMode,
     errors: DecodeErrors,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    choice: ModelChoice,
 ) -> None:
     """Embed the texts of CORPUS (one a line, or a CSV/TSV/JSON/JSONL column) into the index directory -o.
 
@@ -187,7 +183,7 @@ def build(
             raise UserError(one_of)
         from st_multitask.batch import index_from_embeddings
 
-        built = index_from_embeddings(embeddings_path, model_name, id_columns=id_columns or None, **settings)
+        built = index_from_embeddings(embeddings_path, choice.name, id_columns=id_columns or None, **settings)
         built.save(out, overwrite=overwrite)
         click.echo(f"Indexed {built.count} stored embeddings ({kind}, {storage}) into {output}.", err=True)
         return
@@ -198,11 +194,8 @@ def build(
             corpus_path,
             column,
             id_columns,
-            model_name,
-            batch_size,
+            choice,
             long,
-            backend,
-            precision,
             chunk_size,
             settings,
         )
@@ -211,13 +204,13 @@ def build(
         return
     report = ReadReport()
     rows = _rows(corpus_path, column, errors, report)
-    model = load_pipeline(model_name, device, backend, precision, heads=False)
+    model = choice.load()
     built = Index.build(
         rows,
         model,
         source=_source(corpus_path),
         column=column,
-        batch_size=batch_size,
+        batch_size=choice.batch_size,
         chunk_size=chunk_size,
         long=long,
         **settings,
@@ -231,11 +224,8 @@ def _build_with_ids(
     corpus_path: str,
     column: str | None,
     id_columns: tuple[str, ...],
-    model_name: str | None,
-    batch_size: int,
+    choice: ModelChoice,
     long: LongMode,
-    backend: str,
-    precision: str,
     chunk_size: int,
     settings: dict[str, Any],
 ) -> Any:
@@ -250,17 +240,17 @@ def _build_with_ids(
         embed_dataset(
             corpus_path,
             vectors,
-            model=model_name,
+            model=choice.name,
             text_column=column or "text",
             id_columns=id_columns,
-            batch_size=batch_size,
+            batch_size=choice.batch_size,
             long=long,
-            backend=backend,
-            precision=precision,
+            backend=choice.backend,
+            precision=choice.precision,
             chunk_size=chunk_size,
         )
         return index_from_embeddings(
-            vectors, model_name, source=_source(corpus_path), id_columns=id_columns, **settings
+            vectors, choice.name, source=_source(corpus_path), id_columns=id_columns, **settings
         )
 
 
@@ -281,11 +271,7 @@ def add(
     chunk_size: int,
     long: LongMode,
     errors: DecodeErrors,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    choice: ModelChoice,
 ) -> None:
     """Add the texts of FILE to the index DIR, embedded with the model that built it.
 
@@ -298,7 +284,7 @@ def add(
     from st_multitask.data import ReadReport, detect_format
     from st_multitask.index import Index
 
-    existing = Index.load(index_dir, model_name)
+    existing = Index.load(index_dir, choice.name)
     source = _source(input_path)
     if column is not None and column != (existing.column or "text"):
         raise UserError(
@@ -308,9 +294,9 @@ def add(
     read_column = None if input_path != "-" and detect_format(input_path) == "lines" else existing.column
     report = ReadReport()
     rows = _rows(input_path, column or read_column, errors, report)
-    existing.use_model(load_pipeline(model_name or existing.builder, device, backend, precision, heads=False))
+    existing.use_model(choice.load(existing.builder))
     before = existing.count
-    existing.add(rows, source=source, batch_size=batch_size, chunk_size=chunk_size, long=long)
+    existing.add(rows, source=source, batch_size=choice.batch_size, chunk_size=chunk_size, long=long)
     existing.save(index_dir)
     report_reading(source, report)
     click.echo(f"Added {existing.count - before} texts to {index_dir} ({existing.count} in all).", err=True)

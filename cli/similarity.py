@@ -9,9 +9,9 @@ import click
 import numpy as np
 
 from ._common import (
+    ModelChoice,
     UserError,
     errors_option,
-    load_pipeline,
     long_option,
     model_options,
     note,
@@ -64,11 +64,7 @@ def similarity(
     fmt: str,
     long: LongMode,
     errors: DecodeErrors,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    choice: ModelChoice,
 ) -> None:
     """Cosine similarity between the lines of A and the lines of B (one text a line; '-' is stdin).
 
@@ -101,11 +97,11 @@ def similarity(
                 f"Pairwise mode needs as many lines in A as in B: {file_a} has {len(texts_a)}, "
                 f"{file_b} has {len(texts_b)}. Use --mode best or --mode matrix for unequal files."
             )
-    model = load_pipeline(model_name, device, backend, precision, heads=False)
+    model = choice.load()
     if not document:
         report_truncation(count_over_window(texts_a + texts_b, model), model, long)
-    emb_a = embed(texts_a, model=model, batch_size=batch_size, long=long)
-    emb_b = embed(texts_b, model=model, batch_size=batch_size, long=long)
+    emb_a = embed(texts_a, model=model, batch_size=choice.batch_size, long=long)
+    emb_b = embed(texts_b, model=model, batch_size=choice.batch_size, long=long)
 
     if document:
         score = float(cosine_similarity(emb_a, emb_b)[0, 0])
