@@ -167,16 +167,13 @@ class Index:
             )
         identity["dim"] = array.shape[1]
         given = IdColumns(ids, source)
-        given.check_used(len(rows))
         options = IndexSettings(kind=kind, storage=storage, **settings)
         index = cls._empty(identity, options, workdir, column, given.names)
         if isinstance(model, (str, os.PathLike, type(None))):
             index._request = model
         else:
             index._encoder = model
-        index._add_vectors(
-            [n for n, _ in rows], [t for _, t in rows], array, source, given.rows(0, len(rows))
-        )
+        index._add_rows(array, rows, source, given)
         return index
 
     # ------------------------------------------------------------------ growing
@@ -220,12 +217,17 @@ class Index:
             self._addtext_rows(text_rows(texts), source, batch_size, chunk_size, long, given)
             given.check_used(self.count - before)
         else:
-            array, rows = paired_rows(vectors, texts)
-            given.check_used(len(rows))
-            self._add_vectors(
-                [n for n, _ in rows], [t for _, t in rows], array, source, given.rows(0, len(rows))
-            )
+            self._add_rows(*paired_rows(vectors, texts), source, given)
         return self
+
+    def _add_rows(
+        self, vectors: np.ndarray, rows: list[tuple[int, str]], source: str, given: IdColumns
+    ) -> None:
+        """Add ready vectors with their ``(line, text)`` rows and their ids (one a row)."""
+        given.check_used(len(rows))
+        self._add_vectors(
+            [n for n, _ in rows], [t for _, t in rows], vectors, source, given.rows(0, len(rows))
+        )
 
     def _addtext_rows(
         self,
