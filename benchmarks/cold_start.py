@@ -10,7 +10,7 @@ its ``cli/``), so a change's effect is measured on one machine at one time.
 
 Both commands run on the default engine (auto: ONNX Runtime on a CPU) with a warm graph cache (a
 first, unmeasured call of each exports whatever is missing). The runs alternate, and the median of
-each is compared; every run records the other processes' CPU share, and ``python -X importtime``
+each is compared; every run records the other processes' CPU share (and the run /proc/loadavg), and ``python -X importtime``
 of one extra run of each gives the heaviest imports.
 """
 
@@ -87,6 +87,7 @@ def main() -> None:
     }
     for command, tree_env in runs.values():  # warm: the graph cache and the file hashes
         subprocess.run([stmt, *command], check=True, capture_output=True, env=tree_env)
+    loadavg = {"before": Path("/proc/loadavg").read_text().split()[:3]}
     times: dict[str, list[float]] = {name: [] for name in runs}
     loads: dict[str, list[float | None]] = {name: [] for name in runs}
     hashed: dict[str, bool] = {}
@@ -100,6 +101,7 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
             loads[name].append(load.fraction)
             hashed[name] = hashed.get(name, False) or "exporting" in done.stderr
+    loadavg["after"] = Path("/proc/loadavg").read_text().split()[:3]
     all_medians = {name: statistics.median(v) for name, v in times.items()}
     medians = {name: all_medians[f"this {name}"] for name in commands}
     result = {
@@ -108,6 +110,7 @@ def main() -> None:
         "seconds": {name: [round(t, 3) for t in v] for name, v in times.items()},
         "median_s": {name: round(m, 3) for name, m in all_medians.items()},
         "other_cpu_load": loads,
+        "loadavg": loadavg,  # /proc/loadavg (1, 5, 15 min) around the timed runs: other engineers' work
         "ratio_predict_vs_similarity": round(medians["predict"] / medians["similarity"], 2),
         "baseline": None
         if args.baseline_tree is None

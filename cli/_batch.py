@@ -54,12 +54,10 @@ def batch_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def dataset_mode(
-    engine: str, input_path: str | None, output: str | None, id_columns: tuple[str, ...]
-) -> bool:
-    """Whether the command runs as a batch job into a Parquet dataset folder: with ``--engine ray``,
-    ``--id-column``, Parquet input or a folder of inputs, or an --output without a file extension
-    (or an existing folder)."""
+def job_output(engine: str, input_path: str | None, output: str | None, id_columns: tuple[str, ...]) -> str:
+    """The ``--output`` of a batch job, checked: a job into a Parquet dataset folder (with
+    ``--engine ray``, ``--id-column``, Parquet input or a folder of inputs, or an --output without a
+    file extension, or an existing folder) needs ``--output DIR``, and so does every job without one."""
     from st_multitask.batch.sources import resolve_source
 
     wanted = engine != "local" or bool(id_columns)
@@ -67,9 +65,9 @@ def dataset_mode(
         wanted = True
     if input_path not in (None, "-") and not wanted:
         wanted = resolve_source(input_path).fmt == "parquet" or Path(input_path).is_dir()
-    if wanted and output in (None, "-"):
+    if output is None or (wanted and output == "-"):
         raise UserError("A batch job writes a Parquet dataset folder: pass --output DIR.")
-    return wanted
+    return output
 
 
 def quiet_engine(engine: str) -> None:

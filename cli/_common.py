@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -82,8 +83,24 @@ def backend_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+@dataclass(frozen=True)
+class ModelChoice:
+    """What --model, --device, --batch-size, --backend and --precision chose for an embedding command."""
+
+    name: str | None  # None: the packaged all-MiniLM-L6-v2 (or, for an index, its builder)
+    device: str | None
+    batch_size: int
+    backend: str
+    precision: str
+
+    def load(self, builder: str | None = None) -> Pipeline:
+        """The embedding model: the one asked for, else ``builder`` (an index's), else the packaged one."""
+        return load_pipeline(self.name or builder, self.device, self.backend, self.precision, heads=False)
+
+
 def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--model, --device, --batch-size, --backend, --precision."""
+    """--model, --device, --batch-size, --backend, --precision, given to the command as one
+    :class:`ModelChoice` named ``choice``."""
 
     @click.option(
         "--model",
@@ -107,8 +124,16 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="Texts per forward pass.",
     )
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
+    def wrapper(
+        *args: Any,
+        model_name: str | None,
+        device: str | None,
+        batch_size: int,
+        backend: str,
+        precision: str,
+        **kwargs: Any,
+    ) -> Any:
+        return func(*args, choice=ModelChoice(model_name, device, batch_size, backend, precision), **kwargs)
 
     return backend_options(wrapper)
 

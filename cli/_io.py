@@ -108,7 +108,7 @@ def _plain(value: Any) -> Any:
     return f"{value:.6f}" if isinstance(value, float) else value
 
 
-def format_option(default: str = "table"):
+def format_option(default: str = "table") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
         "--format",
         "fmt",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._common import UserError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def plot_training(out: Path, history: list[dict[str, Any]], metrics: dict[str, dict[str, Any]]) -> list[Path]:
@@ -59,7 +62,7 @@ def plot_training(out: Path, history: list[dict[str, Any]], metrics: dict[str, d
     return written
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     from st_multitask.atomic import atomic_file
 
     with atomic_file(path, suffix=".png") as tmp:

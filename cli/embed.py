@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ._batch import batch_options, quiet_engine, report_job
 from ._common import (
+    ModelChoice,
     UserError,
     errors_option,
-    load_pipeline,
     long_option,
     model_options,
     report_reading,
     report_truncation,
 )
 from ._io import progress_bar
+
+if TYPE_CHECKING:
+    from st_multitask.pipeline import LongMode
+    from st_multitask.readers import DecodeErrors
 
 
 @click.command()
@@ -58,13 +64,9 @@ def embed(
     column: str | None,
     normalize: bool,
     chunk_size: int,
-    long: str,
-    errors: str,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    long: LongMode,
+    errors: DecodeErrors,
+    choice: ModelChoice,
     engine: str,
     id_columns: tuple[str, ...],
     actors: int | None,
@@ -95,20 +97,25 @@ def embed(
     if not input_path:
         raise UserError("Give the texts to embed: INPUT, --input PATH_OR_GLOB, or '-' for stdin.")
     from st_multitask.batch import embed_dataset, open_sink, open_source
-    from st_multitask.batch.sources import NumberedTexts
+    from st_multitask.batch.sinks import Sink
+    from st_multitask.batch.sources import NumberedTexts, Source
     from st_multitask.data import ReadReport
 
     local = engine == "local"
-    if not local and input_path == "-":
-        raise UserError("A Ray job reads files, not stdin; pass --input PATH_OR_GLOB.")
-    if not local and output in (None, "-"):
-        raise UserError("A Ray job writes a Parquet dataset folder: pass --output DIR.")
     report = ReadReport()
-    source = open_source(input_path, column, id_columns, errors, report) if local else input_path
-    sink = open_sink(output, overwrite) if local else output
+    source: Source | NumberedTexts | str
+    sink: Sink | str
     if local:
+        source = open_source(input_path, column, id_columns, errors, report)
+        sink = open_sink(output, overwrite)
         source.schema()  # read (and check) the input before the model loads
-    model = load_pipeline(model_name, device, backend, precision, heads=False) if local else None
+    elif input_path == "-":
+        raise UserError("A Ray job reads files, not stdin; pass --input PATH_OR_GLOB.")
+    elif output is None or output == "-":
+        raise UserError("A Ray job writes a Parquet dataset folder: pass --output DIR.")
+    else:
+        source, sink = input_path, output
+    model = choice.load() if local else None
     quiet_engine(engine)
     numbered = isinstance(source, NumberedTexts)
     with progress_bar(input_path if numbered else None, show=local) as advance:
@@ -116,14 +123,14 @@ def embed(
             source,
             sink,
             engine=engine,
-            model=model_name,
+            model=choice.name,
             text_column=column or "text",
             id_columns=id_columns,
-            batch_size=batch_size,
+            batch_size=choice.batch_size,
             normalize=normalize,
             long=long,
-            backend=backend,
-            precision=precision,
+            backend=choice.backend,
+            precision=choice.precision,
             overwrite=overwrite,
             chunk_size=chunk_size,
             actors=actors,

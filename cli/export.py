@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ._common import UserError, errors_option, note, quiet_libraries, report_reading
+
+if TYPE_CHECKING:
+    from st_multitask.readers import DecodeErrors
 
 
 @click.command()
@@ -44,7 +49,7 @@ def export(
     calibration: str | None,
     output: str,
     overwrite: bool,
-    errors: str,
+    errors: DecodeErrors,
 ) -> None:
     """Export a model to ONNX Runtime or OpenVINO, in fp32, bf16 or int8.
 

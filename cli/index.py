@@ -7,20 +7,24 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._common import (
+    ModelChoice,
     StmtGroup,
     UserError,
     errors_option,
-    load_pipeline,
     long_option,
     model_options,
     report_reading,
 )
 from ._io import progress_rows
+
+if TYPE_CHECKING:
+    from st_multitask.pipeline import LongMode
+    from st_multitask.readers import DecodeErrors, ReadReport
 
 chunk_option = click.option(
     "--chunk-size",
@@ -44,7 +48,9 @@ def index() -> None:
     """
 
 
-def _rows(path: str, column: str | None, errors: str, report: object) -> Iterator[tuple[int, str]]:
+def _rows(
+    path: str, column: str | None, errors: DecodeErrors, report: ReadReport
+) -> Iterator[tuple[int, str]]:
     """The file's (line, text) rows, the first one read (and the file checked) before any model loads."""
     from st_multitask.data import iter_texts
 
@@ -137,13 +143,9 @@ def build(
     ef_search: int,
     overwrite: bool,
     chunk_size: int,
-    long: str,
-    errors: str,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    long: LongMode,
+    errors: DecodeErrors,
+    choice: ModelChoice,
 ) -> None:
     """Embed the texts of CORPUS (one a line, or a CSV/TSV/JSON/JSONL column) into the index directory -o.
 
@@ -166,8 +168,7 @@ def build(
     out = Path(output)
     if out.exists() and not overwrite:
         raise UserError(f"{output} exists already; pass --overwrite to replace it.")
-    if (corpus_path is None) == (embeddings_path is None):
-        raise UserError("Give the texts as CORPUS or stored embeddings with --embeddings DIR (one of them).")
+    one_of = "Give the texts as CORPUS or stored embeddings with --embeddings DIR (one of them)."
     settings: dict[str, Any] = dict(
         kind=kind,
         storage=storage,
@@ -178,23 +179,23 @@ def build(
         workdir=out.absolute().parent,
     )
     if embeddings_path is not None:
+        if corpus_path is not None:
+            raise UserError(one_of)
         from st_multitask.batch import index_from_embeddings
 
-        built = index_from_embeddings(embeddings_path, model_name, id_columns=id_columns or None, **settings)
+        built = index_from_embeddings(embeddings_path, choice.name, id_columns=id_columns or None, **settings)
         built.save(out, overwrite=overwrite)
         click.echo(f"Indexed {built.count} stored embeddings ({kind}, {storage}) into {output}.", err=True)
         return
+    if corpus_path is None:
+        raise UserError(one_of)
     if id_columns:
-        assert corpus_path is not None
         built = _build_with_ids(
             corpus_path,
             column,
             id_columns,
-            model_name,
-            batch_size,
+            choice,
             long,
-            backend,
-            precision,
             chunk_size,
             settings,
         )
@@ -203,13 +204,13 @@ def build(
         return
     report = ReadReport()
     rows = _rows(corpus_path, column, errors, report)
-    model = load_pipeline(model_name, device, backend, precision, heads=False)
+    model = choice.load()
     built = Index.build(
         rows,
         model,
         source=_source(corpus_path),
         column=column,
-        batch_size=batch_size,
+        batch_size=choice.batch_size,
         chunk_size=chunk_size,
         long=long,
         **settings,
@@ -223,11 +224,8 @@ def _build_with_ids(
     corpus_path: str,
     column: str | None,
     id_columns: tuple[str, ...],
-    model_name: str | None,
-    batch_size: int,
-    long: str,
-    backend: str,
-    precision: str,
+    choice: ModelChoice,
+    long: LongMode,
     chunk_size: int,
     settings: dict[str, Any],
 ) -> Any:
@@ -242,17 +240,17 @@ def _build_with_ids(
         embed_dataset(
             corpus_path,
             vectors,
-            model=model_name,
+            model=choice.name,
             text_column=column or "text",
             id_columns=id_columns,
-            batch_size=batch_size,
+            batch_size=choice.batch_size,
             long=long,
-            backend=backend,
-            precision=precision,
+            backend=choice.backend,
+            precision=choice.precision,
             chunk_size=chunk_size,
         )
         return index_from_embeddings(
-            vectors, model_name, source=_source(corpus_path), id_columns=id_columns, **settings
+            vectors, choice.name, source=_source(corpus_path), id_columns=id_columns, **settings
         )
 
 
@@ -271,13 +269,9 @@ def add(
     input_path: str,
     column: str | None,
     chunk_size: int,
-    long: str,
-    errors: str,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    long: LongMode,
+    errors: DecodeErrors,
+    choice: ModelChoice,
 ) -> None:
     """Add the texts of FILE to the index DIR, embedded with the model that built it.
 
@@ -290,7 +284,7 @@ def add(
     from st_multitask.data import ReadReport, detect_format
     from st_multitask.index import Index
 
-    existing = Index.load(index_dir, model_name)
+    existing = Index.load(index_dir, choice.name)
     source = _source(input_path)
     if column is not None and column != (existing.column or "text"):
         raise UserError(
@@ -300,20 +294,23 @@ def add(
     read_column = None if input_path != "-" and detect_format(input_path) == "lines" else existing.column
     report = ReadReport()
     rows = _rows(input_path, column or read_column, errors, report)
-    existing.use_model(load_pipeline(model_name or existing.builder, device, backend, precision, heads=False))
+    existing.use_model(choice.load(existing.builder))
     before = existing.count
-    existing.add(rows, source=source, batch_size=batch_size, chunk_size=chunk_size, long=long)
+    existing.add(rows, source=source, batch_size=choice.batch_size, chunk_size=chunk_size, long=long)
     existing.save(index_dir)
     report_reading(source, report)
     click.echo(f"Added {existing.count - before} texts to {index_dir} ({existing.count} in all).", err=True)
 
 
 def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)  # pragma: no cover
+    if n < 1000:
+        return f"{n} bytes"
+    size = n / 1000
+    for unit in ("KB", "MB"):
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
 @index.command()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._batch import batch_options, dataset_mode, quiet_engine, report_job
+from ._batch import batch_options, job_output, quiet_engine, report_job
 from ._common import (
     UserError,
     backend_options,
@@ -18,6 +19,9 @@ from ._common import (
     report_reading,
 )
 from ._io import emit_records, format_table, shorten
+
+if TYPE_CHECKING:
+    from st_multitask.readers import DecodeErrors
 
 
 def inline_entities(text: str, entities: list[dict]) -> str:
@@ -87,7 +91,7 @@ def predict(
     min_score: float | None,
     backend: str,
     precision: str,
-    errors: str,
+    errors: DecodeErrors,
     engine: str,
     id_columns: tuple[str, ...],
     actors: int | None,
@@ -115,7 +119,7 @@ def predict(
       stmt predict --engine ray --address auto --input 'reviews/*.parquet' --output labels/
     """
     if output is not None or engine != "local" or id_columns:
-        dataset_mode(engine, input_path, output, id_columns)  # checks --output
+        destination = job_output(engine, input_path, output, id_columns)
         from st_multitask.batch import predict_dataset
 
         if texts or not input_path or input_path == "-":
@@ -123,7 +127,7 @@ def predict(
         quiet_engine(engine)
         job = predict_dataset(
             input_path,
-            output,
+            destination,
             engine=engine,
             model=model_dir,
             tasks=None if tasks is None else [t for t in tasks.split(",") if t],
@@ -168,7 +172,7 @@ def predict(
     encoded = model.tokenize(items)  # once: the window note and the prediction read it
     over = len(encoded.over_window())
     if over:
-        levels = [h.level for h in selected.values()]
+        kinds = {h.level for h in selected.values()}
         whole = [n for n, h in selected.items() if h.level == "sentence" and h.reads_windows]
         cut = [n for n, h in selected.items() if h.level == "sentence" and n not in whole]
         parts = []
@@ -176,7 +180,7 @@ def predict(
             parts.append(f"{', '.join(whole)} read{'s' * (len(whole) == 1)} the whole text (windows)")
         if cut:
             parts.append(f"{', '.join(cut)} read{'s' * (len(cut) == 1)} the start of the text only")
-        if "token" in levels:
+        if "token" in kinds:
             parts.append("no entities are found past the window")
         note(
             f"{over} text{'s were' if over != 1 else ' was'} longer than the model window "
@@ -192,24 +196,22 @@ def predict(
             for record in records:
                 click.echo(json.dumps(record, ensure_ascii=False))
     elif fmt == "csv":
-        records = []
+        rows: list[dict[str, Any]] = []
         for text, result in zip(items, results):
-            record: dict = {"text": text}
+            row: dict[str, Any] = {"text": text}
             for name, value in result.items():
                 if levels[name] == "sentence":
                     label = value["label"]
-                    record[name] = (
-                        "" if label is None else label if isinstance(label, str) else ";".join(label)
-                    )
-                    record[f"{name}_score"] = (
+                    row[name] = "" if label is None else label if isinstance(label, str) else ";".join(label)
+                    row[f"{name}_score"] = (
                         value["score"]
                         if isinstance(value["score"], float)
                         else ";".join(f"{s:.4f}" for s in value["score"])
                     )
                 else:
-                    record[name] = json.dumps(value, ensure_ascii=False)
-            records.append(record)
-        emit_records(records, "csv")
+                    row[name] = json.dumps(value, ensure_ascii=False)
+            rows.append(row)
+        emit_records(rows, "csv")
     else:
         click.echo(_table(items, results, levels))
 

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._common import (
+    ModelChoice,
     UserError,
     errors_option,
-    load_pipeline,
     long_option,
     model_options,
     report_reading,
     report_truncation,
 )
 from ._io import emit_records, format_option
+
+if TYPE_CHECKING:
+    from st_multitask.pipeline import LongMode
+    from st_multitask.readers import DecodeErrors
 
 
 @click.command()
@@ -48,13 +52,9 @@ def search(
     column: str | None,
     top_k: int,
     fmt: str,
-    long: str,
-    errors: str,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    long: LongMode,
+    errors: DecodeErrors,
+    choice: ModelChoice,
 ) -> None:
     """Find the lines of the corpus (or of an index) closest in meaning to each QUERY.
 
@@ -84,10 +84,8 @@ def search(
     if blank:
         raise UserError(f"Query {blank[0]} is blank; give a text to search for.")
     if index_dir is not None:
-        records = _search_index(
-            index_dir, list(queries), top_k, fmt, long, model_name, device, batch_size, backend, precision
-        )
-    else:
+        records = _search_index(index_dir, list(queries), top_k, fmt, long, choice)
+    elif corpus_path is not None:  # one of the two, checked first
         records = _search_corpus(
             corpus_path,
             list(queries),
@@ -95,11 +93,7 @@ def search(
             top_k,
             long,
             errors,
-            model_name,
-            device,
-            batch_size,
-            backend,
-            precision,
+            choice,
         )
     emit_records(records, fmt)
 
@@ -109,12 +103,8 @@ def _search_index(
     queries: list[str],
     top_k: int,
     fmt: str,
-    long: str,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    long: LongMode,
+    choice: ModelChoice,
 ) -> list[dict[str, Any]]:
     """Search the index directory: its files are checked, and its model embeds the queries.
 
@@ -123,10 +113,10 @@ def _search_index(
     from st_multitask.embedding import embed
     from st_multitask.index import Index
 
-    index = Index.load(index_dir, model_name)
-    model = load_pipeline(model_name or index.builder, device, backend, precision, heads=False)
+    index = Index.load(index_dir, choice.name)
+    model = choice.load(index.builder)
     index.use_model(model)
-    results = index.search(embed(queries, model=model, batch_size=batch_size, long=long), top_k=top_k)
+    results = index.search(embed(queries, model=model, batch_size=choice.batch_size, long=long), top_k=top_k)
     several = len(index.sources()) > 1  # lines of several files: say which file
     return [
         {
@@ -161,13 +151,9 @@ def _search_corpus(
     queries: list[str],
     column: str | None,
     top_k: int,
-    long: str,
-    errors: str,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    long: LongMode,
+    errors: DecodeErrors,
+    choice: ModelChoice,
 ) -> list[dict[str, Any]]:
     """Embed the corpus file and the queries, and search."""
     from st_multitask.data import ReadReport, iter_texts
@@ -179,10 +165,10 @@ def _search_corpus(
     report_reading(click.format_filename(corpus_path), report)
     lines = [n for n, _ in rows]
     corpus = [t for _, t in rows]
-    model = load_pipeline(model_name, device, backend, precision, heads=False)
+    model = choice.load()
     report_truncation(count_over_window(corpus, model), model, long)
-    corpus_emb = embed(corpus, model=model, batch_size=batch_size, long=long)
-    query_emb = embed(queries, model=model, batch_size=batch_size, long=long)
+    corpus_emb = embed(corpus, model=model, batch_size=choice.batch_size, long=long)
+    query_emb = embed(queries, model=model, batch_size=choice.batch_size, long=long)
     results = semantic_search(query_emb, corpus_emb, top_k=top_k)
     return [
         {

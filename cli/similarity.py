@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 
 from ._common import (
+    ModelChoice,
     UserError,
     errors_option,
-    load_pipeline,
     long_option,
     model_options,
     note,
@@ -19,6 +19,12 @@ from ._common import (
     report_truncation,
 )
 from ._io import emit_records, format_option, format_table, shorten
+
+if TYPE_CHECKING:
+    from st_multitask.data import BlankMode
+    from st_multitask.pipeline import LongMode
+    from st_multitask.readers import DecodeErrors
+    from st_multitask.similarity import SimilarityMode
 
 MODES = ("best", "pairwise", "matrix")
 
@@ -51,18 +57,14 @@ MODES = ("best", "pairwise", "matrix")
 def similarity(
     file_a: str,
     file_b: str,
-    mode: str,
+    mode: SimilarityMode,
     top_k: int,
     document: bool,
     plot: str | None,
     fmt: str,
-    long: str,
-    errors: str,
-    model_name: str | None,
-    device: str | None,
-    batch_size: int,
-    backend: str,
-    precision: str,
+    long: LongMode,
+    errors: DecodeErrors,
+    choice: ModelChoice,
 ) -> None:
     """Cosine similarity between the lines of A and the lines of B (one text a line; '-' is stdin).
 
@@ -86,7 +88,7 @@ def similarity(
         lines_a, lines_b = [1], [1]
         long = "chunk"
     else:
-        blank = "error" if mode == "pairwise" else "skip"
+        blank: BlankMode = "error" if mode == "pairwise" else "skip"
         rows_a, rows_b = _read(file_a, errors, blank), _read(file_b, errors, blank)
         lines_a, texts_a = [n for n, _ in rows_a], [t for _, t in rows_a]
         lines_b, texts_b = [n for n, _ in rows_b], [t for _, t in rows_b]
@@ -95,11 +97,11 @@ def similarity(
                 f"Pairwise mode needs as many lines in A as in B: {file_a} has {len(texts_a)}, "
                 f"{file_b} has {len(texts_b)}. Use --mode best or --mode matrix for unequal files."
             )
-    model = load_pipeline(model_name, device, backend, precision, heads=False)
+    model = choice.load()
     if not document:
         report_truncation(count_over_window(texts_a + texts_b, model), model, long)
-    emb_a = embed(texts_a, model=model, batch_size=batch_size, long=long)
-    emb_b = embed(texts_b, model=model, batch_size=batch_size, long=long)
+    emb_a = embed(texts_a, model=model, batch_size=choice.batch_size, long=long)
+    emb_b = embed(texts_b, model=model, batch_size=choice.batch_size, long=long)
 
     if document:
         score = float(cosine_similarity(emb_a, emb_b)[0, 0])
@@ -124,7 +126,7 @@ def similarity(
         note(f"wrote heatmap to {plot}.")
 
 
-def _read(path: str, errors: str, blank: str) -> list[tuple[int, str]]:
+def _read(path: str, errors: DecodeErrors, blank: BlankMode) -> list[tuple[int, str]]:
     from st_multitask.data import ReadReport, iter_texts
 
     report = ReadReport()
@@ -133,7 +135,7 @@ def _read(path: str, errors: str, blank: str) -> list[tuple[int, str]]:
     return rows
 
 
-def _whole(path: str, errors: str) -> str:
+def _whole(path: str, errors: DecodeErrors) -> str:
     """The whole file as one text (validated like any other input)."""
     from st_multitask.data import iter_texts
 

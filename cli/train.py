@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -71,7 +72,7 @@ def train(
     device: str | None,
     quiet: bool,
     freeze: str | None,
-    **overrides,
+    **overrides: str | int | float | None,  # --strategy, --epochs, ...: training settings
 ) -> None:
     """Train the tasks of a recipe, jointly or one after another, into OUTPUT.
 
@@ -90,7 +91,7 @@ def train(
     from ._common import quiet_libraries
 
     quiet_libraries()
-    values = {k: v for k, v in overrides.items() if v is not None}
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     if freeze is not None:
         values["freeze"] = [x.strip() for x in freeze.split(",") if x.strip()]
     values.update(_parse_set(settings))
@@ -107,9 +108,9 @@ def train(
     click.echo(f"Training {', '.join(t.name for t in tasks)} ({config.strategy}) into {out} ...", err=True)
     result = trainer.fit(tasks)
     rows = []
-    for task, metrics in result.metrics.items():
+    for name, metrics in result.metrics.items():
         summary = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-        rows.append([task, model.heads[task].level, summary])
+        rows.append([name, model.heads[name].level, summary])
     click.echo(format_table(["task", "level", "dev metrics (train when no dev split)"], rows, max_width=90))
     if result.forgetting:
         stages = list(result.forgetting)

@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from .errors import InputError
-from .readers import DECODE_ERRORS, FORMATS, Format, ReadReport, detect_format, iter_rows, source_name
+from .readers import (
+    DECODE_ERRORS,
+    FORMATS,
+    DecodeErrors,
+    Format,
+    ReadReport,
+    detect_format,
+    iter_rows,
+    source_name,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,6 +41,7 @@ __all__ = [
     "BLANK_MODES",
     "DECODE_ERRORS",
     "TEXT_FORMATS",
+    "BlankMode",
     "ReadReport",
     "SentenceExamples",
     "TokenExamples",
@@ -45,7 +55,8 @@ __all__ = [
 ]
 
 TEXT_FORMATS = FORMATS  # one table of formats, owned by st_multitask.readers
-BLANK_MODES = ("skip", "error")
+BlankMode = Literal["skip", "error"]  # what to do with a blank line: skip it, or an error
+BLANK_MODES: tuple[BlankMode, ...] = ("skip", "error")
 _RECORD_FORMATS = ("csv", "tsv", "jsonl", "json", "parquet")
 
 
@@ -54,8 +65,8 @@ def iter_texts(
     *,
     column: str | None = None,
     fmt: Format | None = None,
-    errors: Literal["strict", "replace"] = "strict",
-    blank: Literal["skip", "error"] = "skip",
+    errors: DecodeErrors = "strict",
+    blank: BlankMode = "skip",
     report: ReadReport | None = None,
 ) -> Iterator[tuple[int, str]]:
     """Stream ``(line number, text)`` from a file, ``"-"`` (stdin) or a binary stream.

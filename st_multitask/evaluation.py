@@ -17,6 +17,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     from .data import SentenceExamples, TokenExamples
     from .model import MultiTaskModel
+    from .pipeline import Pipeline
 
 __all__ = ["evaluate_task", "main_metric", "sentence_metrics", "token_metrics"]
 
@@ -127,7 +128,7 @@ def token_metrics(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
 
 
 def evaluate_task(
-    model: MultiTaskModel,
+    model: MultiTaskModel | Pipeline,
     task: str,
     data: SentenceExamples | TokenExamples,
     batch_size: int = 64,
@@ -136,8 +137,9 @@ def evaluate_task(
     """Metrics of the head ``task`` of ``model`` on labelled ``data``.
 
     Token tasks are scored on the words of each sentence; words past the model window count as
-    ``O`` (they were not read). ``batch_inputs`` (indices -> head inputs, read mask) lets training
-    evaluate from its embedding cache.
+    ``O`` (they were not read). ``model`` is a pipeline on any engine, or the torch model;
+    ``batch_inputs`` (indices -> head inputs, read mask) lets training evaluate the torch model
+    from its embedding cache.
     """
     from .data import SentenceExamples
     from .decoding import Decoder
@@ -168,6 +170,11 @@ def evaluate_task(
         )
     import torch
 
+    from .model import MultiTaskModel
+
+    if not isinstance(model, MultiTaskModel):  # the cache's inputs feed the torch heads
+        raise TypeError(f"batch_inputs evaluates a MultiTaskModel, not a {type(model).__name__}.")
+    torch_head = model.heads[task]
     modes = {module: module.training for module in model.modules()}
     model.eval()
     predicted = []
@@ -177,7 +184,7 @@ def evaluate_task(
             for start in range(0, len(items), batch_size):
                 indices = list(range(start, min(start + batch_size, len(items))))
                 inputs, read = batch_inputs(indices)
-                proba = head.probabilities(head(inputs[task]).float()).cpu()
+                proba = torch_head.probabilities(torch_head(inputs[task]).float()).cpu()
                 if is_sentence:
                     predicted.extend(decoder.label_of(row, [], []) for row in proba.numpy())
                     probabilities.extend(proba.numpy())

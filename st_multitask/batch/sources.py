@@ -18,12 +18,12 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from ..errors import Hint, InputError
-from ..readers import FORMATS, Format, ReadReport, arrow_batches, detect_format, source_name
+from ..readers import FORMATS, DecodeErrors, Format, ReadReport, arrow_batches, detect_format, source_name
 
 __all__ = [  # FORMATS: from st_multitask.readers
     "FORMATS",
@@ -82,7 +82,7 @@ class NumberedTexts:
         self,
         source: str | os.PathLike[str] | BinaryIO,
         column: str | None = None,
-        errors: Literal["strict", "replace"] = "strict",
+        errors: DecodeErrors = "strict",
         report: ReadReport | None = None,
     ):
         from ..data import iter_texts
@@ -113,7 +113,7 @@ def open_source(
     src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     column: str | None = None,
     id_columns: Sequence[str] = (),
-    errors: Literal["strict", "replace"] = "strict",
+    errors: DecodeErrors = "strict",
     report: ReadReport | None = None,
 ) -> Source | NumberedTexts:
     """Where the texts of ``src`` come from: stdin (``-``) or one file of texts (not Parquet) read

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, fields
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,35 +36,16 @@ import numpy as np
 from ..atomic import atomic_directory
 from ..errors import Hint, InputError
 from ..similarity import as_embeddings, check_top_k, is_texts
-from .backends import (
-    add_vectors,
-    faiss_version,
-    new_index,
-    read_index,
-    search_index,
-    write_index,
-)
-from .manifest import (
-    FORMAT,
-    FORMAT_VERSION,
-    check_model,
-    describe_files,
-    model_identity,
-    read_index_manifest,
-    write_manifest,
-)
-from .quantize import from_int8, int8_scale, to_int8, unit_rows
+from .disk import next_generation, open_generation, private_copies, write_generation
+from .generation import Generation
+from .manifest import check_model, model_identity
+from .quantize import unit_rows
 from .settings import IdColumns, IndexHit, IndexSettings, paired_rows, text_rows
-from .store import TextStore, VectorStore
 
 if TYPE_CHECKING:
     from ..pipeline import LongMode
 
 __all__ = ["Index"]
-
-_DTYPES: dict[str | None, str] = {"int8": "int8", "fp32": "float32"}  # rescoring vectors on disk
-_WORK_PREFIX = ".add-"
-_ROLES = ("index", "texts", "vectors")  # the files of a generation, by what they hold
 
 
 class Index:
@@ -74,32 +55,14 @@ class Index:
     ``id_columns`` names the ids each text was given (``ids={"post_id": [...]}``); every hit of
     such an index returns its row's as ``hit["ids"]``."""
 
-    def __init__(
-        self,
-        settings: IndexSettings,
-        model: dict[str, Any],
-        structure: Any,
-        texts: TextStore,
-        vectors: VectorStore | None,
-        *,
-        column: str | None = None,
-        id_columns: Sequence[str] = (),
-        scale: np.ndarray | None = None,
-        home: Path | None = None,
-        generation: int = 0,
-        workdir: Path | None = None,
-    ):
+    def __init__(self, data: Generation, *, home: Path | None = None, workdir: Path | None = None):
         """Use :meth:`build`, :meth:`from_embeddings` or :meth:`load`."""
-        self.settings = settings
-        self.model = model  # the identity of the model that built the index
-        self.column = column
-        self.id_columns = tuple(id_columns)  # the ids kept with every text, in this order
-        self._structure = structure
-        self._texts = texts
-        self._vectors = vectors
-        self._scale = scale  # int8 rescoring: per-dimension scale
+        self._data = data  # the settings, the builder, the FAISS structure and the stores
+        self.settings = data.settings
+        self.model = data.model  # the identity of the model that built the index
+        self.column = data.column
+        self.id_columns = data.id_columns  # the ids kept with every text, in this order
         self._home = home  # the directory it was loaded from
-        self._generation = generation
         self._workdir = workdir  # private writable copies of the stores
         self._dirty = False
         self._encoder: Any = None
@@ -119,24 +82,7 @@ class Index:
         id_columns: Sequence[str] = (),
     ) -> Index:
         work = Path(tempfile.mkdtemp(prefix=".stmt-index-", dir=workdir))
-        structure = new_index(
-            model["dim"], settings.kind, settings.storage, settings.hnsw_m, settings.ef_construction
-        )
-        vectors = (
-            VectorStore(work / "vectors", model["dim"], _DTYPES[settings.rescore])
-            if settings.rescore
-            else None
-        )
-        index = cls(
-            settings,
-            model,
-            structure,
-            TextStore(work / "texts.sqlite"),
-            vectors,
-            column=column,
-            id_columns=id_columns,
-            workdir=work,
-        )
+        index = cls(Generation.empty(work, settings, model, column, tuple(id_columns)), workdir=work)
         weakref.finalize(index, shutil.rmtree, work, True)
         return index
 
@@ -221,16 +167,13 @@ class Index:
             )
         identity["dim"] = array.shape[1]
         given = IdColumns(ids, source)
-        given.check_used(len(rows))
         options = IndexSettings(kind=kind, storage=storage, **settings)
         index = cls._empty(identity, options, workdir, column, given.names)
         if isinstance(model, (str, os.PathLike, type(None))):
             index._request = model
         else:
             index._encoder = model
-        index._add_vectors(
-            [n for n, _ in rows], [t for _, t in rows], array, source, given.rows(0, len(rows))
-        )
+        index._add_rows(array, rows, source, given)
         return index
 
     # ------------------------------------------------------------------ growing
@@ -274,12 +217,17 @@ class Index:
             self._addtext_rows(text_rows(texts), source, batch_size, chunk_size, long, given)
             given.check_used(self.count - before)
         else:
-            array, rows = paired_rows(vectors, texts)
-            given.check_used(len(rows))
-            self._add_vectors(
-                [n for n, _ in rows], [t for _, t in rows], array, source, given.rows(0, len(rows))
-            )
+            self._add_rows(*paired_rows(vectors, texts), source, given)
         return self
+
+    def _add_rows(
+        self, vectors: np.ndarray, rows: list[tuple[int, str]], source: str, given: IdColumns
+    ) -> None:
+        """Add ready vectors with their ``(line, text)`` rows and their ids (one a row)."""
+        given.check_used(len(rows))
+        self._add_vectors(
+            [n for n, _ in rows], [t for _, t in rows], vectors, source, given.rows(0, len(rows))
+        )
 
     def _addtext_rows(
         self,
@@ -312,16 +260,7 @@ class Index:
             raise InputError(
                 f"The vectors have dimension {vectors.shape[1]}; the index holds {self.model['dim']}."
             )
-        vectors = unit_rows(vectors)
-        add_vectors(self._structure, vectors, self.settings.storage)
-        self._texts.append(lines, texts, source, ids)
-        if self._vectors is not None:
-            if self.settings.rescore == "int8":
-                if self._scale is None:  # calibrated on the first chunk, as quantize_embeddings does
-                    self._scale = int8_scale(vectors)
-                self._vectors.append(to_int8(vectors, self._scale))
-            else:
-                self._vectors.append(vectors)
+        self._data.add(lines, texts, unit_rows(vectors), source, ids)
         self._dirty = True
 
     def _writable(self) -> None:
@@ -329,26 +268,21 @@ class Index:
         if self._workdir is not None:
             return
         assert self._home is not None
-        work = Path(tempfile.mkdtemp(prefix=_WORK_PREFIX, dir=self._home))
-        weakref.finalize(self, shutil.rmtree, work, True)
-        self._texts.copy_to(work / "texts.sqlite")
-        self._texts.close()
-        self._texts = TextStore(work / "texts.sqlite")
-        if self._vectors is not None:
-            shutil.copyfile(self._vectors.path, work / "vectors")
-            self._vectors = VectorStore(work / "vectors", self._vectors.dim, self._vectors.dtype.name)
-        self._workdir = work
+        self._workdir, self._data.texts, self._data.vectors = private_copies(
+            self._home, self._data.texts, self._data.vectors
+        )
+        weakref.finalize(self, shutil.rmtree, self._workdir, True)
 
     # ------------------------------------------------------------------ searching
 
     @property
     def count(self) -> int:
         """How many texts the index holds."""
-        return int(self._structure.ntotal)
+        return self._data.count
 
     def sources(self) -> list[str]:
         """The names of the sources (files) the texts came from, in the order they were added."""
-        return self._texts.sources()
+        return self._data.texts.sources()
 
     @property
     def builder(self) -> str | None:
@@ -392,22 +326,8 @@ class Index:
         q = unit_rows(q)
         if self.count == 0:
             return [[] for _ in q]
-        k = min(top_k, self.count)
-        fetch = min(self.count, k * self.settings.rescore_multiplier) if self._vectors is not None else k
-        scores, ids = search_index(self._structure, q, fetch, self.settings.storage, self.settings.ef_search)
-        best = []
-        for row, (row_scores, row_ids) in enumerate(zip(scores, ids)):
-            keep = row_ids >= 0
-            row_ids, row_scores = row_ids[keep], row_scores[keep]
-            if self._vectors is not None:
-                stored = self._vectors.get(row_ids)
-                if self.settings.rescore == "int8":
-                    assert self._scale is not None  # int8 vectors are stored with their scale
-                    stored = from_int8(stored, self._scale)
-                row_scores = stored @ q[row]
-            order = np.lexsort((row_ids, -row_scores))[:k]  # by score, then by corpus position
-            best.append([(int(row_ids[i]), float(row_scores[i])) for i in order])
-        found = self._texts.get([i for row in best for i, _ in row])
+        best = self._data.nearest(q, min(top_k, self.count))
+        found = self._data.texts.get([i for row in best for i, _ in row])
         return [[self._hit(i, score, found) for i, score in row] for row in best]
 
     def _hit(
@@ -421,83 +341,23 @@ class Index:
 
     # ------------------------------------------------------------------ saving and loading
 
-    def _files(self, generation: int) -> dict[str, str]:
-        tag = "" if generation == 1 else f".{generation}"
-        names = {"index": f"index{tag}.faiss", "texts": f"texts{tag}.sqlite"}
-        if self._vectors is not None:
-            names["vectors"] = f"vectors{tag}.{self.settings.rescore}"
-        return names
-
-    def _write(self, directory: Path, generation: int) -> None:
-        """Write every file of ``generation`` into ``directory``, then the manifest that lists them."""
-        names = self._files(generation)
-        for name in names.values():  # what a killed writer may have left under these names
-            (directory / name).unlink(missing_ok=True)
-        write_index(self._structure, directory / names["index"], self.settings.storage)
-        self._texts.copy_to(directory / names["texts"])
-        if self._vectors is not None:
-            shutil.copyfile(self._vectors.path, directory / names["vectors"])
-        settings: dict[str, Any] = {
-            "library": "faiss",
-            "library_version": faiss_version(),
-            "metric": "cosine",
-        }
-        settings.update(asdict(self.settings))
-        settings["int8_scale"] = self._scale.tolist() if self._scale is not None else None
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "generation": generation,
-            "count": self.count,
-            "model": self.model,
-            "index": settings,
-            "texts": {"column": self.column, "sources": self.sources(), "id_columns": list(self.id_columns)},
-            "roles": names,
-            "files": describe_files(directory, sorted(names.values())),
-        }
-        write_manifest(directory, manifest)
-        self._generation = generation
-        self._dirty = False
-
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         """Write the index to the directory ``path`` (see the module docstring).
 
         A new directory appears whole or not at all. Saving a loaded index back to its own
         directory (after :meth:`add`) writes the new files beside the old ones and switches to
-        them by replacing ``manifest.json`` in one rename; the old files are removed after.
+        them by replacing ``manifest.json`` in one rename; the old files are removed after
+        (:mod:`st_multitask.index.disk`).
         """
         path = Path(path)
         if self._home is not None and path.resolve() == self._home.resolve():
             if self._dirty:
-                self._write(self._home, self._generation + 1)
-                self._read_home()
-                self._remove_unlisted()
+                self._data = next_generation(self._home, self._data)
+                self._workdir, self._dirty = None, False
             return
         with atomic_directory(path, overwrite) as tmp:
-            self._write(tmp, 1)
-
-    def _read_home(self) -> None:
-        """Read the stores from the directory's files again, dropping the private copies."""
-        assert self._home is not None and self._workdir is not None
-        names = self._files(self._generation)
-        self._texts.close()
-        self._texts = TextStore(self._home / names["texts"], readonly=True)
-        if self._vectors is not None:
-            self._vectors = VectorStore(
-                self._home / names["vectors"], self._vectors.dim, self._vectors.dtype.name
-            )
-        shutil.rmtree(self._workdir, ignore_errors=True)
-        self._workdir = None
-
-    def _remove_unlisted(self) -> None:
-        """Remove what earlier generations (or killed writers) left in the loaded directory."""
-        assert self._home is not None
-        listed = set(self._files(self._generation).values())
-        for entry in self._home.iterdir():
-            if entry.name.startswith(_WORK_PREFIX) and entry != self._workdir:
-                shutil.rmtree(entry, ignore_errors=True)
-            elif entry.is_file() and entry.name.split(".")[0] in _ROLES and entry.name not in listed:
-                entry.unlink()
+            write_generation(tmp, replace(self._data, number=1))
+        self._data.number, self._dirty = 1, False
 
     @classmethod
     def load(
@@ -513,39 +373,11 @@ class Index:
         ``verify``). Text queries use ``model`` (default: the model that built the index), which
         must be the builder, on the engine ``backend`` / ``precision`` (see :func:`embed`)."""
         path = Path(path)
-        manifest = read_index_manifest(path, verify=verify)
-        try:
-            stored = manifest["index"]
-            settings = IndexSettings(**{f.name: stored[f.name] for f in fields(IndexSettings)})
-            roles, model_info = manifest["roles"], manifest["model"]
-            dim = int(model_info["dim"])
-            scale = np.asarray(stored["int8_scale"], dtype=np.float32) if stored.get("int8_scale") else None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{path / 'manifest.json'} is not a valid index manifest ({exc}).") from None
-        structure = read_index(path / roles["index"], settings.storage)
-        if structure.ntotal != manifest["count"] or structure.d != dim:
-            raise InputError(f"{path / roles['index']} does not match {path / 'manifest.json'}: altered.")
-        texts = TextStore(path / roles["texts"], readonly=True)
-        vectors = (
-            VectorStore(path / roles["vectors"], dim, _DTYPES[settings.rescore])
-            if "vectors" in roles
-            else None
-        )
-        index = cls(
-            settings,
-            model_info,
-            structure,
-            texts,
-            vectors,
-            column=manifest.get("texts", {}).get("column"),
-            id_columns=manifest.get("texts", {}).get("id_columns", []),  # none before ids were kept
-            scale=scale,
-            home=path,
-            generation=int(manifest["generation"]),
-        )
+        stored = open_generation(path, verify)
+        index = cls(stored, home=path)
         index._request, index._backend, index._precision = model, backend, precision
         if model is not None and isinstance(model, (str, os.PathLike)):  # refuse another model now
-            check_model(manifest, model_identity(None, model), path)
+            check_model({"model": stored.model}, model_identity(None, model), path)
         return index
 
     def __repr__(self) -> str:

@@ -152,3 +152,21 @@ def test_wide_gradient_is_the_same_every_run():
         grads.append(head.wide.grad.clone())
     assert all(torch.equal(grads[0], g) for g in grads[1:])
     assert grads[0][100:].abs().sum() == 0 and grads[0][:100].abs().sum() > 0
+
+
+def test_terms_in_any_order_give_the_same_features():
+    """Fitting gives sorted terms (found by binary search); any other order (found by a dict)
+    gives the same weights for the same terms."""
+    from st_multitask.text_features import SparseFeatures
+
+    terms = ["bank", "good", "not", "not good", "rates"]
+    idf = np.array([1.2, 1.5, 1.7, 2.0, 1.1])
+    order = [3, 0, 4, 1, 2]
+    texts = ["Not good at all, not good", "The bank raised rates", "nothing known"]
+    ids, weights = SparseFeatures(terms, idf).transform(texts)
+    other_ids, other_weights = SparseFeatures([terms[i] for i in order], idf[order]).transform(texts)
+    for row in range(len(texts)):
+        mine = {terms[i]: w for i, w in zip(ids[row], weights[row]) if i >= 0}
+        theirs = {terms[order[i]]: w for i, w in zip(other_ids[row], other_weights[row]) if i >= 0}
+        assert mine.keys() == theirs.keys() and all(np.isclose(mine[t], theirs[t]) for t in mine)
+    assert len([i for i in ids[2] if i >= 0]) == 0

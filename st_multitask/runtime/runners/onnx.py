@@ -1,7 +1,21 @@
-"""The ONNX Runtime runner: the exported graph on the CPU, all graph optimisations on."""
+"""The ONNX Runtime runner: the exported graph on the CPU, graph optimisations on.
+
+Optimising the graph is most of what opening a session costs. For a graph in the per-user cache,
+the first session saves its optimised graph beside it (ONNX Runtime's ``optimized_model_filepath``,
+at the ``extended`` level: no hardware-specific layout changes) with its sha256; later sessions
+open that file with the optimisations off, after checking it against its sha256 like every graph
+file (hashed again only when it changes, :mod:`st_multitask.file_hashes`). It goes with its cache
+entry. A graph in a model directory (``stmt export``) is optimised at every open: nothing is
+written there.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,11 +23,17 @@ from typing import Any
 import numpy as np
 
 from ...errors import ModelLoadError
+from ...file_hashes import cache_root, sha256_of
 from .. import EngineSpec, not_installed
 from . import ModelSource, variant_for
 from ._graph import graph_for
 
 __all__ = ["OnnxRunner", "open_runner"]
+
+logger = logging.getLogger(__name__)
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+_SAVED_LEVEL = "extended"  # optimisations saved with the graph; layout ones (level "all") are CPU-specific
 
 
 class OnnxRunner:
@@ -40,12 +60,8 @@ class OnnxRunner:
     def _open(self, path: Path) -> Any:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.spec.threads
-        options.log_severity_level = 3
         try:
-            return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            return _optimized_session(ort, path, self.spec) or _session(ort, path, self.spec, "all")
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise ModelLoadError(f"{path} is not a readable ONNX graph ({exc}).") from None
 
@@ -66,6 +82,49 @@ class OnnxRunner:
         inputs = {i.name for i in session.get_inputs()}
         values = session.run(names, {k: v for k, v in feeds.items() if k in inputs})
         return {name: value.astype(np.float32, copy=False) for name, value in zip(names, values)}
+
+
+def _session(ort: Any, path: Path, spec: EngineSpec, level: str, save_to: Path | None = None) -> Any:
+    """A CPU session over ``path`` with the graph optimisations of ``level`` (:data:`_LEVELS`),
+    saving the optimised graph to ``save_to`` when given."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
+    options.intra_op_num_threads = spec.threads
+    options.log_severity_level = 3
+    if save_to is not None:
+        options.optimized_model_filepath = str(save_to)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _optimized_session(ort: Any, path: Path, spec: EngineSpec) -> Any | None:
+    """A session over the saved optimised graph of the cached graph ``path`` (saved now, from this
+    session, if it is not there yet); None for a graph outside the cache, or if the cache is
+    read-only."""
+    if cache_root().resolve() not in path.resolve().parents:
+        return None
+    saved = path.with_name(f"{path.stem}.optimized.onnx")
+    meta = path.with_name(f"{path.stem}.optimized.json")
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        expected = json.loads(meta.read_text(encoding="utf-8"))
+        if expected["level"] == _SAVED_LEVEL and sha256_of(saved) == expected["sha256"]:
+            return _session(ort, saved, spec, "disable")
+        logger.warning("%s does not match its sha256 in %s: optimising the graph again.", saved, meta)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".optimize-", dir=path.parent))
+    except OSError:  # a read-only cache: optimise in memory only
+        return None
+    try:
+        session = _session(ort, path, spec, _SAVED_LEVEL, save_to=tmp / saved.name)
+        with contextlib.suppress(OSError):
+            os.replace(tmp / saved.name, saved)  # the graph first, then the record that vouches for it
+            record = {"level": _SAVED_LEVEL, "sha256": sha256_of(saved)}  # kept: no hash at the next open
+            (tmp / meta.name).write_text(json.dumps(record) + "\n", encoding="utf-8")
+            os.replace(tmp / meta.name, meta)
+        return session
+    finally:
+        for leftover in tmp.iterdir():
+            leftover.unlink()
+        tmp.rmdir()
 
 
 def open_runner(source: ModelSource, spec: EngineSpec) -> OnnxRunner:
