@@ -108,6 +108,32 @@ def test_64_concurrent_clients_each_get_their_own_results(server, default_model,
     assert 1 <= calls < 64  # requests were merged into fewer model calls
 
 
+def test_an_idle_keep_alive_connection_still_answers(server):
+    """A pooled connection reused after 6 s idle (past uvicorn's default keep-alive of 5 s, which
+    is also httpx's pool expiry) gets its answer: the server does not close it under the client."""
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    body = b'{"inputs": ["a text"]}'
+    request = (
+        f"POST /embed HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, int(port)), timeout=60) as conn:
+        answers = []
+        for pause in (0, 6):
+            time.sleep(pause)
+            conn.sendall(request)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                head += chunk
+            answers.append(head.split(b"\r\n", 1)[0])
+    assert answers == [b"HTTP/1.1 200 OK"] * 2
+
+
 def test_auth_off(small_server):
     assert httpx.get(f"{small_server.url}/info", timeout=30).status_code == 200
 

@@ -1,4 +1,6 @@
-"""The ONNX Runtime runner: the exported graph on the CPU, all graph optimisations on."""
+"""The ONNX Runtime runner: the exported graph on the CPU, all graph optimisations on; with
+``spec.spin`` off, the intra-op threads sleep rather than busy-wait between ops and calls
+(``session.intra_op.allow_spinning``), as a server wants: see :class:`~st_multitask.runtime.EngineSpec`."""
 
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ class OnnxRunner:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = spec.threads
         options.log_severity_level = 3
+        if not spec.spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for bad files
