@@ -115,6 +115,18 @@ class Server:
                 values[name] = float(value)
         return values
 
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds the server used so far: in the model (``stmt_model_cpu_seconds``: the thread
+        that runs it; a one-thread engine runs there) and the rest of the process (the event loop:
+        HTTP, JSON, tokenising; a multi-threaded engine's pool too)."""
+        model = 0.0
+        for line in http_get(self.port, "/metrics")[1].decode().splitlines():
+            if line.startswith("stmt_model_cpu_seconds_total "):
+                model = float(line.split()[1])
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return {"model": model, "other": total - model}
+
     def rss_mib(self) -> float:
         """The server's resident memory (the process under taskset: taskset execs it)."""
         with open(f"/proc/{self.process.pid}/status", encoding="ascii") as f:
@@ -256,12 +268,15 @@ def run_load(server: Server, requests: list[bytes], concurrency: int, max_s: flo
     """The load, with what a row records around it: wall time, the client's CPU share, dropped
     requests, /metrics deltas and the load average before and after."""
     before, load_before, cpu = server.metrics(), loadavg(), os.times()
+    served_cpu = server.cpu_s() if server.stmt else {}
     start = time.perf_counter()
     results, dropped = asyncio.run(_load(server.port, requests, concurrency, max_s))
     wall = time.perf_counter() - start
     used = os.times()
     after = server.metrics()
+    served = {k: v - served_cpu[k] for k, v in server.cpu_s().items()} if server.stmt else {}
     return results, {
+        "server_cpu": served,
         "wall": wall,
         "delta": {k: after[k] - before[k] for k in after},
         "dropped": dropped,
@@ -289,7 +304,18 @@ def summarize(results: list[tuple], run: dict, texts_per_request: int) -> dict[s
         "p99_ms": pct(latencies, 99),
         "texts_per_model_call": round(delta["stmt_batch_texts_sum"] / calls, 2) if calls else None,
         "client_cpu_share": round(run["client_cpu"], 3),
+        **_server_cpu(run["server_cpu"], len(ok), len(ok) * texts_per_request),
         "loadavg_before_after": run["loadavg"],
+    }
+
+
+def _server_cpu(cpu: dict[str, float], requests: int, texts: int) -> dict[str, Any]:
+    """The server's CPU per text in the model and per request outside it (the request path)."""
+    if not cpu or not requests:
+        return {}
+    return {
+        "server_model_cpu_ms_per_text": round(cpu["model"] * 1000 / texts, 2),
+        "server_other_cpu_ms_per_request": round(cpu["other"] * 1000 / requests, 2),
     }
 
 

@@ -17,7 +17,10 @@ connections and non-200 answers):
 - ``--loss-check N``: N 1-text requests at concurrency 64 (the issue's: 10000), dropped counted;
 - ``--soak-s S``: S seconds at concurrency 16 (the issue's: 600), RSS sampled every 5 s;
 - ``--peer infinity``: the same 1-text and 64-text rows against infinity-emb (torch engine,
-  batch 32) started from its own environment (``--peer-python``), skipped when it is not there.
+  batch 32) started from its own environment (``--peer-python``, default ``$INFINITY_PYTHON`` or
+  ``.venv-infinity/bin/python``), skipped when it is not there. To make that environment:
+  ``python3.11 -m venv .venv-infinity && .venv-infinity/bin/pip install torch==2.13.0 && .venv-infinity/bin/pip
+  install 'infinity-emb[server]==0.0.78' 'numpy<2' 'sentence-transformers<4' 'transformers<4.49'``.
 
 Each ratio compares a row with the in-process figure measured right before it (the machine's load
 drifts). Responses are checked: every status, and every 25th vector against the in-process one.
@@ -237,34 +240,13 @@ def peer_rows(args, cores: list[int], texts: list[str], expected: np.ndarray) ->
     """infinity-emb from its own environment, on the server's cores; skipped when not installed."""
     python = Path(args.peer_python)
     if not python.exists():
-        return {
-            "skipped": f"{python} not found: make a venv with infinity-emb[server]==0.0.78 (see the docstring)"
-        }
+        return {"skipped": f"{python} not found: make infinity-emb's environment as the docstring says"}
     from st_multitask.backbone import default_model_path
 
     model = str(default_model_path())
-    command = [
-        str(python),
-        "-m",
-        "infinity_emb.cli",
-        "v2",
-        "--model-id",
-        model,
-        "--served-model-name",
-        "peer",
-    ]
-    command += [
-        "--port",
-        "{port}",
-        "--engine",
-        "torch",
-        "--device",
-        "cpu",
-        "--batch-size",
-        "32",
-        "--url-prefix",
-        "",
-    ]
+    flags = "--engine torch --device cpu --batch-size 32 --served-model-name peer --host 127.0.0.1"
+    command = [str(python.parent / "infinity_emb"), "v2", "--model-id", model, *flags.split()]
+    command += ["--port", "{port}", "--url-prefix", ""]
     server = Server(command, cores, stmt=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     try:
         rows = one_text_rows(server, texts, expected, None, args)
@@ -331,7 +313,12 @@ def main() -> None:
         exit_code = server.stop()
     rows["overload"] = overload_row(command, server_cores, texts, args)
     base.close()
-    peer = peer_rows(args, server_cores, texts, expected) if args.peer != "none" else None
+    peer = None
+    if args.peer != "none":
+        try:
+            peer = peer_rows(args, server_cores, texts, expected)
+        except Exception as exc:  # the peer's failure is reported, and stmt's rows are kept
+            peer = {"error": f"{type(exc).__name__}: {exc}"[-2000:]}
 
     c1 = rows["c1"]
     measured = {
@@ -350,6 +337,13 @@ def main() -> None:
         k: None if measured[k] is None else (measured[k] >= t if op == ">=" else measured[k] <= t)
         for k, (op, t) in TARGETS.items()
     }
+    if peer and "c64" in peer:  # ahead of the peer at every row, in this run
+        for key in ("c1", "c8", "c64", "openai64"):
+            ours, theirs = rows[key]["texts_per_s"], peer[key]["texts_per_s"]
+            measured[f"vs_peer_{key}"] = round(ours / theirs, 3) if ours and theirs else None
+            met[f"vs_peer_{key}"] = (
+                None if measured[f"vs_peer_{key}"] is None else measured[f"vs_peer_{key}"] > 1
+            )
     overload = rows["overload"]
     met["overload_429_p99_ms"] = bool(
         met["overload_429_p99_ms"] and overload["retry_after_on_every_429"] and not overload["any_5xx"]
