@@ -196,13 +196,16 @@ def _baseline_worker(texts_file: str, threads: int) -> None:
                 embed([text], model=model)
                 times.append((time.perf_counter() - t0) * 1000)
             out = {"single_p50_ms": pct(times, 50)}
-        elif what in ("embed", "predict"):  # texts/s over 512 texts in batches of 64
-            chunk = texts[:512]
+        elif what in ("embed", "predict"):  # texts/s over 512 texts in batches of 64, and CPU a text
+            chunk, cpu = texts[:512], time.process_time()
             if what == "embed":
                 embed(chunk, model=model, batch_size=64)
             else:
                 model.predict(chunk, batch_size=64)
-            out = {f"{what}_texts_per_s": round(len(chunk) / (time.perf_counter() - start), 1)}
+            out = {
+                f"{what}_texts_per_s": round(len(chunk) / (time.perf_counter() - start), 1),
+                "cpu_ms_per_text": round((time.process_time() - cpu) * 1000 / len(chunk), 2),
+            }
         print(json.dumps(out), flush=True)
 
 
@@ -304,19 +307,28 @@ def summarize(results: list[tuple], run: dict, texts_per_request: int) -> dict[s
         "p99_ms": pct(latencies, 99),
         "texts_per_model_call": round(delta["stmt_batch_texts_sum"] / calls, 2) if calls else None,
         "client_cpu_share": round(run["client_cpu"], 3),
-        **_server_cpu(run["server_cpu"], len(ok), len(ok) * texts_per_request),
+        **server_cpu(run["server_cpu"], len(ok), len(ok) * texts_per_request),
         "loadavg_before_after": run["loadavg"],
     }
 
 
-def _server_cpu(cpu: dict[str, float], requests: int, texts: int) -> dict[str, Any]:
-    """The server's CPU per text in the model and per request outside it (the request path)."""
+def server_cpu(cpu: dict[str, float], requests: int, texts: int) -> dict[str, Any]:
+    """The server's CPU per text in the model and per request outside it (the request path), and
+    in all per text: what other work on the machine changes least (it changes wall time most)."""
     if not cpu or not requests:
         return {}
     return {
         "server_model_cpu_ms_per_text": round(cpu["model"] * 1000 / texts, 2),
         "server_other_cpu_ms_per_request": round(cpu["other"] * 1000 / requests, 2),
+        "server_cpu_ms_per_text": round((cpu["model"] + cpu["other"]) * 1000 / texts, 2),
     }
+
+
+def cpu_ratio(row: dict[str, Any]) -> float | None:
+    """In-process CPU a text over the server's CPU a text (1.0: the server costs no more CPU than
+    calling the model in-process), from a row with its paired in-process figure."""
+    served, local = row.get("server_cpu_ms_per_text"), (row.get("in_process") or {}).get("cpu_ms_per_text")
+    return round(local / served, 3) if served and local else None
 
 
 if __name__ == "__main__":  # the baseline worker: python -m benchmarks._serve_load TEXTS.json THREADS
