@@ -30,8 +30,8 @@ class ServeSettings:
     precision: str = "fp32"  # fp32, bf16, int8
     device: str | None = None  # cpu, cuda, ...; None picks as the library does
     threads: int | None = None  # the runtime's threads; None: one a core this process may run on
-    # the runtime's idle threads busy-wait (ONNX Runtime's allow_spinning). Off: measured by
-    # benchmarks/serve_bench.py, spinning threads take the core the event loop needs to queue requests
+    # the runtime's idle threads busy-wait (ONNX Runtime's allow_spinning). Off: spinning threads
+    # take the CPU the event loop needs to queue requests (benchmarks/serve_bench.py --server-args=--spin)
     spin: bool = False
     host: str = "127.0.0.1"  # where stmt serve listens; 0.0.0.0 has to be asked for
     port: int = 8080
