@@ -317,8 +317,8 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
 
 def _no_native_telemetry() -> dict[str, Any]:
     """FastAPI's native OpenTelemetry off (FastAPI versions that have it): asking whether a tracer is
-    configured read the environment on every request, a fifth of the event loop's time per request
-    under load (py-spy, benchmarks/serve_bench.py). ``/metrics`` and the access log stay."""
+    configured read the environment on every request, the largest single cost of the event loop in a
+    py-spy profile under load. ``/metrics`` and the access log stay."""
     import inspect
 
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
