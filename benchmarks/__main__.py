@@ -54,7 +54,7 @@ BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
     "quality": (False, []),
     "scale_bench": (True, ["--n", "200", "--rounds", "1"]),
     "select_default": (False, []),
-    "serve_bench": (True, ["--windows", "0", "--texts", "64", "--phase-s", "2", "--soak-s", "0"]),
+    "serve_bench": (True, ["--texts", "64", "--phase-s", "2"]),
     "sts_eval": (True, []),
     "train_speed": (True, ["--n", "256", "--epochs", "2", "--finetune-n", "64"]),
 }

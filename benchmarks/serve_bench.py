@@ -1,46 +1,43 @@
 """``stmt serve`` under load, against in-process ``embed()`` / ``predict`` on the same engine, in one run.
 
-The server runs as a child process (``python -m st_multitask serve``, the default model on the
-default engine: ``--backend auto``) on 127.0.0.1 and a free port; this process is the load
-generator: a small keep-alive HTTP/1.1 client on asyncio (so the generator's own cost stays low),
-and the official ``openai`` SDK for the 64-text requests. Every phase is bounded in requests and in
-seconds. Figures:
+The server (``stmt serve`` with its defaults: the default model on ``--backend auto``) runs in a
+child process pinned to every core but the last; the load generator (this process: a small
+keep-alive HTTP/1.1 client on asyncio, and the ``openai`` SDK for 64-text requests) runs pinned to
+the last core; the in-process baseline runs in a child process pinned to the server's cores, with
+the server's engine and thread count, so both sides of each ratio had the same CPU. On a 2-core
+machine: server and baseline on core 0, client on core 1. Rows (each bounded in requests and
+seconds, each with the load average before and after it, the client's CPU share, dropped
+connections and non-200 answers):
 
-- in-process: ``embed()`` in batches of 64 (texts/s), single-text ``embed()`` latency (p50),
-  ``predict`` with every head in batches of 64 (texts/s);
-- for each batching window (``--windows``, default 0,2,5,10 ms; a fresh server each): 1-text
-  ``/v1/embeddings`` requests (base64, as the SDKs send them) at concurrency 1, 8 and 64: texts/s,
-  p50/p95/p99 ms and the mean batch size from ``/metrics``; the window is then picked by the rule
-  below;
-- with the picked window: 1-text ``/embed`` (float JSON) at concurrency 64, ``/predict`` (every
-  head) 1-text at concurrency 64, 64-text requests through ``openai`` at concurrency 4, a full queue
-  (64-text requests at concurrency 16 against ``--max-queue 256``: 429 latency, Retry-After, and the
-  accepted requests that kept flowing), and an RSS soak at concurrency 64 (``--soak-s``, default
-  120 s rather than the issue's 10 minutes: RSS at the end vs RSS at half time).
+- 1-text ``/v1/embeddings`` (base64, as the SDKs send) at concurrency 1, 8 and 64: texts/s,
+  p50/p99 ms, texts per model call (from ``/metrics``);
+- 64-text requests through ``openai`` at concurrency 4;
+- ``/predict`` (every head) 1-text at concurrency 64;
+- overload: 64-text requests at concurrency 16 against a server with ``--max-queue 256``;
+- ``--loss-check N``: N 1-text requests at concurrency 64 (the issue's: 10000), dropped counted;
+- ``--soak-s S``: S seconds at concurrency 16 (the issue's: 600), RSS sampled every 5 s;
+- ``--peer infinity``: the same 1-text and 64-text rows against infinity-emb (torch engine,
+  batch 32) started from its own environment (``--peer-python``, default ``$INFINITY_PYTHON`` or
+  ``.venv-infinity/bin/python``), skipped when it is not there. To make that environment:
+  ``python3.11 -m venv .venv-infinity && .venv-infinity/bin/pip install torch==2.13.0 && .venv-infinity/bin/pip
+  install 'infinity-emb[server]==0.0.78' 'numpy<2' 'sentence-transformers<4' 'transformers<4.49'``.
 
-Each ratio compares a server phase with the in-process figure measured right before it, in this
-process (512 texts in batches of 64, or 100 single-text calls), since a shared machine's load
-drifts between phases. Window rule: the largest concurrency-64 ratio among windows whose
-concurrency-1 p50 meets the latency target (in-process single-text p50 + 5 ms); ties (within 3%)
-go to the smaller window. Responses are checked: every status, and every 25th vector against the in-process one.
+Each ratio compares a row with the in-process figure measured right before it (the machine's load
+drifts). Responses are checked: every status, and every 25th vector against the in-process one.
 
-    HF_HUB_OFFLINE=1 python -m benchmarks.serve_bench [--windows 0,2,5,10] [--soak-s 120] [--texts 1536]
+    HF_HUB_OFFLINE=1 python -m benchmarks.serve_bench [--loss-check 10000] [--soak-s 600] [--peer infinity]
 
-Writes ``benchmarks/results/<machine tag>/serve_bench.json`` (date, commit, command, CPU flags and
-every figure). On a shared machine the cores are busy with other work too: say so with the figures.
+Writes ``benchmarks/results/<machine tag>/serve_bench.json`` (date, commit, command, CPU flags,
+every figure). About 3 minutes with the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
-import re
-import signal
-import socket
-import subprocess
+import shlex
 import sys
 import tempfile
 import threading
@@ -54,377 +51,174 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 from benchmarks._common import cpu_flags, store_result, sts_sentences
+from benchmarks._serve_load import (
+    REPO,
+    Baseline,
+    Server,
+    cpu_ratio,
+    http_get,
+    loadavg,
+    pct,
+    request_bytes,
+    run_load,
+    server_cpu,
+    split_cores,
+    summarize,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-
-TARGETS = {
-    "c64_vs_embed": 0.8,  # 1-text requests at concurrency 64 vs in-process embed() in batches of 64
-    "openai64_vs_embed": 0.9,  # 64-text requests through the openai client vs in-process embed()
-    "c1_p50_extra_ms": 5.0,  # p50 of one 1-text request at concurrency 1 <= in-process single-text + 5 ms
-    "predict_c64_vs_predict": 0.8,  # /predict 1-text at concurrency 64 vs in-process predict in batches
-    "full_queue_429_ms": 50.0,  # a full queue answers 429 (with Retry-After) in under 50 ms
-    "soak_rss_ratio": 1.1,  # RSS at the end within 1.1x of RSS at half time
+TARGETS = {  # the issue's
+    "c64_vs_embed": (">=", 0.8),  # 1-text /v1/embeddings at concurrency 64 vs in-process embed, batch 64
+    "openai64_vs_embed": (">=", 0.9),  # 64-text requests at concurrency 4 vs in-process embed
+    "predict_c64_vs_predict": (">=", 0.8),  # /predict 1-text at concurrency 64 vs in-process predict
+    "c64_texts_per_model_call": (">=", 16.0),
+    "c1_p50_extra_ms": ("<=", 3.0),  # p50 at concurrency 1 minus in-process one-text embed p50
+    "overload_429_p99_ms": ("<=", 50.0),  # a full queue answers 429 (Retry-After, never 5xx) fast
+    "dropped": ("<=", 0),  # connections closed without a response, over every row
+    "soak_rss_ratio": ("<=", 1.1),  # RSS at the end / RSS after the first minute
 }
 
 
-def pct(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 2) if values else None
+def one_text_requests(texts: list[str], path: str, payload: dict[str, Any], rounds: int) -> list[bytes]:
+    key = "input" if path.endswith("embeddings") else "inputs"
+    return [request_bytes(path, {**payload, key: [t]}) for _ in range(rounds) for t in texts]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# -- the server ---------------------------------------------------------------------------------
-class Server:
-    """``python -m st_multitask serve ARGS`` on a free port, its log in a temporary file."""
-
-    def __init__(self, *args: str):
-        self.port = free_port()
-        self.log = Path(tempfile.mkstemp(prefix="serve-bench-", suffix=".log")[1])
-        command = [sys.executable, "-m", "st_multitask", "serve", "--port", str(self.port), *args]
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"stmt serve exited:\n{self.log.read_text()}")
-            try:
-                if http_get(self.port, "/health")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("stmt serve did not become healthy in 300 s")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def metrics(self) -> dict[str, float]:
-        text = http_get(self.port, "/metrics")[1].decode()
-        values = {}
-        for name in (
-            "stmt_batch_texts_sum",
-            "stmt_batch_texts_count",
-            "stmt_batch_tokens_sum",
-            "stmt_rejected_total",
-        ):
-            found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-            values[name] = float(found.group(1)) if found else 0.0
-        return values
-
-    def info(self) -> dict[str, Any]:
-        return json.loads(http_get(self.port, "/info")[1])
-
-    def rss_mib(self) -> float:
-        with open(f"/proc/{self.process.pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-        return float("nan")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(30)
-
-
-def http_get(port: int, path: str) -> tuple[int, bytes]:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-# -- the load generator -------------------------------------------------------------------------
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("the server closed the connection")
-    status = int(status_line.split()[1])
-    headers = {}
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return status, headers, body
-
-
-def request_bytes(path: str, payload: dict[str, Any]) -> bytes:
-    body = json.dumps(payload).encode()
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    return head.encode() + body
-
-
-async def _load(port: int, requests: list[bytes], concurrency: int, max_s: float) -> list[tuple]:
-    """Send ``requests`` (in order, cycling) over ``concurrency`` keep-alive connections until all
-    are answered or ``max_s`` passed. Returns (index, status, seconds, headers, body) per answer."""
-    results: list[tuple] = []
-    counter = iter(range(len(requests)))
-    deadline = time.perf_counter() + max_s
-
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            for i in counter:
-                if time.perf_counter() > deadline:
-                    break
-                start = time.perf_counter()
-                writer.write(requests[i])
-                status, headers, body = await _read_response(reader)
-                results.append((i, status, time.perf_counter() - start, headers, body))
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return results
-
-
-def run_load(
-    server: Server, requests: list[bytes], concurrency: int, max_s: float
-) -> tuple[list[tuple], float, dict]:
-    before = server.metrics()
-    start = time.perf_counter()
-    results = asyncio.run(_load(server.port, requests, concurrency, max_s))
-    wall = time.perf_counter() - start
-    after = server.metrics()
-    delta = {k: after[k] - before[k] for k in after}
-    return results, wall, delta
-
-
-def summarize(results: list[tuple], wall: float, delta: dict, texts_per_request: int) -> dict[str, Any]:
-    ok = [r for r in results if r[1] == 200]
-    latencies = [r[2] * 1000 for r in ok]
-    statuses: dict[str, int] = {}
-    for r in results:
-        statuses[str(r[1])] = statuses.get(str(r[1]), 0) + 1
-    calls = delta["stmt_batch_texts_count"]
-    return {
-        "requests": len(results),
-        "statuses": statuses,
-        "wall_s": round(wall, 2),
-        "texts_per_s": round(len(ok) * texts_per_request / wall, 1) if wall else None,
-        "p50_ms": pct(latencies, 50),
-        "p95_ms": pct(latencies, 95),
-        "p99_ms": pct(latencies, 99),
-        "mean_batch_texts": round(delta["stmt_batch_texts_sum"] / calls, 2) if calls else None,
-        "mean_batch_tokens": round(delta["stmt_batch_tokens_sum"] / calls, 1) if calls else None,
-    }
-
-
-def check_vectors(results: list[tuple], expected: np.ndarray, texts_of: list[int], fmt: str) -> float:
+def check_vectors(results: list[tuple], expected: np.ndarray, fmt: str) -> float:
     """Largest difference between served vectors (every 25th answer) and the in-process ones."""
     worst = 0.0
     for i, status, _, _, body in results[::25]:
         if status != 200:
             continue
-        payload = json.loads(body)
-        if fmt == "base64":
-            got = np.frombuffer(base64.b64decode(payload["data"][0]["embedding"]), dtype="<f4")
-        elif fmt == "v1-float":
-            got = np.asarray(payload["data"][0]["embedding"], dtype=np.float32)
-        else:
-            got = np.asarray(payload["embeddings"][0], dtype=np.float32)
-        worst = max(worst, float(np.abs(got - expected[texts_of[i]]).max()))
+        data = json.loads(body)["data"][0]["embedding"]
+        got = (
+            np.frombuffer(base64.b64decode(data), "<f4") if fmt == "base64" else np.asarray(data, np.float32)
+        )
+        worst = max(worst, float(np.abs(got - expected[i % len(expected)]).max()))
     return worst
 
 
-# -- the phases ---------------------------------------------------------------------------------
-def in_process(texts: list[str]) -> dict[str, Any]:
-    """The baseline: the engine ``stmt serve`` loads by default, called in this process."""
-    from st_multitask import embed, load
-
-    model = load(backend="auto", precision="fp32")  # what stmt serve loads by default
-    embed(texts[:128], model=model, batch_size=64)  # warm-up
-    start = time.perf_counter()
-    vectors = embed(texts, model=model, batch_size=64)
-    embed_s = time.perf_counter() - start
-    single = []
-    for text in texts[:200]:
-        t0 = time.perf_counter()
-        embed([text], model=model)
-        single.append((time.perf_counter() - t0) * 1000)
-    model.predict(texts[:64], batch_size=64)
-    start = time.perf_counter()
-    model.predict(texts, batch_size=64)
-    predict_s = time.perf_counter() - start
-    return {
-        "engine": f"{type(model).__name__} {getattr(model, 'backend', 'torch')} {getattr(model, 'precision', 'fp32')}",
-        "embed_batch64_texts_per_s": round(len(texts) / embed_s, 1),
-        "embed_single_p50_ms": pct(single, 50),
-        "embed_single_p99_ms": pct(single, 99),
-        "predict_batch64_texts_per_s": round(len(texts) / predict_s, 1),
-        "_vectors": vectors,
-        "_model": model,
-    }
-
-
-def paired(model: Any, texts: list[str], what: str) -> float:
-    """The in-process figure measured right before a server phase (the machine's load drifts, so
-    each ratio compares neighbours): ``embed`` / ``predict`` texts/s in batches of 64 over 512
-    texts, or ``single``: the p50 ms of 100 single-text ``embed()`` calls."""
-    from st_multitask import embed
-
-    if what == "single":
-        times = []
-        for text in texts[:100]:
-            t0 = time.perf_counter()
-            embed([text], model=model)
-            times.append((time.perf_counter() - t0) * 1000)
-        return pct(times, 50) or 0.0
-    start = time.perf_counter()
-    if what == "embed":
-        embed(texts[:512], model=model, batch_size=64)
-    else:
-        model.predict(texts[:512], batch_size=64)
-    return round(min(512, len(texts)) / (time.perf_counter() - start), 1)
-
-
-def one_text_requests(
-    texts: list[str], path: str, fmt: str | None, rounds: int
-) -> tuple[list[bytes], list[int]]:
-    requests, owners = [], []
-    for _ in range(rounds):
-        for i, text in enumerate(texts):
-            payload: dict[str, Any] = (
-                {"input": [text], "encoding_format": fmt} if path == "/v1/embeddings" else {"inputs": [text]}
-            )
-            requests.append(request_bytes(path, payload))
-            owners.append(i)
-    return requests, owners
-
-
-def window_sweep(
-    texts: list[str], expected: np.ndarray, windows: list[float], args: argparse.Namespace, model: Any
+def one_text_rows(
+    server: Server, texts: list[str], expected: np.ndarray, base: Baseline | None, args
 ) -> dict:
-    sweep = {}
-    requests, owners = one_text_requests(texts, "/v1/embeddings", "base64", 2)
-    for window in windows:
-        server = Server("--batch-window-ms", str(window), "--max-queue", "256", "--max-client-batch", "64")
-        try:
-            run_load(server, requests[:100], 8, 30)  # warm-up
-            row: dict[str, Any] = {}
-            for concurrency, count, max_s in (
-                (1, 300, args.phase_s),
-                (8, 1536, args.phase_s),
-                (64, 3072, args.phase_s),
-            ):
-                before = paired(model, texts, "single" if concurrency == 1 else "embed")
-                results, wall, delta = run_load(server, requests[:count], concurrency, max_s)
-                phase = row[f"c{concurrency}"] = summarize(results, wall, delta, 1)
-                phase["max_abs_diff"] = check_vectors(results, expected, owners, "base64")
-                if concurrency == 1:
-                    phase["in_process_single_p50_ms"] = before
-                else:
-                    phase["in_process_embed_texts_per_s"] = before
-                    phase["vs_in_process"] = round((phase["texts_per_s"] or 0) / before, 3)
-            sweep[str(window)] = row
-            print(f"window {window} ms: {json.dumps(row)}", flush=True)
-        finally:
-            server.stop()
-    return sweep
+    """1-text embeddings at concurrency 1, 8 and 64 (``base``: the paired in-process figures)."""
+    path, payload, fmt = ("/v1/embeddings", {"encoding_format": "base64"}, "base64")
+    if not server.stmt:  # infinity: OpenAI's route without the /v1 prefix, floats
+        path, payload, fmt = "/embeddings", {"model": "peer"}, "float"
+    requests = one_text_requests(texts, path, payload, 4)
+    run_load(server, requests[:100], 8, 30)  # warm-up
+    rows = {}
+    for concurrency, count in ((1, 300), (8, 1536), (64, 3072)):
+        paired = base.ask("single" if concurrency == 1 else "embed") if base else {}
+        results, run = run_load(server, requests[:count], concurrency, args.phase_s)
+        row = rows[f"c{concurrency}"] = {**summarize(results, run, 1), "in_process": paired}
+        row["max_abs_diff"] = check_vectors(results, expected, fmt)
+        if "embed_texts_per_s" in paired:
+            row["vs_in_process"] = round((row["texts_per_s"] or 0) / paired["embed_texts_per_s"], 3)
+            row["cpu_vs_in_process"] = cpu_ratio(row)
+        print(f"c{concurrency}: {json.dumps(row)}", flush=True)
+    return rows
 
 
-def pick_window(sweep: dict) -> tuple[str, str]:
-    """By the c64 ratio to the in-process figure measured next to it (the load drifts)."""
-    limit = TARGETS["c1_p50_extra_ms"]
-    meets = {
-        w: r
-        for w, r in sweep.items()
-        if r["c1"]["p50_ms"] is not None and r["c1"]["p50_ms"] <= r["c1"]["in_process_single_p50_ms"] + limit
-    }
-    pool = meets or sweep
-    best = max(r["c64"]["vs_in_process"] for r in pool.values())
-    chosen = min((w for w, r in pool.items() if r["c64"]["vs_in_process"] >= 0.97 * best), key=float)
-    why = (
-        f"largest c64 ratio to in-process embed ({pool[chosen]['c64']['vs_in_process']}, "
-        "ties within 3% to the smaller window)"
-        + (
-            " among windows meeting the c1 latency target"
-            if meets
-            else "; no window met the c1 latency target"
-        )
-    )
-    return chosen, why
-
-
-def openai_phase(
-    server: Server, texts: list[str], expected: np.ndarray, concurrency: int = 4
-) -> dict[str, Any]:
+def openai_row(server: Server, texts: list[str], expected: np.ndarray, base: Baseline | None) -> dict:
+    """64-text requests through the ``openai`` SDK at concurrency 4 (base64, the SDK's default)."""
     from openai import OpenAI
 
-    client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0, timeout=300)
-    chunks = [list(range(start, min(start + 64, len(texts)))) for start in range(0, len(texts), 64)]
-    client.embeddings.create(model=server.info()["model"], input=texts[:64])  # warm-up
-    latencies, worst = [], 0.0
-    lock = threading.Lock()
-    name = server.info()["model"]
+    url = f"{server.url}/v1" if server.stmt else server.url
+    client = OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=300)
+    name = json.loads(http_get(server.port, "/info")[1])["model"] if server.stmt else "peer"
+    chunks = [list(range(s, min(s + 64, len(texts)))) for s in range(0, len(texts), 64)]
+    client.embeddings.create(model=name, input=texts[:64])  # warm-up
+    latencies, worst, errors, lock = [], 0.0, [], threading.Lock()
 
     def call(rows: list[int]) -> None:
         nonlocal worst
         t0 = time.perf_counter()
-        response = client.embeddings.create(model=name, input=[texts[i] for i in rows])  # SDK default: base64
-        elapsed = (time.perf_counter() - t0) * 1000
+        try:
+            response = client.embeddings.create(model=name, input=[texts[i] for i in rows])
+        except Exception as exc:  # counted, not raised: a row reports its errors
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            return
         got = np.asarray([d.embedding for d in response.data], dtype=np.float32)
         with lock:
-            latencies.append(elapsed)
+            latencies.append((time.perf_counter() - t0) * 1000)
             worst = max(worst, float(np.abs(got - expected[rows]).max()))
 
-    before = server.metrics()
+    paired = base.ask("embed") if base else {}
+    served_cpu = server.cpu_s() if server.stmt else {}
+    before, load_before, cpu = server.metrics(), loadavg(), os.times()
     start = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
+    with ThreadPoolExecutor(4) as pool:
         list(pool.map(call, chunks))
     wall = time.perf_counter() - start
+    used = os.times()
     delta = {k: v - before[k] for k, v in server.metrics().items()}
-    out = summarize([(0, 200, ms / 1000, {}, b"") for ms in latencies], wall, delta, 64)
-    out.update({"concurrency": concurrency, "texts_per_request": 64, "max_abs_diff": worst})
-    out["texts_per_s"] = round(sum(len(c) for c in chunks) / wall, 1)
-    return out
-
-
-def full_queue_phase(server: Server, texts: list[str], max_s: float) -> dict[str, Any]:
-    """64-text requests at concurrency 16 against a 256-text queue for ``max_s`` seconds; a client
-    that gets a 429 sends its next request at once."""
-    requests = [
-        request_bytes("/embed", {"inputs": texts[s : s + 64]}) for s in range(0, len(texts) - 63, 64)
-    ] * 500
-    results, wall, delta = run_load(server, requests, 16, max_s)
-    refused = [r for r in results if r[1] == 429]
-    accepted = [r for r in results if r[1] == 200]
-    return {
-        "concurrency": 16,
+    served = {k: v - served_cpu[k] for k, v in server.cpu_s().items()} if server.stmt else {}
+    calls = delta["stmt_batch_texts_count"]
+    row = {
+        "requests": len(chunks),
         "texts_per_request": 64,
-        "max_queue": 256,
-        "requests": len(results),
-        "statuses": {str(s): sum(1 for r in results if r[1] == s) for s in sorted({r[1] for r in results})},
-        "retry_after_on_every_429": all("retry-after" in r[3] for r in refused),
-        "429_p50_ms": pct([r[2] * 1000 for r in refused], 50),
-        "429_p99_ms": pct([r[2] * 1000 for r in refused], 99),
-        "429_max_ms": round(max((r[2] * 1000 for r in refused), default=0.0), 2) if refused else None,
-        "accepted_texts_per_s": round(len(accepted) * 64 / wall, 1),
-        "wall_s": round(wall, 2),
-        "mean_batch_texts": round(delta["stmt_batch_texts_sum"] / delta["stmt_batch_texts_count"], 2)
-        if delta["stmt_batch_texts_count"]
-        else None,
+        "concurrency": 4,
+        "errors": errors[:3],
+        "error_count": len(errors),
+        "texts_per_s": round(sum(len(c) for c in chunks[: len(latencies)]) / wall, 1),
+        "p50_ms": pct(latencies, 50),
+        "p99_ms": pct(latencies, 99),
+        "texts_per_model_call": round(delta["stmt_batch_texts_sum"] / calls, 2) if calls else None,
+        "client_cpu_share": round((used.user - cpu.user + used.system - cpu.system) / wall, 3),
+        "loadavg_before_after": [load_before, loadavg()],
+        "max_abs_diff": worst,
+        "in_process": paired,
+        **server_cpu(served, len(latencies), 64 * len(latencies)),
     }
+    if "embed_texts_per_s" in paired:
+        row["vs_in_process"] = round(row["texts_per_s"] / paired["embed_texts_per_s"], 3)
+        row["cpu_vs_in_process"] = cpu_ratio(row)
+    print(f"openai 64-text c4: {json.dumps(row)}", flush=True)
+    return row
 
 
-def soak_phase(server: Server, texts: list[str], soak_s: float) -> dict[str, Any]:
-    requests, _ = one_text_requests(texts, "/v1/embeddings", "base64", 1000)
+def predict_row(server: Server, texts: list[str], base: Baseline, args) -> dict:
+    paired = base.ask("predict")
+    requests = one_text_requests(texts, "/predict", {}, 2)
+    results, run = run_load(server, requests, 64, args.phase_s)
+    row = {**summarize(results, run, 1), "in_process": paired}
+    row["vs_in_process"] = round((row["texts_per_s"] or 0) / paired["predict_texts_per_s"], 3)
+    row["cpu_vs_in_process"] = cpu_ratio(row)
+    print(f"predict c64: {json.dumps(row)}", flush=True)
+    return row
+
+
+def overload_row(command: list[str], cores: list[int], texts: list[str], args) -> dict:
+    """64-text ``/embed`` requests at concurrency 16 against ``--max-queue 256``; a client that
+    gets a 429 sends its next request at once."""
+    server = Server([*command, "--max-queue", "256", "--max-client-batch", "64"], cores)
+    try:
+        requests = [
+            request_bytes("/embed", {"inputs": texts[s : s + 64]}) for s in range(0, len(texts) - 63, 64)
+        ]
+        results, run = run_load(server, requests * 100, 16, args.phase_s)
+    finally:
+        exit_code = server.stop()
+    refused = [r for r in results if r[1] == 429]
+    row = summarize(results, run, 64)
+    row.update(
+        {
+            "texts_per_s": row["texts_per_s"],  # of the accepted requests
+            "retry_after_on_every_429": all("retry-after" in r[3] for r in refused),
+            "429_p50_ms": pct([r[2] * 1000 for r in refused], 50),
+            "429_p99_ms": pct([r[2] * 1000 for r in refused], 99),
+            "any_5xx": any(r[1] >= 500 for r in results),
+            "exit_code_after_sigterm": exit_code,
+        }
+    )
+    print(f"overload: {json.dumps(row)}", flush=True)
+    return row
+
+
+def soak_row(server: Server, texts: list[str], seconds: float) -> dict:
+    """1-text requests at concurrency 16 for ``seconds``; RSS every 5 s."""
+    requests = one_text_requests(texts, "/v1/embeddings", {"encoding_format": "base64"}, 2000)
     samples: list[tuple[float, float]] = []
     done = threading.Event()
 
@@ -434,123 +228,166 @@ def soak_phase(server: Server, texts: list[str], soak_s: float) -> dict[str, Any
             samples.append((round(time.perf_counter() - start, 1), server.rss_mib()))
 
     sampler = threading.Thread(target=sample, daemon=True)
-    rss_start = server.rss_mib()
     sampler.start()
-    results, wall, delta = run_load(server, requests, 64, soak_s)
+    results, run = run_load(server, requests, 16, seconds)
     done.set()
     sampler.join()
-    half = [rss for t, rss in samples if t <= soak_s / 2]
-    mid = half[-1] if half else rss_start
-    end = samples[-1][1] if samples else server.rss_mib()
-    out = summarize(results, wall, delta, 1)
-    out.update(
-        {
-            "soak_s": soak_s,
-            "rss_start_mib": rss_start,
-            "rss_half_time_mib": mid,
-            "rss_end_mib": end,
-            "rss_end_over_half": round(end / mid, 3),
-            "rss_samples": samples,
-        }
+    first = [rss for t, rss in samples if t <= 60] or [server.rss_mib()]
+    row = summarize(results, run, 1)
+    rss = [r for _, r in samples] or [first[-1]]
+    row.update(
+        {"soak_s": seconds, "rss_after_1min_mib": first[-1], "rss_max_mib": max(rss), "rss_end_mib": rss[-1]}
     )
-    return out
+    row["rss_ratio"] = round(max(rss) / first[-1], 3)
+    row["rss_samples"] = samples
+    print(f"soak: {json.dumps({k: v for k, v in row.items() if k != 'rss_samples'})}", flush=True)
+    return row
+
+
+def peer_rows(args, cores: list[int], texts: list[str], expected: np.ndarray) -> dict:
+    """infinity-emb from its own environment, on the server's cores; skipped when not installed."""
+    python = Path(args.peer_python)
+    if not python.exists():
+        return {"skipped": f"{python} not found: make infinity-emb's environment as the docstring says"}
+    from st_multitask.backbone import default_model_path
+
+    model = str(default_model_path())
+    flags = "--engine torch --device cpu --batch-size 32 --served-model-name peer --host 127.0.0.1"
+    command = [str(python.parent / "infinity_emb"), "v2", "--model-id", model, *flags.split()]
+    command += ["--port", "{port}", "--url-prefix", ""]
+    server = Server(command, cores, stmt=False, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        rows = one_text_rows(server, texts, expected, None, args)
+        rows["openai64"] = openai_row(server, texts, expected, None)
+    finally:
+        server.stop()
+    return {"engine": "infinity-emb torch, batch 32", **rows}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--windows", default="0,2,5,10", help="batching windows to measure, ms")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--texts", type=int, default=1536, help="unique STS-B test sentences")
-    parser.add_argument("--phase-s", type=float, default=15.0, help="time bound of each load phase")
-    parser.add_argument("--soak-s", type=float, default=120.0, help="length of the RSS soak (0: skip)")
+    parser.add_argument("--phase-s", type=float, default=20.0, help="time bound of each load row")
+    parser.add_argument("--server-args", default="", help="more stmt serve options, e.g. '--spin'")
+    parser.add_argument(
+        "--loss-check", type=int, default=0, help="1-text requests at concurrency 64 (0: skip)"
+    )
+    parser.add_argument("--soak-s", type=float, default=0.0, help="soak length at concurrency 16 (0: skip)")
+    parser.add_argument("--peer", choices=["none", "infinity"], default="none")
+    parser.add_argument(
+        "--peer-python",
+        default=os.environ.get("INFINITY_PYTHON", str(REPO / ".venv-infinity" / "bin" / "python")),
+        help="the python of infinity-emb's own environment",
+    )
+    parser.add_argument("--out", type=Path, help="where the result goes [default: benchmarks/results/...]")
     args = parser.parse_args()
-    windows = [float(w) for w in args.windows.split(",") if w.strip()]
-    flags = cpu_flags()
+
+    server_cores, client_cores = split_cores()
+    os.sched_setaffinity(0, client_cores)  # this process (the client) and every thread it starts
     print(
-        f"CPU flags: {' '.join(flags) or 'none of interest'}; {os.cpu_count()} cores; loadavg {os.getloadavg()}",
-        flush=True,
+        f"CPU flags: {' '.join(cpu_flags())}; server cores {server_cores}, client {client_cores}", flush=True
     )
     texts = sts_sentences(args.texts, "test")
-    base = in_process(texts)
-    expected, model = base.pop("_vectors"), base.pop("_model")
-    print(f"in-process: {json.dumps(base)}", flush=True)
-    loadavg_start = os.getloadavg()
-
-    sweep = window_sweep(texts, expected, windows, args, model)
-    chosen, why = pick_window(sweep)
-    print(f"window: {chosen} ms ({why})", flush=True)
-
-    server = Server("--batch-window-ms", chosen, "--max-queue", "256", "--max-client-batch", "64")
+    texts_file = Path(tempfile.mkdtemp(prefix="serve-bench-")) / "texts.json"
+    texts_file.write_text(json.dumps(texts), encoding="utf-8")
+    base = Baseline(texts_file, server_cores, len(server_cores))
+    expected = np.load(base.info["expected"])
+    command = [
+        sys.executable,
+        "-m",
+        "st_multitask",
+        "serve",
+        "--port",
+        "{port}",
+        *shlex.split(args.server_args),
+    ]
+    load_start = loadavg()
+    server = Server(command, server_cores)
     try:
-        info = server.info()
-        requests, owners = one_text_requests(texts, "/embed", None, 2)
-        run_load(server, requests[:100], 8, 30)
-        before = paired(model, texts, "embed")
-        results, wall, delta = run_load(server, requests, 64, args.phase_s)
-        embed_float = summarize(results, wall, delta, 1)
-        embed_float["max_abs_diff"] = check_vectors(results, expected, owners, "float")
-        embed_float["in_process_embed_texts_per_s"] = before
-        embed_float["vs_in_process"] = round(embed_float["texts_per_s"] / before, 3)
-        predict_requests = [request_bytes("/predict", {"inputs": [t]}) for t in texts]
-        before = paired(model, texts, "predict")
-        results, wall, delta = run_load(server, predict_requests, 64, args.phase_s * 2)
-        predict = summarize(results, wall, delta, 1)
-        predict["in_process_predict_texts_per_s"] = before
-        predict["vs_in_process"] = round(predict["texts_per_s"] / before, 3)
-        before = paired(model, texts, "embed")
-        openai64 = openai_phase(server, texts, expected)
-        openai64["in_process_embed_texts_per_s"] = before
-        openai64["vs_in_process"] = round(openai64["texts_per_s"] / before, 3)
-        full = full_queue_phase(server, texts, args.phase_s)
-        soak = soak_phase(server, texts, args.soak_s) if args.soak_s > 0 else None
+        info = json.loads(http_get(server.port, "/info")[1])
+        rows: dict[str, Any] = one_text_rows(server, texts, expected, base, args)
+        rows["openai64"] = openai_row(server, texts, expected, base)
+        rows["predict_c64"] = predict_row(server, texts, base, args)
+        if args.loss_check:
+            requests = one_text_requests(
+                texts, "/v1/embeddings", {"encoding_format": "base64"}, 1 + args.loss_check // len(texts)
+            )
+            results, run = run_load(server, requests[: args.loss_check], 64, 3600)
+            rows["loss_check"] = summarize(results, run, 1)
+            print(f"loss check: {json.dumps(rows['loss_check'])}", flush=True)
+        if args.soak_s:
+            rows["soak"] = soak_row(server, texts, args.soak_s)
     finally:
         exit_code = server.stop()
-    loadavg_end = os.getloadavg()
+    rows["overload"] = overload_row(command, server_cores, texts, args)
+    base.close()
+    peer = None
+    if args.peer != "none":
+        try:
+            peer = peer_rows(args, server_cores, texts, expected)
+        except Exception as exc:  # the peer's failure is reported, and stmt's rows are kept
+            peer = {"error": f"{type(exc).__name__}: {exc}"[-2000:]}
 
-    c1 = sweep[chosen]["c1"]
-    ratios = {
-        "c64_vs_embed": sweep[chosen]["c64"]["vs_in_process"],
-        "openai64_vs_embed": openai64["vs_in_process"],
-        "c1_p50_extra_ms": round(c1["p50_ms"] - c1["in_process_single_p50_ms"], 2) if c1["p50_ms"] else None,
-        "predict_c64_vs_predict": predict["vs_in_process"],
-        "full_queue_429_ms": full["429_p99_ms"],
-        "soak_rss_ratio": soak["rss_end_over_half"] if soak else None,
+    c1 = rows["c1"]
+    measured = {
+        "c64_vs_embed": rows["c64"].get("vs_in_process"),
+        "openai64_vs_embed": rows["openai64"].get("vs_in_process"),
+        "predict_c64_vs_predict": rows["predict_c64"].get("vs_in_process"),
+        "c64_texts_per_model_call": rows["c64"]["texts_per_model_call"],
+        "c1_p50_extra_ms": round(c1["p50_ms"] - c1["in_process"]["single_p50_ms"], 2)
+        if c1["p50_ms"]
+        else None,
+        "overload_429_p99_ms": rows["overload"]["429_p99_ms"],
+        "dropped": sum(r.get("dropped", 0) for r in rows.values()),
+        "soak_rss_ratio": rows["soak"]["rss_ratio"] if "soak" in rows else None,
     }
-    met = {}
-    for key, target in TARGETS.items():
-        value = ratios[key]
-        if value is None:
-            met[key] = None
-        elif key in ("c1_p50_extra_ms", "full_queue_429_ms", "soak_rss_ratio"):
-            met[key] = value <= target
-        else:
-            met[key] = value >= target
-    met["full_queue_429_ms"] = (
-        met["full_queue_429_ms"] and full["retry_after_on_every_429"] and "200" in full["statuses"]
+    # no target: in-process CPU a text over the server's, which other work on the machine changes
+    # least (the targets are in wall time, as the issue set them)
+    cpu_ratios = {
+        f"{key}_cpu_vs_in_process": rows[key].get("cpu_vs_in_process")
+        for key in ("c64", "openai64", "predict_c64")
+    }
+    met = {
+        k: None if measured[k] is None else (measured[k] >= t if op == ">=" else measured[k] <= t)
+        for k, (op, t) in TARGETS.items()
+    }
+    if peer and "c64" in peer:  # ahead of the peer at every row, in this run
+        for key in ("c1", "c8", "c64", "openai64"):
+            ours, theirs = rows[key]["texts_per_s"], peer[key]["texts_per_s"]
+            measured[f"vs_peer_{key}"] = round(ours / theirs, 3) if ours and theirs else None
+            met[f"vs_peer_{key}"] = (
+                None if measured[f"vs_peer_{key}"] is None else measured[f"vs_peer_{key}"] > 1
+            )
+    overload = rows["overload"]
+    met["overload_429_p99_ms"] = bool(
+        met["overload_429_p99_ms"] and overload["retry_after_on_every_429"] and not overload["any_5xx"]
     )
     result = {
         "texts": f"{len(texts)} unique STS-B test sentences",
-        "engine": info["backend"] + " " + info["precision"],
+        "engine": f"{info['backend']} {info['precision']}",
+        "server_command": " ".join(command[2:]),
         "server_limits": info["limits"],
-        "in_process": base,
-        "window_sweep": sweep,
-        "window_ms": float(chosen),
-        "window_why": why,
-        "embed_float_c64": embed_float,
-        "predict_c64": predict,
-        "openai_64_text": openai64,
-        "full_queue": full,
-        "soak": soak,
+        "cores": {
+            "server": server_cores,
+            "client": client_cores,
+            "baseline": server_cores,
+            "note": "server and in-process baseline pinned to the same cores, with the same engine and "
+            "threads; the load generator pinned to the others (one core: all shared)",
+        },
+        "in_process_engine": base.info["engine"],
+        "rows": rows,
+        "peer": peer,
         "server_exit_code_after_sigterm": exit_code,
-        "targets": TARGETS,
-        "measured": ratios,
+        "targets": {k: f"{op} {t}" for k, (op, t) in TARGETS.items()},
+        "measured": measured,
         "met": met,
-        "loadavg_start": loadavg_start,
-        "loadavg_end": loadavg_end,
-        "note": "one run on a machine whose cores other work shared (see loadavg); the load generator "
-        "ran on the same cores as the server. The soak is short (soak_s), not the issue's 10 minutes.",
+        "cpu_ratios": cpu_ratios,
+        "loadavg_start_end": [load_start, loadavg()],
+        "note": "loadavg counts every process on the machine: other work shared these cores unless it "
+        "stays near 1-2 (the server and the client themselves).",
     }
-    path = store_result("serve_bench", result)
-    print(json.dumps({"measured": ratios, "met": met}, indent=2))
+    path = store_result("serve_bench", result, path=args.out)
+    print(json.dumps({"measured": measured, "met": met}, indent=2))
     print(f"wrote {path}")
 
 

@@ -13,6 +13,7 @@ import click
 if TYPE_CHECKING:
     from st_multitask.errors import Hint
     from st_multitask.pipeline import Pipeline
+    from st_multitask.runtime import EngineSpec
 
 
 class UserError(click.ClickException):
@@ -183,7 +184,7 @@ def quiet_libraries(torch: bool = True) -> None:
 def load_pipeline(
     model: str | None,
     device: str | None = None,
-    backend: str = "auto",
+    backend: str | EngineSpec = "auto",
     precision: str = "fp32",
     heads: bool = True,
 ) -> Pipeline:

@@ -24,6 +24,17 @@ from ._common import UserError, backend_options, multitask_model_option, note
 @backend_options
 @click.option("--device", envvar="STMT_DEVICE", show_envvar=True, help="cpu, cuda, cuda:N, mps.")
 @click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="The runtime's threads [default: the cores this process may run on].",
+)
+@click.option(
+    "--spin/--no-spin",
+    default=False,
+    show_default=True,
+    help="Let ONNX Runtime's idle threads busy-wait (off: they leave the event loop its core).",
+)
+@click.option(
     "--api-key",
     envvar="STMT_API_KEY",
     show_envvar=True,
@@ -65,6 +76,13 @@ from ._common import UserError, backend_options, multitask_model_option, note
     "batches at 2-10 ms; see docs/serving.md).",
 )
 @click.option(
+    "--keep-alive-s",
+    type=click.IntRange(min=1),
+    default=75,
+    show_default=True,
+    help="How long an idle keep-alive connection stays open (longer than clients' pools keep theirs).",
+)
+@click.option(
     "--cors-allow-origin",
     "cors_origins",
     multiple=True,
@@ -81,6 +99,8 @@ def serve(
     backend: str,
     precision: str,
     device: str | None,
+    threads: int | None,
+    spin: bool,
     api_key: str | None,
     served_model_name: str | None,
     max_client_batch: int,
@@ -88,6 +108,7 @@ def serve(
     max_body_bytes: int,
     max_batch_tokens: int,
     batch_window_ms: float,
+    keep_alive_s: int,
     cors_origins: tuple[str, ...],
     log_level: str,
 ) -> None:
@@ -116,8 +137,6 @@ def serve(
         raise UserError(
             f"stmt serve needs its extra ({exc.name} is missing): pip install 'st-multitask[serve]'."
         ) from None
-    from st_multitask.runtime import resolve_backend
-
     from ._common import load_pipeline
 
     settings = ServeSettings(
@@ -126,6 +145,8 @@ def serve(
         backend=backend,
         precision=precision,
         device=device,
+        threads=threads,
+        spin=spin,
         host=host,
         port=port,
         api_key=api_key,
@@ -135,17 +156,26 @@ def serve(
         max_body_bytes=max_body_bytes,
         max_batch_tokens=max_batch_tokens,
         batch_window_ms=batch_window_ms,
+        keep_alive_s=keep_alive_s,
         cors_allow_origins=list(cors_origins),
     )
-    resolve_backend(backend, precision, device)  # a wrong engine is an error now, not after startup
+    engine = settings.engine()  # a wrong engine is an error now, not after startup
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("st_multitask.embedding").setLevel(logging.ERROR)  # responses report truncation
     logging.getLogger("st_multitask.serve").setLevel(log_level.upper())  # loading quiets st_multitask
     if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
         note(f"listening on {host} without --api-key: anyone who can reach it can use it.")
-    app = create_app(lambda: load_pipeline(model_dir, device, backend, precision), settings)
+    app = create_app(lambda: load_pipeline(model_dir, device, engine, precision), settings)
     server = _server(
-        uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_keep_alive=keep_alive_s,
+        )
     )
     # uvicorn re-raises SIGTERM once it has shut down gracefully; a handler of our own makes that exit 0
     for sig in (signal.SIGTERM, signal.SIGINT):

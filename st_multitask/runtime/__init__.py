@@ -102,6 +102,9 @@ class EngineSpec:
     device: str | None = None
     threads: int = 0
     auto: bool = field(default=False, compare=False)  # chosen by "auto" rather than named
+    # whether the runtime's idle threads spin (busy-wait) for the next op: fastest for one caller
+    # that owns the cores; a server turns it off so its waiting threads leave the event loop a core
+    spin: bool = True
 
     @property
     def fast(self) -> bool:
@@ -111,7 +114,8 @@ class EngineSpec:
         """How logs and ``info()`` name the engine."""
         threads = f", {self.threads} thread{'s' * (self.threads != 1)}" if self.threads else ""
         device = f" on {self.device}" if self.device and self.backend == "torch" else ""
-        return f"{self.backend} {self.precision}{device}{threads}{' (auto)' if self.auto else ''}"
+        spin = "" if self.spin or self.backend == "torch" else ", no spinning"
+        return f"{self.backend} {self.precision}{device}{threads}{spin}{' (auto)' if self.auto else ''}"
 
 
 BackendChoice = EngineSpec  # the earlier name of the spec

@@ -250,11 +250,14 @@ class Batcher:
         return passes
 
     def _call(self, items: list[_Item]) -> None:
-        if self._metrics is not None:
+        if self._metrics is not None:  # counted as taken, before the call (the queue no longer has them)
             self._metrics.batch_texts.observe(len(items))
             self._metrics.batch_tokens.observe(sum(item.tokens for item in items))
+        cpu = time.thread_time()
         for group in self._passes(items):
             self._pass(group, items[0].job.min_score)
+        if self._metrics is not None:
+            self._metrics.model_cpu.inc(time.thread_time() - cpu)
 
     def _pass(self, items: list[_Item], min_score: float | None) -> None:
         """One backbone pass for ``items``, with every head any of their requests asked for."""

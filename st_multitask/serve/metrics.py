@@ -1,5 +1,6 @@
 """Prometheus metrics of one app (its own registry, so several apps in one process do not clash):
-requests by route and status, latency, batch sizes in texts and tokens, queue depth, tokens processed.
+requests by route and status, latency, batch sizes in texts and tokens, queue depth, tokens processed,
+the model thread's CPU time.
 
     >>> metrics = ServeMetrics()
     >>> metrics.requests.labels(route="/embed", status="200").inc()
@@ -43,6 +44,11 @@ class ServeMetrics:
         )
         self.queue_depth = Gauge("stmt_queue_depth", "Texts waiting for the model", registry=r)
         self.tokens = Counter("stmt_tokens", "Tokens processed by the model", registry=r)
+        self.model_cpu = Counter(
+            "stmt_model_cpu_seconds",
+            "CPU seconds of the thread that runs the model (a multi-threaded runtime's pool not counted)",
+            registry=r,
+        )
         self.rejected = Counter("stmt_rejected", "Requests refused with 429 (queue full)", registry=r)
 
     def render(self) -> tuple[bytes, str]:

@@ -9,10 +9,11 @@ limits, auth, CORS), checked once when the app is made.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputError
+from ..runtime import EngineSpec, resolve_engine
 
 __all__ = ["DEFAULT_SERVED_NAME", "ServeSettings"]
 
@@ -28,6 +29,10 @@ class ServeSettings:
     backend: str = "auto"  # auto, torch, onnx, openvino (as --backend everywhere else)
     precision: str = "fp32"  # fp32, bf16, int8
     device: str | None = None  # cpu, cuda, ...; None picks as the library does
+    threads: int | None = None  # the runtime's threads; None: one a core this process may run on
+    # the runtime's idle threads busy-wait (ONNX Runtime's allow_spinning). Off: spinning threads
+    # take the CPU the event loop needs to queue requests (benchmarks/serve_bench.py --server-args=--spin)
+    spin: bool = False
     host: str = "127.0.0.1"  # where stmt serve listens; 0.0.0.0 has to be asked for
     port: int = 8080
     api_key: str | None = None  # with it, every route but /health needs "Authorization: Bearer KEY"
@@ -42,6 +47,11 @@ class ServeSettings:
     batch_window_ms: float = 0.0
     forward_batch_size: int = 64  # texts per backbone forward pass inside one model call
     retry_after_s: int = 1  # the Retry-After of a 429
+    # how long an idle keep-alive connection stays open. uvicorn's default of 5 s equals the idle
+    # expiry of client pools such as httpx's: a client reusing a connection as the server closes it
+    # loses that request ("connection closed without a response"). Longer than the clients', they
+    # close first (nginx's default is 75 s)
+    keep_alive_s: int = 75
     cors_allow_origins: list[str] = field(default_factory=list)  # CORS is off unless origins are given
 
     def __post_init__(self) -> None:
@@ -52,6 +62,7 @@ class ServeSettings:
             "max_batch_tokens",
             "forward_batch_size",
             "retry_after_s",
+            "keep_alive_s",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -63,8 +74,19 @@ class ServeSettings:
             )
         if not 0 <= float(self.batch_window_ms) <= 1000:
             raise InputError(f"batch_window_ms must be between 0 and 1000, got {self.batch_window_ms!r}.")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise InputError(f"threads must be a positive integer or None, got {self.threads!r}.")
         if self.api_key is not None and not self.api_key.strip():
             raise InputError("api_key is blank; give a key or leave it out.")
+
+    def engine(self) -> EngineSpec:
+        """The engine the server loads its model on: ``backend``/``precision``/``device`` resolved
+        as everywhere else, with ``threads`` (default: the cores this process may use) and ``spin``."""
+        threads = self.threads if self.threads is not None else len(os.sched_getaffinity(0))
+        spec = resolve_engine(self.backend, self.precision, self.device, threads)
+        return replace(spec, spin=self.spin)
 
     @property
     def model_name(self) -> str:

@@ -38,8 +38,7 @@ class ServerState:
     def _default_model(self) -> Any:
         from ..loader import load
 
-        s = self.settings
-        return load(s.model, backend=s.backend, precision=s.precision, device=s.device)
+        return load(self.settings.model, backend=self.settings.engine())
 
     def _load_index(self, path: str) -> Any:
         from ..index import Index

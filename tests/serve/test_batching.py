@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -123,3 +124,27 @@ def test_requests_with_another_min_score_are_not_merged():
 
     asyncio.run(main())
     assert sorted(sorted(texts) for texts, _ in run.calls) == [["a 1", "c 3"], ["b 2"]]
+
+
+def test_the_model_threads_cpu_is_counted():
+    from st_multitask.serve.metrics import ServeMetrics
+
+    metrics = ServeMetrics()
+
+    def busy(texts, tasks, min_score):
+        deadline = time.thread_time() + 0.05  # 50 ms of this thread's CPU
+        while time.thread_time() < deadline:
+            pass
+        return np.zeros((len(texts), 1), dtype=np.float32), None
+
+    async def main():
+        batcher = Batcher(busy, max_batch_tokens=100, max_queue=10, metrics=metrics)
+        batcher.start()
+        try:
+            await batcher.submit(["a text"], [3])
+        finally:
+            batcher.stop()
+
+    asyncio.run(main())
+    assert metrics.model_cpu._value.get() >= 0.05
+    assert b"stmt_model_cpu_seconds_total" in metrics.render()[0]

@@ -108,6 +108,39 @@ def test_64_concurrent_clients_each_get_their_own_results(server, default_model,
     assert 1 <= calls < 64  # requests were merged into fewer model calls
 
 
+def test_an_idle_keep_alive_connection_still_answers(server):
+    """A pooled connection reused after 6 s idle (past uvicorn's default keep-alive of 5 s, which
+    is also httpx's pool expiry) gets its answer: the server does not close it under the client."""
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    body = b'{"inputs": ["a text"]}'
+    request = (
+        f"POST /embed HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, int(port)), timeout=60) as conn:
+        answers = []
+        for pause in (0, 6):
+            time.sleep(pause)
+            conn.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data:  # the head
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1)) if head else 0
+            while len(body) < length:  # the whole body, so the next answer starts clean
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+            answers.append((head.split(b"\r\n", 1)[0], len(body) == length > 0))
+    assert answers == [(b"HTTP/1.1 200 OK", True)] * 2
+
+
 def test_auth_off(small_server):
     assert httpx.get(f"{small_server.url}/info", timeout=30).status_code == 200
 

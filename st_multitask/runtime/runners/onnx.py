@@ -7,6 +7,9 @@ open that file with the optimisations off, after checking it against its sha256 
 file (hashed again only when it changes, :mod:`st_multitask.file_hashes`). It goes with its cache
 entry. A graph in a model directory (``stmt export``) is optimised at every open: nothing is
 written there.
+
+With ``spec.spin`` off, the intra-op threads sleep rather than busy-wait between ops and calls
+(``session.intra_op.allow_spinning``), as a server wants: see :class:`~st_multitask.runtime.EngineSpec`.
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ def _session(ort: Any, path: Path, spec: EngineSpec, level: str, save_to: Path |
     options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[level])
     options.intra_op_num_threads = spec.threads
     options.log_severity_level = 3
+    if not spec.spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     if save_to is not None:
         options.optimized_model_filepath = str(save_to)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
