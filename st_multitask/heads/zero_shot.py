@@ -1,8 +1,8 @@
 """ZeroShotHead: a sentence head made from label names, no examples (see :mod:`st_multitask.zero_shot`).
 
-Its weights are the labels' unit prototypes; its logits are the cosines of the sentence embedding
-to them (the ``other`` column: the fixed ``other_cosine``), divided by the temperature before the
-softmax. It saves, loads and exports into the one graph like every other head, and decodes with
+Its weights are the labels' unit prototypes; its logits are 20 x the cosines of the sentence
+embedding to them (the ``other`` column: the fixed ``other_cosine``), divided by the temperature
+before the softmax. It saves, loads and exports into the one graph like every other head, and decodes with
 the sentence decoder (the ``other`` threshold lives in the logits, so a plain argmax applies it).
 
 >>> import numpy as np, torch
@@ -29,6 +29,7 @@ from ..zero_shot import (
     DEFAULT_TEMPLATES,
     KIND,
     OTHER,
+    SCALE,
     LabelSpec,
     ZeroShotClassifier,
 )
@@ -38,7 +39,7 @@ __all__ = ["ZeroShotHead"]
 
 
 class ZeroShotHead(Head):
-    """Sentence head: ``cosine(embedding, prototype) / temperature`` per label.
+    """Sentence head: ``20 x cosine(embedding, prototype) / temperature`` per label.
 
     Args:
         in_features: the backbone's embedding width.
@@ -46,7 +47,7 @@ class ZeroShotHead(Head):
         descriptions: ``{label: description}`` the prototypes were built with (kept for the record).
         templates: the templates the prototypes were built with (kept for the record).
         temperature: the logits are divided by it before the softmax; fitted on dev data by
-            :meth:`MultiTaskModel.calibrate` (the default, 0.05, is the backbone's training scale).
+            :meth:`MultiTaskModel.calibrate`; the logits are 20 x the cosines, the backbone's training scale.
         other_cosine: a text whose best label's cosine is below this is ``other``.
     """
 
@@ -109,7 +110,7 @@ class ZeroShotHead(Head):
         embedding = nn.functional.normalize(self.inputs(features)["sentence_embedding"], dim=-1)
         cosines = embedding @ self.prototypes.to(embedding.dtype).T  # (batch, labels)
         other = torch.full_like(cosines, self.other_cosine)
-        return torch.where(self.other_mask, other, cosines)
+        return SCALE * torch.where(self.other_mask, other, cosines)  # (batch, labels)
 
     def probabilities(self, logits: Tensor) -> Tensor:
         return torch.softmax(logits / self.temperature, dim=-1)
@@ -119,7 +120,7 @@ class ZeroShotHead(Head):
         return True
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """Cross-entropy of the tempered cosines (the prototypes are buffers: nothing trains)."""
+        """Cross-entropy of the tempered logits (the prototypes are buffers: nothing trains)."""
         return nn.functional.cross_entropy(logits / self.temperature, targets)
 
     def get_config_dict(self) -> dict[str, Any]:

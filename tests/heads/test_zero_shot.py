@@ -27,7 +27,7 @@ def _embed(texts: list[str]) -> np.ndarray:
 
 def test_registered_and_equal_to_the_classifier():
     assert get_head_class("zero_shot") is ZeroShotHead
-    zs = ZeroShotClassifier.build(SPEC, _embed, temperature=0.07, other_cosine=0.1)
+    zs = ZeroShotClassifier.build(SPEC, _embed, temperature=1.4, other_cosine=0.1)
     head = ZeroShotHead.from_classifier(zs)
     x = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
     with torch.no_grad():
@@ -76,3 +76,20 @@ def test_exported_beside_the_default_heads(tmp_path):
     ad_hoc = [r["zero_shot"] for r in fast.predict(TEXTS, labels=SPEC)]
     assert [a["label"] for a in head_answers] == [a["label"] for a in ad_hoc] == ["sports", "health", "other"]
     assert fast.info()["heads"]["spec"]["kind"] == "zero_shot"
+
+
+def test_model_calibrate_fits_its_temperature(backbone):
+    """MultiTaskModel.calibrate treats it as any head: the logits are 20 x cosine, T starts at 1."""
+    from st_multitask import MultiTaskModel
+    from st_multitask.data import SentenceExamples
+
+    model = MultiTaskModel(backbone)
+    zs = ZeroShotClassifier.build("sports,finance", lambda t: model.encode(t))
+    model.add_head("zs", ZeroShotHead.from_classifier(zs))
+    dev = SentenceExamples(
+        ["The striker scored.", "Shares fell sharply.", "The match ended 2-1.", "The bank cut rates."],
+        ["sports", "finance", "sports", "finance"],
+    )
+    report = model.calibrate({"zs": dev})["zs"]
+    assert report["temperature"] != 1.0 and model.heads["zs"].temperature == report["temperature"]
+    assert report["ece_after"] <= report["ece_before"]
