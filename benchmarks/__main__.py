@@ -56,6 +56,7 @@ BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
     "serve_bench": (True, ["--windows", "0", "--texts", "64", "--phase-s", "2", "--soak-s", "0"]),
     "sts_eval": (True, []),
     "train_speed": (True, ["--n", "256", "--epochs", "2", "--finetune-n", "64"]),
+    "zero_shot": (True, ["--limit", "40"]),
 }
 
 
