@@ -219,13 +219,15 @@ def _train_from_data(
 
     import yaml
 
-    from st_multitask.data_recipe import check_target, plan_from_data, train_from_data
+    from st_multitask.data_recipe import CALIBRATE_FROM, check_target, plan_from_data, train_from_data
 
     from ._common import quiet_libraries
 
     quiet_libraries()
     plan = plan_from_data(data_path, task, labels, text_column, label_column, dev_path)
     check_target(task, output, base, overwrite)
+    if plan.dev is not None and not plan.calibrates:
+        plan.dev_note += f"; no calibration (fewer than {CALIBRATE_FROM} dev texts)"
     sizes = f"{len(plan.train)} training texts" if plan.train is not None else f"{len(plan.texts)} texts"
     note(
         f"{plan.mode.replace('_', '-')} head {task!r} ({', '.join(plan.names)}) from {sizes}; {plan.dev_note}."

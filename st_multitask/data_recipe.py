@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .model import MultiTaskModel
 
 __all__ = [
+    "CALIBRATE_FROM",
     "DEV_FROM",
     "DEV_SHARE",
     "FULL_FROM",
@@ -52,6 +53,7 @@ __all__ = [
 DEV_SHARE = 0.2  # of each label's examples, carved as the dev split
 DEV_FROM = 5  # examples of every label needed to carve a dev split (one at least in dev)
 FULL_FROM = 32  # examples of every label from which the head is an MLP rather than linear
+CALIBRATE_FROM = 20  # dev texts needed to fit a temperature (fewer, all right, would drive it to its floor)
 Mode = Literal["zero_shot", "few_shot", "full"]
 HEADS: dict[str, dict[str, Any]] = {
     "few_shot": {"kind": "mlp", "hidden": [], "dropout": 0.0},
@@ -82,6 +84,11 @@ class DataPlan:
     def names(self) -> list[str]:
         return [spec.name for spec in self.labels]
 
+    @property
+    def calibrates(self) -> bool:
+        """Whether the dev split is large enough to fit the head's temperature."""
+        return self.dev is not None and len(self.dev) >= CALIBRATE_FROM
+
     def recipe(self, base: str | None = None) -> dict[str, Any]:
         """The same run as a recipe (``stmt train --config``); a recipe starts from a backbone, so
         the other heads of a base model are not in it."""
@@ -92,7 +99,12 @@ class DataPlan:
             "train": self.source,
             "labels": self.names,
         }
-        training = {**TRAINING[self.mode], "freeze": ["backbone"], "seed": self.seed, "calibrate": True}
+        training = {
+            **TRAINING[self.mode],
+            "freeze": ["backbone"],
+            "seed": self.seed,
+            "calibrate": self.calibrates,
+        }
         return {"model": {"backbone": base}, "tasks": {self.task: task}, "training": training}
 
 
@@ -228,7 +240,9 @@ def train_from_data(
     settings = {k: v for k, v in HEADS[plan.mode].items() if k != "kind"}
     model.add_head(plan.task, MLPHead(model.dim, plan.names, **settings))
     others = [name for name in model.heads if name != plan.task]
-    config = TrainingConfig(**TRAINING[plan.mode], freeze=["backbone", *others], seed=plan.seed)
+    config = TrainingConfig(
+        **TRAINING[plan.mode], freeze=["backbone", *others], seed=plan.seed, calibrate=plan.calibrates
+    )
     trainer = Trainer(model, config, output_dir=out, overwrite=overwrite, progress=progress)
     result = trainer.fit([TaskData(plan.task, plan.train, plan.dev)])
     return model, result.metrics.get(plan.task, {})

@@ -17,9 +17,11 @@ def frame(counts: dict[str, int]) -> pd.DataFrame:
 def test_modes_and_dev_split():
     few = plan_from_data(frame({"a": 10, "b": 10}), task="t")
     assert few.mode == "few_shot" and len(few.dev) == 4 and sorted(set(few.dev.labels)) == ["a", "b"]
+    assert not few.calibrates and few.recipe()["training"]["calibrate"] is False  # 4 dev texts: too few
     assert "20% of each label" in few.dev_note and not set(few.train.texts) & set(few.dev.texts)
-    full = plan_from_data(frame({"a": FULL_FROM, "b": 40}))
+    full = plan_from_data(frame({"a": FULL_FROM, "b": 80}))
     assert full.mode == "full" and full.recipe()["tasks"]["label"]["head"]["hidden"] == [256]
+    assert full.calibrates and len(full.dev) == 23
     tiny = plan_from_data(frame({"a": 3, "b": 8}))
     assert tiny.dev is None and "'a' has 3 examples" in tiny.dev_note and len(tiny.train) == 11
     ordered = plan_from_data(frame({"a": 5, "b": 5}), labels="b,a")
