@@ -57,6 +57,7 @@ BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
     "serve_bench": (True, ["--texts", "64", "--phase-s", "2"]),
     "sts_eval": (True, []),
     "train_speed": (True, ["--n", "256", "--epochs", "2", "--finetune-n", "64"]),
+    "zero_shot": (True, ["--limit", "40"]),
 }
 
 

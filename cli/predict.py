@@ -23,6 +23,8 @@ from ._io import emit_records, format_table, shorten
 if TYPE_CHECKING:
     from st_multitask.readers import DecodeErrors
 
+ZERO_SHOT = "zero_shot"  # st_multitask.pipeline.ZERO_SHOT (imported lazily there)
+
 
 def inline_entities(text: str, entities: list[dict]) -> str:
     """``[Apple](ORG) is buying ...``: entities marked in place."""
@@ -58,7 +60,12 @@ def inline_entities(text: str, entities: list[dict]) -> str:
 )
 @click.option("--with-embedding", is_flag=True, help="Batch job: write the embedding as well.")
 @multitask_model_option
-@click.option("--tasks", help="Comma-separated heads to run [default: all].")
+@click.option("--tasks", help="Comma-separated heads to run [default: all; none with --labels].")
+@click.option(
+    "--labels",
+    help="Zero-shot: comma-separated labels (each 'name' or 'name: description'; 'other' means "
+    "none of them), answered as the column zero_shot.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -85,6 +92,7 @@ def predict(
     with_embedding: bool,
     model_dir: str | None,
     tasks: str | None,
+    labels: str | None,
     fmt: str,
     device: str | None,
     batch_size: int,
@@ -108,6 +116,7 @@ def predict(
       stmt predict --model my-model "Apple is buying a U.K. startup for $1 billion"
       stmt predict --model my-model --input reviews.csv --column review --format jsonl
       cat texts.txt | stmt predict --model my-model --tasks sentiment --format csv
+      stmt predict --labels "sports,health,tech,finance,education,other" "The clinic opens at 8."
 
     With --output DIR (or --engine ray) it runs as a batch job over --input (Parquet, JSONL, JSON,
     CSV or text; a file, a folder or a glob) into a Parquet dataset folder: the --id-column
@@ -122,6 +131,8 @@ def predict(
         destination = job_output(engine, input_path, output, id_columns)
         from st_multitask.batch import predict_dataset
 
+        if labels is not None:
+            raise UserError("--labels runs on texts, not as a batch job: leave out --output and --engine.")
         if texts or not input_path or input_path == "-":
             raise UserError("A batch job reads files: pass --input PATH_OR_GLOB (not texts or stdin).")
         quiet_engine(engine)
@@ -162,7 +173,9 @@ def predict(
         if blank:
             raise UserError(f"Text {blank[0]} is blank; give a text to predict.")
     model = load_pipeline(model_dir, device, backend, precision)
-    selected = model.select(tasks)
+    selected = model.select([] if labels is not None and tasks is None else tasks)
+    if labels is not None:
+        model.zero_shot(labels)  # bad labels fail before any text is read by the model
     untrained = [name for name, head in selected.items() if not head.is_trained]
     if untrained:
         note(
@@ -175,6 +188,7 @@ def predict(
         kinds = {h.level for h in selected.values()}
         whole = [n for n, h in selected.items() if h.level == "sentence" and h.reads_windows]
         cut = [n for n, h in selected.items() if h.level == "sentence" and n not in whole]
+        cut += [ZERO_SHOT] if labels is not None else []
         parts = []
         if whole:
             parts.append(f"{', '.join(whole)} read{'s' * (len(whole) == 1)} the whole text (windows)")
@@ -186,8 +200,10 @@ def predict(
             f"{over} text{'s were' if over != 1 else ' was'} longer than the model window "
             f"({model.max_seq_length} tokens): {'; '.join(parts)}."
         )
-    results = model.predict(encoded, tasks=list(selected), batch_size=batch_size, min_score=min_score)
+    results = model.predict(encoded, list(selected), batch_size, min_score, labels)
     levels = {name: head.level for name, head in selected.items()}
+    if labels is not None:
+        levels[ZERO_SHOT] = "sentence"
     if fmt in ("json", "jsonl"):
         records = [{"text": text, **result} for text, result in zip(items, results)]
         if fmt == "json":

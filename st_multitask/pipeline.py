@@ -37,7 +37,8 @@ from .runtime.feeds import (
 )
 from .runtime.runners import Runner
 from .runtime.tokenizer import Encoded, TextTokenizer
-from .texts import Item, check_items, check_min_score, check_texts, texts_and_spans
+from .texts import Item, check_batch_size, check_items, check_min_score, check_texts, texts_and_spans
+from .zero_shot import ZeroShotClassifier as ZeroShot
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,13 +46,14 @@ if TYPE_CHECKING:
     from .runtime import EngineSpec
     from .text_features import SparseFeatures
 
-__all__ = ["LONG_MODES", "Pipeline", "unit_rows"]
+__all__ = ["LONG_MODES", "ZERO_SHOT", "Pipeline", "unit_rows"]
 
 logger = logging.getLogger(__name__)
 
 LONG_MODES = ("truncate", "chunk")
 LongMode = Literal["truncate", "chunk"]
 Prediction = dict[str, Any]  # {task: {"label", "score", "probabilities"} | [entity, ...]}
+ZERO_SHOT = "zero_shot"  # the key of ad hoc labels' answers (predict(texts, labels=...))
 
 
 class Pipeline:
@@ -202,7 +204,7 @@ class Pipeline:
         ``long="chunk"``, embedded in overlapping windows whose embeddings are averaged."""
         if long not in LONG_MODES:
             raise InputError(f"Unknown long-text mode {long!r}. Valid: {', '.join(LONG_MODES)}.")
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         encoded = texts if isinstance(texts, Encoded) else self.tokenize(texts)
         over = encoded.over_window()
         if long == "truncate" or not over:
@@ -272,7 +274,7 @@ class Pipeline:
     ) -> Iterator[tuple[list[int], list[str], list[list[tuple[int, int]]], Any, dict[str, np.ndarray]]]:
         """Per batch: indices, texts, word spans, words read (or None) and the graph's outputs (the
         sentence embedding only when asked: a model with task branches then skips the top layers)."""
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         texts, spans = texts_and_spans(items)
         encoded = self.tokenizer.encode(texts) if encoded is None else encoded
         plan = self._plan(heads)
@@ -319,14 +321,27 @@ class Pipeline:
         tasks: Sequence[str] | str | None = None,
         batch_size: int = 32,
         min_score: float | None = None,
+        labels: str | Sequence[str] | None = None,
     ) -> list[Prediction]:
         """Per text, ``{task: {"label", "score", "probabilities"}}`` for sentence heads and
         ``{task: [entity, ...]}`` for token heads (entities carry ``text``, ``label``, ``start``,
         ``end``, ``score``, with ``text == original[start:end]``). One backbone pass per batch
         feeds every head. Texts may be raw strings or pre-split word lists. With ``min_score``, a
         sentence head whose top probability is below it gives no label (``None``): it abstains.
+        With ``labels`` (``"sports,health,other"``), ``"zero_shot"``: the best of those labels
+        (:meth:`zero_shot`), with no head run unless ``tasks`` names it.
         """
-        return self.predict_and_embed(texts, tasks, batch_size, min_score)[0]
+        return self.predict_and_embed(texts, tasks, batch_size, min_score, labels)[0]
+
+    def zero_shot(self, labels: str | Sequence[str]) -> ZeroShot:
+        """A zero-shot classifier for ``labels`` (``name`` or ``name: description``; ``other``: none
+        of the others), prototypes from this model's embeddings; the last 32 label sets are kept."""
+        key, cache = labels if isinstance(labels, str) else tuple(labels), self.__dict__.setdefault("_zs", {})
+        if key not in cache:
+            cache[key] = ZeroShot.build(labels, lambda t: self.embed(t, normalize=False))
+            if len(cache) > 32:
+                cache.pop(next(iter(cache)))
+        return cache[key]
 
     def predict_and_embed(
         self,
@@ -334,9 +349,11 @@ class Pipeline:
         tasks: Sequence[str] | str | None = None,
         batch_size: int = 32,
         min_score: float | None = None,
+        labels: str | Sequence[str] | None = None,
     ) -> tuple[list[Prediction], np.ndarray]:
         """:meth:`predict` and the (n, dim) sentence embeddings from the same backbone pass, as
         the backbone gives them (``embed(normalize=False)``); ``tasks=[]`` gives embeddings only.
+        ``labels``: as in :meth:`predict`.
 
         >>> from st_multitask import load
         >>> results, vectors = load(backend="onnx").predict_and_embed(["Apple is great."], ["sentiment"])
@@ -344,7 +361,8 @@ class Pipeline:
         (['sentiment'], (1, 384))
         """
         check_min_score(min_score)
-        heads = self.select(tasks)
+        zero_shot = None if labels is None else self.zero_shot(labels)
+        heads = self.select([] if tasks is None and zero_shot else tasks)
         items, encoded = self._items(texts)
         untrained = [name for name, head in heads.items() if not head.is_trained]
         if untrained:
@@ -365,6 +383,8 @@ class Pipeline:
                     results[index][name] = head.decode(
                         proba[row], texts_[row], spans[row], seen[row], min_score
                     )
+        for result, answer in zip(results, zero_shot.predict(vectors, min_score) if zero_shot else []):
+            result[ZERO_SHOT] = answer
         return results, vectors
 
     def predict_labels(self, items: Sequence[Item], task: str, batch_size: int = 64) -> list[Any]:
@@ -380,11 +400,6 @@ class Pipeline:
             for row, index in enumerate(batch):
                 out[index] = head.label_of(proba[row], spans[row], seen[row])
         return out
-
-
-def _check_batch_size(batch_size: object) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 from .alignment import split_words, words_to_text
 from .errors import InputError
 
-__all__ = ["Item", "check_items", "check_min_score", "check_texts", "texts_and_spans"]
+__all__ = ["Item", "check_batch_size", "check_items", "check_min_score", "check_texts", "texts_and_spans"]
 
 Item = str | Sequence[str]  # a raw text, or a text already split into words
 
@@ -51,6 +51,12 @@ def check_min_score(min_score: float | None) -> None:
         isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0.0 <= min_score <= 1.0
     ):
         raise InputError(f"min_score must be a probability between 0 and 1, got {min_score!r}.")
+
+
+def check_batch_size(batch_size: object) -> None:
+    """``batch_size`` is a positive integer."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}.")
 
 
 def texts_and_spans(items: Sequence[Any]) -> tuple[list[str], list[list[tuple[int, int]]]]:

@@ -2,7 +2,8 @@
 
 Built-in kinds: ``"mlp"`` (:class:`MLPHead`, sentence level), ``"token"`` (:class:`TokenHead`,
 token level) and ``"token_context"`` (:class:`ContextTokenHead`: layer mix, word shapes, BiLSTM) and ``"hybrid"``
-(:class:`HybridHead`: wide and deep, TF-IDF n-grams of the text beside the backbone's states). Third parties add kinds without touching this code, either by calling
+(:class:`HybridHead`: wide and deep, TF-IDF n-grams of the text beside the backbone's states) and
+``"zero_shot"`` (:class:`ZeroShotHead`: label prototypes from names and descriptions, no examples). Third parties add kinds without touching this code, either by calling
 :func:`register_head` or through the ``st_multitask.heads`` entry point group::
 
     [options.entry_points]
@@ -24,6 +25,7 @@ from .context import ContextTokenHead
 from .hybrid import HybridHead
 from .mlp import MLPHead
 from .token import TokenHead
+from .zero_shot import ZeroShotHead
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -32,6 +34,7 @@ __all__ = [
     "HybridHead",
     "MLPHead",
     "TokenHead",
+    "ZeroShotHead",
     "get_head_class",
     "head_kinds",
     "read_heads",
@@ -102,6 +105,7 @@ register_head(MLPHead)
 register_head(TokenHead)
 register_head(ContextTokenHead)
 register_head(HybridHead)
+register_head(ZeroShotHead)
 
 
 def read_heads(path: Path, manifest: dict[str, Any], dimension: int) -> dict[str, Head]:

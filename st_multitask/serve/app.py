@@ -221,13 +221,21 @@ def create_app(model: ModelSource = None, settings: ServeSettings | None = None)
         """Every head (or ``tasks``) on each text: what ``MultiTaskModel.predict`` returns (labels,
         scores, probabilities; entities with character offsets). One backbone pass serves them all."""
         state = ready(request)
-        tasks = list(state.model.select(body.tasks))  # unknown task -> 422 naming the valid ones
+        tasks = list(state.model.select([] if body.tasks is None and body.labels is not None else body.tasks))
+        zero_shot = (
+            await asyncio.to_thread(state.model.zero_shot, body.labels) if body.labels is not None else None
+        )
         texts = texts_of(body.inputs, "inputs", state)
         encoded, over = measure(request, state, texts, "inputs", body.truncate)
         result = await run(state, encoded, tasks, body.min_score)
+        predictions = result.predictions or [{} for _ in texts]
+        for answer, row in zip(
+            zero_shot.predict(result.vectors, body.min_score) if zero_shot else [], predictions
+        ):
+            row["zero_shot"] = answer
         return reply(
             {
-                "predictions": result.predictions,
+                "predictions": predictions,
                 "truncated": over,
                 "usage": {"texts": len(texts), "tokens": sum(encoded.cost())},
             },

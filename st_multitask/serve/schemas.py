@@ -110,6 +110,11 @@ class PredictRequest(_Strict):
         None, ge=0.0, le=1.0, description="A sentence head abstains (label null) below this top probability."
     )
     truncate: bool = True
+    labels: str | list[str] | None = Field(
+        None,
+        description="Zero-shot labels ('name' or 'name: description'; 'other': none of them), answered "
+        "as zero_shot; with labels, heads run only if tasks names them.",
+    )
 
 
 class SentencePrediction(BaseModel):

@@ -115,3 +115,28 @@ def test_info(run, model_dir):
     assert data["heads"]["sentiment"]["labels"] == ["negative", "positive"]
     default = run("info")
     assert default.exit_code == 0 and "head ner: token_context" in default.stdout
+
+
+def test_predict_zero_shot_labels(run):
+    labels = "sports,health,tech,finance,education,other"
+    result = run("predict", "--labels", labels, "--format", "json", "The striker scored twice in the derby.")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)[0]
+    assert sorted(record) == ["text", "zero_shot"] and record["zero_shot"]["label"] == "sports"
+    table = run("predict", "--labels", labels, "--tasks", "topic", "Stocks fell after the bank raised rates.")
+    assert table.exit_code == 0 and "zero_shot" in table.stdout and "finance" in table.stdout
+    assert "topic" in table.stdout
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ("sports,,other", "Label 2 of 'sports,,other' is empty"),
+        ("tech,tech", "repeated: tech"),
+        ("", "empty"),
+    ],
+)
+def test_predict_bad_labels_one_line_exit_2(run, labels, message):
+    result = run("predict", "--labels", labels, "some text")
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

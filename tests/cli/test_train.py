@@ -222,3 +222,76 @@ def test_evaluate_bad_input(run, recipe, tmp_path):
         str(EXAMPLES / "data" / "sentiment-dev.csv"),
     )
     assert result.exit_code == 2 and "expected a token and a tag" in result.stderr
+
+
+@pytest.fixture
+def base_model(tiny_model_dir, tmp_path):
+    """A saved model (the tiny backbone) with one head, 'old', that a --data run must keep."""
+    from st_multitask import MultiTaskModel
+    from st_multitask.heads import MLPHead
+
+    model = MultiTaskModel(str(tiny_model_dir))
+    model.add_head("old", MLPHead(model.dim, ["x", "y"], hidden=[]))
+    model.heads["old"].mark_trained()
+    return str(model.save(tmp_path / "base"))
+
+
+def test_train_from_data_keeps_the_old_heads(run, base_model, tmp_path):
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from st_multitask import MultiTaskModel, load
+    from st_multitask.serve import ServeSettings, create_app
+
+    out = tmp_path / "out"
+    data = str(EXAMPLES / "data" / "sentiment-train.csv")
+    result = run("train", "--data", data, "--task", "mood", "--model", base_model, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "full head 'mood' (negative, positive)" in result.stderr and "stratified, seed 42" in result.stderr
+    assert (
+        "hidden:\n      - 256" in result.stdout and "macro_f1=" in result.stdout
+    )  # the recipe, then metrics
+    before = MultiTaskModel.load(base_model).heads["old"].state_dict()
+    after = MultiTaskModel.load(out)
+    assert list(after.heads) == ["old", "mood"] and after.heads["mood"].is_trained
+    assert all(np.array_equal(before[k], after.heads["old"].state_dict()[k]) for k in before)
+    texts = ["A joy from start to finish.", "Dull and far too long."]
+    predicted = json.loads(run("predict", "--model", str(out), "--format", "json", *texts).stdout)
+    assert sorted(predicted[0]) == ["mood", "old", "text"]
+    fast = load(out, backend="onnx")  # the exported graph holds both heads
+    for e, g in zip(after.predict_proba(texts), fast.predict_proba(texts)):
+        assert set(e) == set(g) == {"old", "mood"}
+        assert all(np.abs(e[t] - g[t]).max() <= 1e-4 for t in e)
+    with TestClient(create_app(fast, ServeSettings())) as client:  # as stmt serve --model out loads it
+        served = client.post("/predict", json={"inputs": texts}).json()["predictions"]
+    assert sorted(served[0]) == ["mood", "old"]
+    assert [p["mood"]["label"] for p in served] == [p["mood"]["label"] for p in predicted]
+    assert "mood" in (out / "README.md").read_text(encoding="utf-8")
+
+
+def test_train_from_data_bad_input(run, base_model, write, tmp_path):
+    out = str(tmp_path / "o")
+    one = write("one.csv", "text,label\na,pos\nb,pos\n")
+    cases = [
+        (["--data", one], "holds one class only ('pos')"),
+        (["--data", one, "--config", one], "one of them"),
+        (["--data", write("d.csv", "text,label\na,p\nb,n\n"), "--labels", "p,x"], "--labels does not match"),
+        (["--data", write("e.csv", "text,label\na,p\nb,n\n"), "--labels", "p,p,n"], "repeated: p"),
+        (
+            [
+                "--data",
+                write("f.csv", "text,label\na,p\nb,n\n"),
+                "--dev",
+                write("g.csv", "text,label\nc,q\n"),
+            ],
+            "labels unseen in training: q",
+        ),
+        (
+            ["--data", write("h.csv", "text,label\na,p\nb,n\n"), "--task", "old", "--model", base_model],
+            "has a head 'old' already",
+        ),
+    ]
+    for args, message in cases:
+        result = run("train", *args, "-o", out)
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1

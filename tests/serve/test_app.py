@@ -106,6 +106,19 @@ def test_predict_equals_model_predict(client, default_model, same_predictions):
     assert abstain["predictions"][0]["topic"]["label"] is None
 
 
+def test_predict_with_zero_shot_labels(client, default_model):
+    labels = "sports,health,tech,finance,education,other"
+    only = client.post("/predict", json={"inputs": TEXTS[:2], "labels": labels}).json()["predictions"]
+    expected = default_model.pipeline().predict(TEXTS[:2], labels=labels)
+    assert [list(p) for p in only] == [["zero_shot"]] * 2
+    assert [p["zero_shot"]["label"] for p in only] == [e["zero_shot"]["label"] for e in expected]
+    both = client.post("/predict", json={"inputs": TEXTS[0], "labels": labels.split(","), "tasks": ["topic"]})
+    assert sorted(both.json()["predictions"][0]) == ["topic", "zero_shot"]
+    for bad in ("tech,tech", [], "a,,b"):
+        response = client.post("/predict", json={"inputs": "ok", "labels": bad})
+        assert response.status_code == 422 and "abel" in response.json()["error"]
+
+
 def test_tokenize_similarity(client, default_model):
     tokens = client.post("/tokenize", json={"inputs": [TEXTS[0], LONG]}).json()
     pieces = [t for t in tokens["tokens"][0] if not t["special"]]
