@@ -42,7 +42,7 @@ from .runtime.tokenizer import TextTokenizer
 if TYPE_CHECKING:
     from .text_features import SparseFeatures
 
-__all__ = ["DEFAULT", "load", "model_source", "read_head"]
+__all__ = ["DEFAULT", "deprecated_load", "load", "model_source", "read_head"]
 
 logger = logging.getLogger(__name__)
 
@@ -197,3 +197,14 @@ def read_head(
 
         sparse = SparseFeatures(read_vocabulary(head_dir), np.asarray(idf), settings.get("features"))
     return decoder_for(kind, level, settings, trained), sparse
+
+
+def deprecated_load(path: Any, device: str | None, backend: str | None, precision: str | None) -> Pipeline:
+    """``MultiTaskModel.load/default(backend=...)``, deprecated: :func:`load` with a warning."""
+    import warnings
+
+    message = (
+        "MultiTaskModel.load/default(backend=...) are deprecated: use st_multitask.load(path, backend=...)."
+    )
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
+    return load(path, backend=backend, precision=precision, device=device)

@@ -20,28 +20,22 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .atomic import atomic_directory
-from .backbone import (
-    DEFAULT_MODEL_NAME,
-    bundled_model_dir,
-    embedding_dim,
-    is_packaged,
-    load_backbone,
-)
+from .backbone import DEFAULT_MODEL_NAME, bundled_model_dir, embedding_dim, is_packaged, load_backbone
 from .errors import Hint, InputError
 from .heads import Head
 from .heads.base import Features
 from .manifest import FORMAT_VERSION, MANIFEST_NAME
 from .pipeline import Pipeline
 from .runtime import EngineSpec
-from .runtime.branches import Branch, trunk_states
-from .runtime.feeds import TOKEN_INPUTS, FeedPlan, build_feeds, words_read
+from .runtime.branches import Branch, pad_states
+from .runtime.feeds import build_feeds, words_read
 from .runtime.runners.torch import TorchRunner
 from .runtime.tokenizer import TextTokenizer
 from .runtime.torch_graph import ModelGraph
@@ -57,14 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "MultiTaskModel"]
 
 logger = logging.getLogger(__name__)
-
-
-class _Calibrated(Protocol):
-    """What calibration sets on a head whose ``calibrates`` is True (an MLPHead kind)."""
-
-    temperature: float
-    other_label: str | None
-    other_threshold: float | None
 
 
 class MultiTaskModel(torch.nn.Module):
@@ -251,34 +237,19 @@ class MultiTaskModel(torch.nn.Module):
         spans. The inputs are those the exported graph reads (:mod:`st_multitask.runtime.feeds`),
         and the pass is :meth:`ModelGraph.features <st_multitask.runtime.torch_graph.ModelGraph.features>`
         (a branch's heads read ``features["branches"][name]``). ``trunk`` holds, per item, the
-        trunk's states the branches read (:meth:`trunk_states`), so a training cache skips the trunk.
+        trunk's states the branches read, so a training cache skips the trunk.
         """
         texts, spans = texts_and_spans(items)
         graph = self.graph()
         feeds, piece_word = build_feeds(graph.plan, self._text_tokenizer(), texts, spans)
         tensors = graph.tensors(feeds)
-        states = None if trunk is None else _pad_states(trunk, tensors["attention_mask"].shape[1])
+        states = None if trunk is None else pad_states(trunk, tensors["attention_mask"].shape[1])
         with contextlib.nullcontext() if grad else torch.no_grad():
             out = graph.features(tensors, texts, embedding=embedding, trunk=states)
         out["piece_word"] = torch.from_numpy(piece_word).to(self.device)
         out["n_words"] = max((len(s) for s in spans), default=0)
         out["word_count"] = torch.tensor([len(s) for s in spans], dtype=torch.long)
         return out, texts, spans
-
-    def trunk_states(
-        self, items: Sequence[str | Sequence[str]], tasks: Sequence[str]
-    ) -> list[dict[int, Tensor]]:
-        """Per item, the trunk's states that the branches of ``tasks`` read (each (tokens, dim),
-        without padding): what :meth:`head_inputs` takes as ``trunk`` to skip the frozen trunk."""
-        texts, spans = texts_and_spans(items)
-        graph = self.graph({task: self.heads[task] for task in tasks})
-        layers = graph.trunk_layers()
-        feeds, _ = build_feeds(FeedPlan(), self._text_tokenizer(), texts, spans)
-        tensors = {k: torch.from_numpy(feeds[k]).to(self.device) for k in TOKEN_INPUTS if k in feeds}
-        with torch.no_grad():
-            states, _ = trunk_states(self.backbone, tensors, max(layers))
-        lengths = tensors["attention_mask"].sum(1).tolist()
-        return [{i: states[i][row, : int(n)].clone() for i in layers} for row, n in enumerate(lengths)]
 
     def head_inputs(
         self,
@@ -288,7 +259,7 @@ class MultiTaskModel(torch.nn.Module):
         trunk: Sequence[Mapping[int, Tensor]] | None = None,
     ) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
         """What each head of ``tasks`` reads, from one backbone pass over ``items`` (or, with
-        ``trunk``, from the trunk's states :meth:`trunk_states` gave).
+        ``trunk``, from the trunk's states a training cache kept: ``TrunkCache``).
 
         Returns ``({task: head.inputs(features)}, read)`` where ``read`` (batch, words) marks the
         words inside the model window.
@@ -314,46 +285,9 @@ class MultiTaskModel(torch.nn.Module):
         expected calibration error (15 bins) on that data before and after (and
         ``"other_threshold"`` where one was fitted).
         """
-        report: dict[str, dict[str, float]] = {}
-        was_training = self.training
-        self.eval()
-        try:
-            for task, examples in data.items():
-                report[task] = self._calibrate_head(task, examples, batch_size)
-        finally:
-            self.train(was_training)
-        return report
+        from .head_calibration import calibrate_heads
 
-    def _calibrate_head(
-        self, task: str, examples: SentenceExamples | TokenExamples, batch_size: int
-    ) -> dict[str, float]:
-        from .calibration import calibrate_logits
-        from .data import SentenceExamples
-
-        if task not in self._heads:
-            raise InputError(f"Unknown task {task!r}. Valid: {', '.join(self._heads) or 'none (no heads)'}.")
-        head = self.heads[task]
-        if head.level != "sentence" or not head.calibrates:
-            raise InputError(
-                f"Task {task!r}: only single-label sentence heads are calibrated by temperature."
-            )
-        if not isinstance(examples, SentenceExamples):
-            raise InputError(f"Task {task!r}: calibration needs labelled sentences, not tagged words.")
-        ids = head.encode_labels(examples.labels).numpy()
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, len(examples.texts), batch_size):
-                inputs, _ = self.head_inputs(examples.texts[start : start + batch_size], [task])
-                chunks.append(head(inputs[task]).float().cpu().numpy())
-        logits = np.concatenate(chunks)
-        scaled = cast(_Calibrated, head)
-        label = getattr(head, "other_label", None)
-        other = None if label is None else head.label2id[label]
-        report = calibrate_logits(logits, ids, other)
-        scaled.temperature = report["temperature"]
-        if "other_threshold" in report:
-            scaled.other_threshold = report["other_threshold"]
-        return report
+        return calibrate_heads(self, data, batch_size)
 
     # -- save / load ----------------------------------------------------------------------------
     def record(self, **entries: Any) -> None:
@@ -421,7 +355,9 @@ class MultiTaskModel(torch.nn.Module):
         over to it.
         """
         if backend not in (None, "torch") or precision not in (None, "fp32"):
-            return _deprecated_load(path, device, backend, precision)  # type: ignore[return-value]
+            from .loader import deprecated_load
+
+            return deprecated_load(path, device, backend, precision)  # type: ignore[return-value]
         return cls._load_torch(path, device)
 
     @classmethod
@@ -458,28 +394,3 @@ class MultiTaskModel(torch.nn.Module):
         for name, head in self.heads.items():
             summary["heads"][name]["parameters"] = sum(p.numel() for p in head.parameters())
         return summary
-
-
-def _pad_states(trunk: Sequence[Mapping[int, Tensor]], width: int) -> dict[int, Tensor]:
-    """Per-item trunk states, each (tokens, dim), as (batch, width, dim) per layer (zeros past a
-    text's tokens: the attention mask hides them)."""
-    out = {}
-    for layer in trunk[0]:
-        rows = [states[layer] for states in trunk]
-        batch = rows[0].new_zeros((len(rows), width, rows[0].shape[-1]))
-        for row, value in enumerate(rows):
-            batch[row, : value.shape[0]] = value
-        out[layer] = batch
-    return out
-
-
-def _deprecated_load(path: Any, device: str | None, backend: str | None, precision: str | None) -> Pipeline:
-    import warnings
-
-    from .loader import load
-
-    message = (
-        "MultiTaskModel.load/default(backend=...) are deprecated: use st_multitask.load(path, backend=...)."
-    )
-    warnings.warn(message, DeprecationWarning, stacklevel=3)
-    return load(path, backend=backend, precision=precision, device=device)

@@ -38,6 +38,7 @@ from .runtime.feeds import (
 from .runtime.runners import Runner
 from .runtime.tokenizer import Encoded, TextTokenizer
 from .texts import Item, check_batch_size, check_items, check_min_score, check_texts, texts_and_spans
+from .vectors import unit_rows
 from .zero_shot import ZeroShotClassifier as ZeroShot
 
 if TYPE_CHECKING:
@@ -169,8 +170,8 @@ class Pipeline:
                 for name, head in self._decoders.items()
             },
             "branches": {
-                name: {"layers": info["layers"], "heads": info["heads"]}
-                for name, info in self.manifest.get("branches", {}).items()
+                n: {k: b[k] for k in ("layers", "heads")}
+                for n, b in self.manifest.get("branches", {}).items()
             },
             "metrics": self.manifest.get("metrics", {}),
             "graphs": self.manifest.get("graphs", {}),
@@ -249,21 +250,6 @@ class Pipeline:
         return unit_rows(out) if normalize else out
 
     # -- prediction ------------------------------------------------------------------------------
-    def _plan(self, heads: Mapping[str, Decoder]) -> FeedPlan | None:
-        """What the asked heads read; the graph's other inputs are fed empty (one padding word, no
-        n-grams), so a topic alone costs no word features or tagging."""
-        if not heads:
-            return None
-        full = FeedPlan.from_inputs(self.runner.input_names, dict(self._sparse))
-        words = any(head.level == "token" for head in heads.values())
-        return FeedPlan(
-            words=full.words and words,
-            word_shape=full.word_shape and words,
-            word_chars=full.word_chars and words,
-            windows=full.windows and any(head.level == "sentence" for head in heads.values()),
-            ngrams={task: sparse for task, sparse in full.ngrams.items() if task in heads},
-        )
-
     def _passes(
         self,
         items: Sequence[Item],
@@ -277,7 +263,11 @@ class Pipeline:
         check_batch_size(batch_size)
         texts, spans = texts_and_spans(items)
         encoded = self.tokenizer.encode(texts) if encoded is None else encoded
-        plan = self._plan(heads)
+        plan = (
+            FeedPlan.from_inputs(self.runner.input_names, dict(self._sparse)).narrowed(heads)
+            if heads
+            else None
+        )
         names = [*([SENTENCE_EMBEDDING] if embedding else []), *[output_name(task) for task in heads]]
         inputs = self.runner.input_names
         for rows, batch in self.tokenizer.batches(encoded, batch_size):
@@ -400,10 +390,3 @@ class Pipeline:
             for row, index in enumerate(batch):
                 out[index] = head.label_of(proba[row], spans[row], seen[row])
         return out
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """(n, dim) float32 rows scaled to unit length (zero rows stay zero), as
-    torch.nn.functional.normalize and sentence-transformers' cos_sim do (eps 1e-12)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -20,7 +20,7 @@ import numpy as np
 
 from .embedding import embed
 from .errors import InputError
-from .pipeline import unit_rows as _unit
+from .vectors import unit_rows as _unit
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

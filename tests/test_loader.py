@@ -228,7 +228,10 @@ def test_heads_not_asked_for_are_fed_empty_and_answer_the_same(torch_default):
     for task, rows in alone.items():
         for row, both in zip(rows, together):
             assert np.abs(row - both[task]).max() <= 1e-6, task
-    plan = fast._plan({"topic": fast.heads["topic"]})
+    from st_multitask.runtime.feeds import FeedPlan
+
+    full = FeedPlan.from_inputs(fast.runner.input_names, dict(fast._sparse))
+    plan = full.narrowed({"topic": fast.heads["topic"]})
     assert not plan.words and list(plan.ngrams) == ["topic"]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..pipeline import unit_rows
+from ..vectors import unit_rows
 
 __all__ = ["from_int8", "int8_scale", "to_binary", "to_int8", "unit_rows"]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +35,7 @@ __all__ = [
     "attention_mask_4d",
     "branch_records",
     "encoder_layers",
+    "pad_states",
     "read_branches",
     "trunk_states",
 ]
@@ -210,3 +212,16 @@ def branch_records(folder: Path, branches: dict[str, Branch], branch_of: dict[st
             "files": {f.name: sha256_file(f) for f in sorted(branch_dir.iterdir()) if f.is_file()},
         }
     return records
+
+
+def pad_states(trunk: Sequence[Mapping[int, Tensor]], width: int) -> dict[int, Tensor]:
+    """Per-item trunk states, each (tokens, dim), as (batch, width, dim) per layer (zeros past a
+    text's tokens: the attention mask hides them)."""
+    out = {}
+    for layer in trunk[0]:
+        rows = [states[layer] for states in trunk]
+        batch = rows[0].new_zeros((len(rows), width, rows[0].shape[-1]))
+        for row, value in enumerate(rows):
+            batch[row, : value.shape[0]] = value
+        out[layer] = batch
+    return out

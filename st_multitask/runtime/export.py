@@ -18,7 +18,6 @@ Every export is checked against torch on probe texts before it is kept.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError, Hint, InputError, ModelLoadError, RuntimeUnavailableError, StMultitaskError
+from .graph_cuts import check_against_torch, export_cuts
 from .layout import EXPORT_FORMAT, FP32_LAYERS, GRAPH_FILES, graph_key
 from .model_files import ModelFiles, heads_fingerprint, sha256_file
 
@@ -50,13 +50,10 @@ _PROBES = [
 _TOLERANCE = {"fp32": 1e-4, "int8": 0.35}
 
 
-def _first_layers(count: int) -> re.Pattern[str]:
-    return re.compile(r"/layers?\.(" + "|".join(str(i) for i in range(count)) + r")/")
-
-
-_FP32_LAYER = {backend: _first_layers(count) for backend, count in FP32_LAYERS.items()}
-# the transformer's nodes: the backbone's layers (under /encoder/, or /layer.N/ where a graph with
-# task branches runs them one by one) and the branches' (/blocks.N/); the heads' nodes stay fp32
+# the first layers per backend, kept fp32 in int8 graphs
+_FP32_LAYER = {b: re.compile(rf"/layers?\.({'|'.join(map(str, range(n)))})/") for b, n in FP32_LAYERS.items()}
+# the transformer's nodes: the backbone's layers (/encoder/, or /layer.N/ run one by one beside task
+# branches) and the branches' (/blocks.N/); the heads' nodes stay fp32
 _BACKBONE_NODE = re.compile(r"/encoder/|/layer\.\d+/|/blocks\.\d+/")
 
 
@@ -220,58 +217,6 @@ def _export_openvino(
     openvino.save_model(model, str(target), compress_to_fp16=False)
 
 
-def _output_sets(graph: Any) -> dict[str, list[str]]:
-    """What a call asks a graph with task branches for, beside everything: the heads alone (no
-    top layers) and the sentence embedding alone (no branches)."""
-    if not graph.branch_of:
-        return {}
-    return {"heads": list(graph.output_names[1:]), "embed": list(graph.output_names[:1])}
-
-
-def _export_variants(graph: Any, main: Path, backend: str) -> dict[str, str | None]:
-    """ONNX graphs of the output sets of :func:`_output_sets`, cut from the main graph (ONNX
-    Runtime runs every node of a graph whatever a call asks for; OpenVINO cuts them at load time)."""
-    sets = _output_sets(graph)
-    if backend != "onnx" or not sets:
-        return _variant_files(main, backend, graph)
-    import onnx.utils
-
-    inputs = [i.name for i in onnx.load(str(main), load_external_data=False).graph.input]
-    variants: dict[str, str | None] = {}
-    for variant, outputs in sets.items():
-        target = main.with_name(f"{main.stem}_{variant}{main.suffix}")
-        onnx.utils.extract_model(str(main), str(target), inputs, outputs)
-        variants[variant] = f"{main.parent.name}/{target.name}"
-    return variants
-
-
-def _check_against_torch(graph: Any, files: ModelFiles, path: Path, backend: str, precision: str) -> float:
-    """Largest difference between the graph's and torch's outputs on probe texts (fp32: every
-    output; int8: the unit-length sentence embeddings), for every set of outputs a call asks for."""
-    from . import EngineSpec
-    from .runners import RUNNERS
-
-    feeds = _example_feeds(graph, files, _PROBES)
-    runner_class = {"onnx": "OnnxRunner", "openvino": "OpenVINORunner"}[backend]
-    runner = getattr(importlib.import_module(RUNNERS[backend]), runner_class)(
-        path, EngineSpec(backend, precision), {"variants": _variant_files(path, backend, graph)}
-    )
-    theirs = graph.run(feeds)
-    worst = 0.0
-    for names in [graph.output_names, *_output_sets(graph).values()]:
-        names = names if precision == "fp32" else [n for n in names if n == "sentence_embedding"]
-        ours = runner.run(feeds, names) if names else {}
-        worst = max([worst, *[float(np.abs(ours[n].astype(np.float32) - theirs[n]).max()) for n in names]])
-    return worst
-
-
-def _variant_files(main: Path, backend: str, graph: Any) -> dict[str, str | None]:
-    """Per variant, its file (ONNX) or None (OpenVINO: cut from the main graph at load)."""
-    if backend != "onnx":
-        return {v: None for v in _output_sets(graph)}
-    return {v: f"{main.parent.name}/{main.stem}_{v}{main.suffix}" for v in _output_sets(graph)}
-
-
 def _torch_graph(files: ModelFiles, model_dir: Path | None) -> Any:
     """The torch module to export: the backbone and, for a st_multitask model directory, its heads."""
     from ..heads import read_heads
@@ -341,8 +286,10 @@ def _export_graph(
             leftover.unlink()
         onnx_fp32.parent.rmdir()
     names = GRAPH_FILES[(backend, precision)]
-    variants = _export_variants(graph, root / names[0], backend)
-    difference = _check_against_torch(graph, files, root / names[0], backend, precision)
+    variants = export_cuts(graph, root / names[0], backend)
+    difference = check_against_torch(
+        graph, _example_feeds(graph, files, _PROBES), root / names[0], backend, precision
+    )
     if not difference <= _TOLERANCE[precision]:
         raise ExportError(
             f"The exported {graph_key(backend, precision)} graph of {files.path} differs from torch by "

@@ -146,6 +146,19 @@ class FeedPlan:
             ngrams={name: h._sparse for name, h in heads.items() if getattr(h, "uses_text", False)},
         )
 
+    def narrowed(self, heads: Mapping[str, Any]) -> FeedPlan:
+        """What the asked ``heads`` (by name; a ``level`` each) read of this plan; a graph's other
+        inputs are fed empty (one padding word, no n-grams), so a topic alone costs no word
+        features or tagging."""
+        words = any(head.level == "token" for head in heads.values())
+        return FeedPlan(
+            words=self.words and words,
+            word_shape=self.word_shape and words,
+            word_chars=self.word_chars and words,
+            windows=self.windows and any(head.level == "sentence" for head in heads.values()),
+            ngrams={task: sparse for task, sparse in self.ngrams.items() if task in heads},
+        )
+
     @classmethod
     def from_inputs(cls, names: Sequence[str], ngrams: Mapping[str, SparseFeatures | None]) -> FeedPlan:
         """The plan of a graph from its input names (and the fitted TF-IDF features per task)."""

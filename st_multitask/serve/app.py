@@ -28,7 +28,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from .. import __version__
-from ..pipeline import unit_rows
+from ..vectors import unit_rows
 from .auth import require_api_key
 from .errors import NOT_FOUND, APIError, install_error_handlers
 from .metrics import ServeMetrics

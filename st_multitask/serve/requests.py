@@ -10,8 +10,8 @@ import numpy as np
 from fastapi import Request
 from fastapi.responses import Response
 
-from ..pipeline import unit_rows
 from ..runtime.tokenizer import Encoded
+from ..vectors import unit_rows
 from .batching import QueueFull
 from .errors import RATE, APIError
 from .state import ServerState

@@ -9,12 +9,13 @@ them once. A head's inputs never depend on its trainable weights, so the key hol
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ..alignment import split_words
 from ..model import MultiTaskModel
+from ..runtime.branches import trunk_states
+from ..runtime.feeds import TOKEN_INPUTS, FeedPlan, build_feeds
+from ..texts import texts_and_spans
 from .config import TrainingConfig
 from .optim import autocast
 
@@ -216,10 +220,23 @@ class TrunkCache:
             size = self.config.eval_batch_size
             for start in range(0, len(order), size):
                 batch = order[start : start + size]
-                for index, states in zip(batch, model.trunk_states([items[i] for i in batch], tasks)):
+                for index, states in zip(batch, self._states([items[i] for i in batch], tasks)):
                     table[index] = states
             self._tables[key] = table
         return self._tables[key]
+
+    def _states(self, items: list, tasks: list[str]) -> list[dict[int, Tensor]]:
+        """Per item, the trunk's states the branches of ``tasks`` read, each (tokens, dim)."""
+        model = self.model
+        texts, spans = texts_and_spans(items)
+        graph = model.graph({task: model.heads[task] for task in tasks})
+        layers = graph.trunk_layers()
+        feeds, _ = build_feeds(FeedPlan(), model._text_tokenizer(), texts, spans)
+        tensors = {k: torch.from_numpy(feeds[k]).to(model.device) for k in TOKEN_INPUTS if k in feeds}
+        with torch.no_grad():
+            states, _ = trunk_states(model.backbone, tensors, max(layers))
+        lengths = tensors["attention_mask"].sum(1).tolist()
+        return [{i: states[i][row, : int(n)].clone() for i in layers} for row, n in enumerate(lengths)]
 
     def inputs(
         self, table: list[dict[int, Tensor]], items: list, indices: list[int], tasks: list[str], grad: bool
@@ -230,6 +247,26 @@ class TrunkCache:
 
     def close(self) -> None:
         self._tables.clear()
+
+
+def cached_inputs(
+    embeddings: EmbeddingCache,
+    trunk: TrunkCache,
+    name: str,
+    items: list,
+    tasks: list[str],
+    split: str,
+    grad: bool,
+) -> Callable[[list[int]], tuple[dict[str, dict[str, Tensor]], Tensor]] | None:
+    """How to get the head inputs of examples by index from a cache (``model.head_inputs``' answer),
+    or ``None`` where no cache applies: the heads' cached inputs, else the trunk's cached states."""
+    table = embeddings.get(name, items, tasks, split)
+    if table is not None:
+        return functools.partial(embeddings.batch, table, tasks=tasks)
+    states = trunk.get(name, items, tasks, split)
+    if states is not None:
+        return functools.partial(trunk.inputs, states, items, tasks=tasks, grad=grad)
+    return None
 
 
 def _flatten(table: dict[str, Any]) -> dict[str, Tensor]:

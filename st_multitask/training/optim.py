@@ -76,6 +76,26 @@ class Freezing:
         if not any(p.requires_grad for p in self.model.parameters()):
             raise InputError("Nothing trains: the backbone and every head of the tasks are frozen.")
 
+    def check_per_head_settings(self) -> None:
+        """``best_per_task`` and ``average_epochs`` need heads that train independently: joint
+        training of a frozen backbone, no unfreezing, no branch that trains (after :meth:`apply`)."""
+        cfg = self.config
+        independent = (
+            cfg.strategy == "joint"
+            and self.backbone_frozen
+            and cfg.unfreeze_every is None
+            and not self.branch_trains()
+        )
+        for setting, why in (
+            ("best_per_task", "so each can keep its own best epoch"),
+            ("average_epochs", "so each can average its own weights"),
+        ):
+            if getattr(cfg, setting) and not independent:
+                raise InputError(
+                    f"{setting} needs joint training with a frozen backbone (freeze: [backbone], no "
+                    f"unfreezing, no branch that trains): only then are the heads independent, {why}."
+                )
+
     def unfrozen_layers(self, units_done: int) -> int | None:
         """How many encoder layers (from the top) train now under gradual unfreezing; None = all."""
         every = self.config.unfreeze_every

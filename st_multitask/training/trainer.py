@@ -19,7 +19,7 @@ from ..data import SentenceExamples, TokenExamples
 from ..errors import InputError
 from ..evaluation import evaluate_task, main_metric
 from ..model import MultiTaskModel
-from .cache import EmbeddingCache, TrunkCache
+from .cache import EmbeddingCache, TrunkCache, cached_inputs
 from .callbacks import BestWeights, HeadAverage, MetricsLog, TaskBest, calibrate, save_final
 from .checkpointing import latest_checkpoint, load_checkpoint, prepare_output, save_checkpoint, set_rng_state
 from .config import TaskData, TrainingConfig, TrainingResult
@@ -182,19 +182,16 @@ class Trainer:
     def _loss(self, stream: Stream, indices: list[int]) -> Tensor:
         """The weighted sum of the stream's task losses on one batch; each head encodes its
         targets and masks what it cannot learn from."""
-        table = self._cache.get(stream.name, stream.items, stream.tasks, "train")
-        trunk = self._trunk.get(stream.name, stream.items, stream.tasks, "train")
-        if table is not None:
-            inputs, read = self._cache.batch(table, indices, stream.tasks)
-        elif trunk is not None:
-            with autocast(self.config):
-                grad = self.freezing.features_train()
-                inputs, read = self._trunk.inputs(trunk, stream.items, indices, stream.tasks, grad)
-        else:
-            items = [stream.items[i] for i in indices]
-            with autocast(self.config):
+        grad = self.freezing.features_train()
+        cached = cached_inputs(
+            self._cache, self._trunk, stream.name, stream.items, stream.tasks, "train", grad
+        )
+        with autocast(self.config):
+            if cached is not None:
+                inputs, read = cached(indices)
+            else:
                 inputs, read = self.model.head_inputs(
-                    items, stream.tasks, grad=self.freezing.features_train()
+                    [stream.items[i] for i in indices], stream.tasks, grad=grad
                 )
         total = torch.zeros((), device=self.model.device)
         for task in stream.tasks:
@@ -241,21 +238,7 @@ class Trainer:
                 head.fit_features(train.texts if isinstance(train, SentenceExamples) else train.words)
                 head.to(self.model.device)
         self.freezing.apply([t.name for t in tasks])
-        independent = (
-            cfg.strategy == "joint"
-            and self.freezing.backbone_frozen
-            and cfg.unfreeze_every is None
-            and not self.freezing.branch_trains()
-        )
-        for setting, why in (
-            ("best_per_task", "so each can keep its own best epoch"),
-            ("average_epochs", "so each can average its own weights"),
-        ):
-            if getattr(cfg, setting) and not independent:
-                raise InputError(
-                    f"{setting} needs joint training with a frozen backbone (freeze: [backbone], no "
-                    f"unfreezing, no branch that trains): only then are the heads independent, {why}."
-                )
+        self.freezing.check_per_head_settings()
         self.model.backbone.train(not self.freezing.backbone_frozen)
         for head in self.model.heads.values():
             head.train(True)
@@ -385,11 +368,8 @@ class Trainer:
         task = self._tasks[name]
         data, split = (task.dev, "dev") if task.dev is not None else (task.train, "train-eval")
         items = data.texts if isinstance(data, SentenceExamples) else data.words
-        trunk = self._trunk.get(name, items, [name], split)
-        if trunk is not None:
-            inputs = functools.partial(self._trunk.inputs, trunk, items, tasks=[name], grad=False)
-            return evaluate_task(self.model, name, data, self.config.eval_batch_size, inputs)
-        return self.evaluate(name, data, self._cache.get(name, items, [name], split))
+        inputs = cached_inputs(self._cache, self._trunk, name, items, [name], split, grad=False)
+        return evaluate_task(self.model, name, data, self.config.eval_batch_size, inputs)
 
     def evaluate(
         self, task: str, data: SentenceExamples | TokenExamples, cache: dict | None = None

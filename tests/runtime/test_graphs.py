@@ -67,7 +67,7 @@ def test_an_interrupted_export_leaves_no_cache_entry(tiny_model_dir, private_cac
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export, "_check_against_torch", interrupted)
+    monkeypatch.setattr(export, "check_against_torch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         find_graph(tiny_model_dir, BackendChoice("onnx", "fp32"))
     assert entries(private_cache) == []
