@@ -30,6 +30,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import InputError
 from ..model import MultiTaskModel
 from .config import STRATEGIES, TaskData, TrainingConfig, TrainingResult, load_config_file
 from .sampling import SAMPLINGS, TaskSampler
@@ -56,7 +57,9 @@ def fit(
 ) -> TrainingResult:
     """Train ``model`` in one call: ``tasks`` is a list of :class:`TaskData` or a dict
     ``{name: train}`` / ``{name: (train, dev)}``; ``settings`` are :class:`TrainingConfig` fields
-    (and ``progress``, off by default).
+    (and ``progress``, off by default). ``branch={"layers": K, "share": "all" | "task"}`` first puts
+    the tasks' heads that read the backbone on task branches (one shared, or one per task), as a
+    recipe's ``model.branch`` does.
 
     >>> from st_multitask import MultiTaskModel, fit
     >>> from st_multitask.data import SentenceExamples
@@ -73,5 +76,25 @@ def fit(
             for name, value in tasks.items()
         ]
     progress = settings.pop("progress", False)
+    branch = settings.pop("branch", None)
+    if branch is not None:
+        _add_branches(model, [task.name for task in tasks], branch)
     config = TrainingConfig.from_dict(settings)
     return Trainer(model, config, output_dir=output_dir, progress=progress).fit(tasks)
+
+
+def _add_branches(model: MultiTaskModel, tasks: list[str], branch: Any) -> None:
+    """Put the heads of ``tasks`` that read the backbone on new task branches."""
+    if not isinstance(branch, dict) or not set(branch) <= {"layers", "share"}:
+        raise InputError(
+            f"branch takes layers and share (all or task), e.g. {{'layers': 2}}; got {branch!r}."
+        )
+    share = branch.get("share", "all")
+    if share not in ("all", "task"):
+        raise InputError(f"branch share must be 'all' or 'task', not {share!r}.")
+    free = [t for t in tasks if t in model.heads and t not in model.branch_of]
+    for task in free:
+        name = "shared" if share == "all" else task
+        if name not in model.branches:
+            model.add_branch(name, branch.get("layers", 2))
+        model.branch_of[task] = name

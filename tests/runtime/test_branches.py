@@ -174,3 +174,14 @@ def test_gradual_unfreezing_and_layer_decay_apply_inside_a_branch(tiny_model_dir
     assert not any(p.requires_grad for p in model.backbone.parameters())
     rates = {group["name"]: group["lr"] for group in make_optimizer(model, config).param_groups}
     assert rates["branch.b.layer.1"] == 1e-3 and rates["branch.b.layer.0"] == 5e-4
+
+
+def test_fit_puts_heads_on_branches(tiny_model_dir):
+    model = MultiTaskModel(str(tiny_model_dir))
+    model.add_head("mood", MLPHead(model.dim, ["neg", "pos"]))
+    model.add_head("topic", MLPHead(model.dim, ["money", "sport"]))
+    data = {"mood": MOOD, "topic": TOPIC}
+    fit(model, data, epochs=1, freeze=["backbone"], batch_size=4, branch={"layers": 1, "share": "task"})
+    assert model.branch_of == {"mood": "mood", "topic": "topic"} and sorted(model.branches) == ["mood", "topic"]
+    with pytest.raises(InputError, match="branch share must be 'all' or 'task'"):
+        fit(MultiTaskModel(str(tiny_model_dir)), {}, branch={"share": "every"})
