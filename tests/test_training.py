@@ -609,3 +609,23 @@ def test_a_resumed_run_averages_only_its_own_window(tiny_model_dir, tmp_path):
     Trainer(fresh, narrow, output_dir=tmp_path / "fresh", progress=False).fit(toy_tasks(32))
     for (key, a), b in zip(fresh.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), key
+
+
+def test_group_by_length_makes_batches_of_similar_texts_in_a_seeded_order():
+    from st_multitask.training.plan import Stream, next_batch
+
+    items = [f"{'x' * n}" for n in range(1, 401)]
+
+    def one_pass(group: bool, seed: int = 1) -> list[list[int]]:
+        stream = Stream(["t"], items, {"t": [0] * len(items)})
+        config = TrainingConfig(batch_size=8, group_by_length=group, seed=seed)
+        positions: dict = {}
+        return [next_batch(stream, positions, config, 0, 0) for _ in range(50)]
+
+    grouped, plain = one_pass(True), one_pass(False)
+    assert sorted(i for batch in grouped for i in batch) == list(range(400))  # every example once
+    spread = max(max(b) - min(b) for b in grouped)  # indices here are lengths - 1
+    assert spread == 7 and max(max(b) - min(b) for b in plain) > 100
+    assert one_pass(True) == grouped and one_pass(True, seed=2) != grouped
+    with pytest.raises(InputError, match="group_by_length must be true or false"):
+        TrainingConfig(group_by_length="yes")

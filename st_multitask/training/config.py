@@ -62,6 +62,7 @@ class TrainingConfig:
     warmup_ratio: float = 0.1  # share of the steps with a linear warmup, then linear decay to 0
     max_grad_norm: float | None = 1.0  # gradient clipping; None turns it off
     gradient_accumulation_steps: int = 1
+    group_by_length: bool = False  # batches of texts of similar length (less padding), in random order
     sampling: Sampling = "proportional"  # joint: proportional, round_robin, uniform, temperature
     sampling_temperature: float = 2.0  # for sampling="temperature": p ∝ n^(1/T)
     loss_weights: dict[str, float] = field(default_factory=dict)  # task -> weight (default 1)
@@ -123,7 +124,7 @@ class TrainingConfig:
         for name in ("learning_rate", "head_learning_rate", "sampling_temperature"):
             positive(name, integer=False)
         positive("max_grad_norm", allow_none=True, integer=False)
-        for name in ("best_per_task", "freeze_finished_heads", "calibrate"):
+        for name in ("best_per_task", "freeze_finished_heads", "calibrate", "group_by_length"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         if self.cache_dir is not None and not isinstance(self.cache_dir, str):

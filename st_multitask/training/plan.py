@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,9 +36,30 @@ class Stream:
         self.items = items  # str or list of words
         self.targets = targets  # task -> per-example target
         self.name = "+".join(tasks)
+        self._order: tuple[Any, np.ndarray] = (None, np.zeros(0, dtype=np.int64))  # the pass's batch order
+        self._lengths: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def lengths(self) -> np.ndarray:
+        """Each example's length (characters of a text, words of a word list), for grouping."""
+        if self._lengths is None:
+            self._lengths = np.array([len(item) for item in self.items], dtype=np.int64)
+        return self._lengths
+
+
+def _grouped(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """``order`` cut into chunks of 50 batches, each sorted by length (so a batch pads little),
+    then the batches shuffled: HF Trainer's ``group_by_length``, seeded as the order is."""
+    chunk = 50 * batch_size
+    grouped = [
+        part[np.argsort(-lengths[part], kind="stable")]
+        for part in np.split(order, range(chunk, len(order), chunk))
+    ]
+    flat = np.concatenate(grouped) if grouped else order
+    batches = [flat[i : i + batch_size] for i in range(0, len(flat), batch_size)]
+    return np.concatenate([batches[i] for i in rng.permutation(len(batches))]) if batches else flat
 
 
 @dataclass
@@ -155,8 +177,22 @@ def next_batch(stream: Stream, positions: dict, config: TrainingConfig, epoch: i
     cycle, pos = positions.get(stream.name, (0, 0))
     if pos >= len(stream):
         cycle, pos = cycle + 1, 0
-    rng = np.random.default_rng([config.seed, stage, epoch, cycle, len(stream)])
-    order = rng.permutation(len(stream))
-    batch = order[pos : pos + config.batch_size].tolist()
+    key = (
+        stream.name,
+        len(stream),
+        config.seed,
+        stage,
+        epoch,
+        cycle,
+        config.batch_size,
+        config.group_by_length,
+    )
+    if stream._order[0] != key:  # one order a pass, kept for its batches
+        rng = np.random.default_rng([config.seed, stage, epoch, cycle, len(stream)])
+        order = rng.permutation(len(stream))
+        if config.group_by_length:
+            order = _grouped(order, stream.lengths(), config.batch_size, rng)
+        stream._order = (key, order)
+    batch = stream._order[1][pos : pos + config.batch_size].tolist()
     positions[stream.name] = (cycle, pos + len(batch))
     return batch
