@@ -182,6 +182,9 @@ def test_fit_puts_heads_on_branches(tiny_model_dir):
     model.add_head("topic", MLPHead(model.dim, ["money", "sport"]))
     data = {"mood": MOOD, "topic": TOPIC}
     fit(model, data, epochs=1, freeze=["backbone"], batch_size=4, branch={"layers": 1, "share": "task"})
-    assert model.branch_of == {"mood": "mood", "topic": "topic"} and sorted(model.branches) == ["mood", "topic"]
+    assert model.branch_of == {"mood": "mood", "topic": "topic"} and sorted(model.branches) == [
+        "mood",
+        "topic",
+    ]
     with pytest.raises(InputError, match="branch share must be 'all' or 'task'"):
         fit(MultiTaskModel(str(tiny_model_dir)), {}, branch={"share": "every"})
