@@ -361,8 +361,10 @@ def export_model(
         if manifest is None:
             manifest = {"format_version": FORMAT_VERSION, "backbone": {"type": "directory"}, "heads": {}}
             manifest["dimension"] = read_model_files(backbone).dim
-        elif backbone != source:  # heads on the packaged MiniLM: copy the heads beside it
-            shutil.copytree(source / "heads", tmp / "heads", dirs_exist_ok=True)
+        elif backbone != source:  # heads (and task branches) on the packaged MiniLM: copy them beside it
+            for part in ("heads", "branches"):
+                if (source / part).is_dir():
+                    shutil.copytree(source / part, tmp / part, dirs_exist_ok=True)
         manifest = dict(manifest)
         manifest["backbone"] = {**manifest["backbone"], "type": "directory"}
         graphs = dict(manifest.get("graphs", {}))

@@ -188,3 +188,23 @@ def test_fit_puts_heads_on_branches(tiny_model_dir):
     ]
     with pytest.raises(InputError, match="branch share must be 'all' or 'task'"):
         fit(MultiTaskModel(str(tiny_model_dir)), {}, branch={"share": "every"})
+
+
+@pytest.mark.export
+def test_stmt_export_keeps_the_branches_of_a_model_on_the_packaged_backbone(backbone, tmp_path):
+    from st_multitask.runtime.export import export_model
+
+    model = MultiTaskModel(backbone).add_branch("b", 1)
+    model.add_head("mood", MLPHead(model.dim, ["neg", "pos"]), branch="b")
+    path = model.save(tmp_path / "m", backbone="reference")
+    out = export_model(path, tmp_path / "exported", "onnx")
+    graph = json.loads((out / "st_multitask.json").read_text())["graphs"]["onnx/fp32"]
+    assert (
+        set(graph["variants"]) == {"heads", "embed"}
+        and (out / "branches" / "b" / "model.safetensors").is_file()
+    )
+    ours, theirs = (
+        load(out, backend="onnx").predict_proba(TEXTS),
+        load(path, backend="torch").predict_proba(TEXTS),
+    )
+    assert max(np.abs(a["mood"] - b["mood"]).max() for a, b in zip(ours, theirs)) < 1e-4
