@@ -58,6 +58,7 @@ class OnnxRunner:
         self._session = self._open(path)
         self._variants: dict[str, Any] = {}
         self.input_names = [i.name for i in self._session.get_inputs()]
+        self._inputs = {id(self._session): set(self.input_names)}  # per session, read once
         self.output_names = [o.name for o in self._session.get_outputs()]
 
     def _open(self, path: Path) -> Any:
@@ -76,13 +77,14 @@ class OnnxRunner:
         if variant not in self._variants:
             main = next(iter(self.record.get("files") or {}), None)
             root = self._path.parents[len(Path(main).parts) - 1] if main else self._path.parent.parent
-            self._variants[variant] = self._open(root / files[variant])
+            session = self._variants[variant] = self._open(root / files[variant])
+            self._inputs[id(session)] = {i.name for i in session.get_inputs()}
         return self._variants[variant]
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         names = list(outputs)
         session = self._session_for(names)
-        inputs = {i.name for i in session.get_inputs()}
+        inputs = self._inputs[id(session)]
         values = session.run(names, {k: v for k, v in feeds.items() if k in inputs})
         return {name: value.astype(np.float32, copy=False) for name, value in zip(names, values)}
 
