@@ -93,11 +93,12 @@ class MultiTaskModel(torch.nn.Module):
     def device(self) -> torch.device:
         return self.backbone.device
 
-    def add_branch(self, name: str, layers: int = 2) -> MultiTaskModel:
+    def add_branch(self, name: str, layers: int = 2, *, branch: Branch | None = None) -> MultiTaskModel:
         """Add a task branch ``name``: a trainable copy of the backbone's top ``layers`` layers.
 
         Heads added with ``branch=name`` read it instead of the backbone; training them fine-tunes
-        the branch and never the backbone, so :meth:`encode` stays the backbone's to the bit.
+        the branch and never the backbone, so :meth:`encode` stays the backbone's to the bit. ``branch``
+        attaches an existing branch (another model's, same backbone) instead of a fresh copy.
 
         >>> from st_multitask.heads import MLPHead
         >>> model = MultiTaskModel().add_branch("tasks", layers=2)
@@ -109,13 +110,24 @@ class MultiTaskModel(torch.nn.Module):
             raise InputError(f"Branch name {name!r} must be letters, digits, '-' or '_' (it names a folder).")
         if name in self._branches:
             raise InputError(f"A branch named {name!r} exists already.")
-        self._branches[name] = Branch.from_backbone(self.backbone, layers).train(self.training)
+        branch = (
+            branch.check_fits(self.backbone, name) if branch else Branch.from_backbone(self.backbone, layers)
+        )
+        self._branches[name] = branch.train(self.training)
         return self
 
     @property
     def branches(self) -> dict[str, Branch]:
         """The task branches by name (a copy of the mapping; the branches are live)."""
         return cast("dict[str, Branch]", dict(self._branches.items()))  # a ModuleDict of Branch
+
+    def remove_branch(self, name: str) -> Branch:
+        """Detach and return the branch ``name``; no head may read it."""
+        if name not in self._branches:
+            raise InputError(f"No branch named {name!r}. Branches: {', '.join(self._branches) or 'none'}.")
+        if readers := sorted(head for head, branch in self.branch_of.items() if branch == name):
+            raise InputError(f"Branch {name!r} is read by {', '.join(readers)}; remove_head() those first.")
+        return cast("Branch", self._branches.pop(name))
 
     def add_head(self, name: str, head: Head, branch: str | None = None) -> MultiTaskModel:
         """Attach ``head`` as task ``name``, reading the backbone or, with ``branch``, that task
@@ -161,9 +173,8 @@ class MultiTaskModel(torch.nn.Module):
         return cached[1]
 
     def pipeline(self) -> Pipeline:
-        """This model, as it is now, on the torch engine: the :class:`~st_multitask.pipeline.Pipeline`
-        every engine gives (``embed``, ``predict``, ``predict_proba``, ``predict_and_embed``, ...).
-        Its heads are this model's live heads, decoded from their current settings."""
+        """This model, as it is now (its live heads), on the torch engine: the
+        :class:`~st_multitask.pipeline.Pipeline` every engine gives (``embed``, ``predict``, ...)."""
         manifest = getattr(self, "_manifest", {})
         live = cast("Mapping[str, Head]", self._heads)  # the live ModuleDict of Head
         spec = EngineSpec("torch", "fp32", str(self.device))
@@ -230,15 +241,11 @@ class MultiTaskModel(torch.nn.Module):
         embedding: bool = True,
         trunk: Sequence[Mapping[int, Tensor]] | None = None,
     ) -> tuple[Features, list[str], list[list[tuple[int, int]]]]:
-        """One backbone pass over a batch: the features every head reads.
-
-        ``items`` are raw strings or pre-split word lists. Returns the features (with
-        ``piece_word`` (batch, seq) mapping word pieces to words), the texts, and each text's word
-        spans. The inputs are those the exported graph reads (:mod:`st_multitask.runtime.feeds`),
-        and the pass is :meth:`ModelGraph.features <st_multitask.runtime.torch_graph.ModelGraph.features>`
-        (a branch's heads read ``features["branches"][name]``). ``trunk`` holds, per item, the
-        trunk's states the branches read, so a training cache skips the trunk.
-        """
+        """One backbone pass over a batch (raw strings or pre-split word lists): the features every
+        head reads (``piece_word`` maps word pieces to words; a branch's heads read
+        ``features["branches"][name]``), the texts, and each text's word spans. The inputs are the
+        exported graph's (:mod:`st_multitask.runtime.feeds`); ``trunk`` holds, per item, the trunk's
+        states the branches read, so a training cache skips the trunk."""
         texts, spans = texts_and_spans(items)
         graph = self.graph()
         feeds, piece_word = build_feeds(graph.plan, self._text_tokenizer(), texts, spans)
@@ -259,13 +266,10 @@ class MultiTaskModel(torch.nn.Module):
         trunk: Sequence[Mapping[int, Tensor]] | None = None,
     ) -> tuple[dict[str, dict[str, Tensor]], Tensor]:
         """What each head of ``tasks`` reads, from one backbone pass over ``items`` (or, with
-        ``trunk``, from the trunk's states a training cache kept: ``TrunkCache``).
-
-        Returns ``({task: head.inputs(features)}, read)`` where ``read`` (batch, words) marks the
-        words inside the model window.
+        ``trunk``, from the trunk's states a training cache kept: ``TrunkCache``), as
+        ``({task: head.inputs(features)}, read)``; ``read`` (batch, words) marks the words the window read.
         """
-        context = torch.enable_grad() if grad else torch.no_grad()
-        with context:
+        with torch.enable_grad() if grad else torch.no_grad():
             features, _, _ = self.features(items, grad=grad, embedding=False, trunk=trunk)
             read = torch.from_numpy(words_read(features["piece_word"].cpu().numpy(), features["n_words"]))
             heads, graph = self.heads, self.graph()
@@ -293,8 +297,7 @@ class MultiTaskModel(torch.nn.Module):
     def record(self, **entries: Any) -> None:
         """Keep facts about how the model was made (``metrics``, ``test_metrics``, ``training``):
         :meth:`save` writes them into the manifest and the model card."""
-        unknown = [k for k in entries if k not in RECORD_KEYS]
-        if unknown:
+        if unknown := [k for k in entries if k not in RECORD_KEYS]:
             raise InputError(f"Unknown record {unknown[0]!r}. Valid: {', '.join(RECORD_KEYS)}.")
         self._manifest = {**getattr(self, "_manifest", {}), **entries}
 
@@ -372,8 +375,7 @@ class MultiTaskModel(torch.nn.Module):
         model = cls(backbone)
         model._backbone_source = str(path) if backbone_info["type"] == "directory" else DEFAULT_MODEL_NAME
         branches, branch_of = read_branches(path, manifest, model.backbone)
-        for name, branch in branches.items():
-            model._branches[name] = branch
+        model._branches.update(branches)
         for name, head in read_heads(path, manifest, model.dim).items():
             model.add_head(name, head, branch_of.get(name))
         model._manifest = manifest

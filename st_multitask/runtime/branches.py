@@ -124,6 +124,16 @@ class Branch(nn.Module):
         branch.requires_grad_(True)  # a copy of frozen layers is still a new, trainable part
         return branch.to(next(backbone.parameters()).device)
 
+    def check_fits(self, backbone: Any, name: str) -> Branch:
+        """This branch, if it copies the top layers of a backbone as deep as ``backbone``."""
+        top, depth = self.start + len(self.layers), len(encoder_layers(backbone))
+        if top != depth:
+            raise InputError(
+                f"Branch {name!r} copies layers {self.start}..{top - 1} of a backbone with {top} layers; "
+                f"this backbone has {depth}."
+            )
+        return self
+
     @property
     def depth(self) -> int:
         return len(self.layers)

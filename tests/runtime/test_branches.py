@@ -208,3 +208,31 @@ def test_stmt_export_keeps_the_branches_of_a_model_on_the_packaged_backbone(back
         load(path, backend="torch").predict_proba(TEXTS),
     )
     assert max(np.abs(a["mood"] - b["mood"]).max() for a, b in zip(ours, theirs)) < 1e-4
+
+
+def test_a_branch_of_another_model_carries_its_heads_outputs(tiny_model_dir):
+    """add_branch(branch=...) attaches a trained branch to another model on the same backbone, as the
+    quality report does to score several seeds in one backbone pass."""
+    trained = MultiTaskModel(str(tiny_model_dir)).add_branch("mood", 1)
+    trained.add_head("mood", MLPHead(trained.dim, ["neg", "pos"]), branch="mood")
+    fit(
+        trained,
+        {"mood": (MOOD, MOOD)},
+        epochs=1,
+        freeze=["backbone"],
+        batch_size=4,
+        learning_rate=1e-3,
+        seed=2,
+    )
+    other = MultiTaskModel(str(tiny_model_dir)).add_branch("seed1", branch=trained.branches["mood"])
+    other.add_head("mood1", trained.heads["mood"], branch="seed1")
+    ours, theirs = other.predict_proba(TEXTS, ["mood1"]), trained.predict_proba(TEXTS, ["mood"])
+    assert all(np.allclose(a["mood1"], b["mood"], atol=1e-6) for a, b in zip(ours, theirs))
+    with pytest.raises(InputError, match="read by mood1"):
+        other.remove_branch("seed1")
+    other.remove_head("mood1")
+    assert other.remove_branch("seed1") is trained.branches["mood"] and other.branches == {}
+    with pytest.raises(InputError, match="this backbone has"):
+        deeper = Branch.from_backbone(trained.backbone, 1)
+        deeper.start = 0
+        MultiTaskModel(str(tiny_model_dir)).add_branch("x", branch=deeper)
