@@ -8,6 +8,11 @@ word tags (NER, per word) equal torch's. Targets from the fast-inference issue: 
 same labels; int8 agrees on at least 98% of texts and each score is within 0.5 points of torch.
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks.backend_quality [--engines onnx:fp32,onnx:int8,openvino:int8]
+
+Another model (a candidate, e.g. one with task branches) is checked on the dev splits, so that no
+test split is read before it is chosen:
+
+    python -m benchmarks.backend_quality --model runs/select/sentiment-branch1 --split dev --tag branch1
 """
 
 from __future__ import annotations
@@ -21,15 +26,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmarks._common import store_result
 
 
-def test_sets() -> dict:
-    """The test data of each task of the default model, as benchmarks/quality.py reads it."""
+def test_sets(split: str = "test") -> dict:
+    """The data of each task of the default model, as benchmarks/quality.py reads it (test), or
+    the same sources' dev splits."""
     from st_multitask.corpora import load_bbc, load_conll2003, load_out_of_scope, load_vader
     from st_multitask.data import concatenate
 
     return {
-        "topic": concatenate([load_bbc("test"), load_out_of_scope("test")]),
-        "sentiment": concatenate([load_vader(d, "test") for d in ("tweets", "nyt", "movies")]),
-        "ner": load_conll2003("test"),
+        "topic": concatenate([load_bbc(split), load_out_of_scope(split)]),
+        "sentiment": concatenate([load_vader(d, split) for d in ("tweets", "nyt", "movies")]),
+        "ner": load_conll2003(split),
     }
 
 
@@ -41,17 +47,24 @@ def main() -> None:
     parser.add_argument(
         "--limit", type=int, default=None, help="only the first N items of each test set (a smoke run)"
     )
+    parser.add_argument(
+        "--model", default=None, help="a model directory (default: the bundled default model)"
+    )
+    parser.add_argument("--split", choices=("dev", "test"), default="test")
+    parser.add_argument("--tag", default=None, help="stored as backend_quality-<tag>.json")
     args = parser.parse_args()
 
     from st_multitask import MultiTaskModel, SentenceExamples, TokenExamples, load
     from st_multitask.evaluation import sentence_metrics, token_metrics
 
     engines = [tuple(e.split(":")) for e in args.engines.split(",")]
-    models = {"torch": MultiTaskModel.default()}
+    models = {"torch": MultiTaskModel.load(args.model) if args.model else MultiTaskModel.default()}
     for backend, precision in engines:
-        models[f"{backend} {precision}"] = load(backend=backend, precision=precision)
+        models[f"{backend} {precision}"] = load(args.model, backend=backend, precision=precision)
     rows = []
-    for task, data in test_sets().items():
+    for task, data in test_sets(args.split).items():
+        if task not in models["torch"].heads:
+            continue
         if args.limit is not None:
             data = (
                 TokenExamples(data.words[: args.limit], data.tags[: args.limit], data.source)
@@ -86,8 +99,11 @@ def main() -> None:
                 row["score_minus_torch"] = round(scores[name] - scores["torch"], 2)
             rows.append(row)
             print(row, flush=True)
-    path = store_result("backend_quality", {"rows": rows})
-    print("\n| task | engine | test score | vs torch | agreement with torch |\n|---|---|---|---|---|")
+    name = "backend_quality" + (f"-{args.tag}" if args.tag else "")
+    path = store_result(name, {"model": args.model or "default", "split": args.split, "rows": rows})
+    print(
+        f"\n| task | engine | {args.split} score | vs torch | agreement with torch |\n|---|---|---|---|---|"
+    )
     for row in rows:
         agreement = f"{100 * row['agreement']:.2f}%" if "agreement" in row else "-"
         delta = f"{row['score_minus_torch']:+.2f}" if "score_minus_torch" in row else "-"
