@@ -28,6 +28,10 @@ the passing branch variants of a task, the smallest K whose score is within 0.3 
 branch variant's is taken, and it replaces the frozen head only if it beats the frozen variant chosen
 above on the same dev score.
 
+On 2026-12-07 (2 loaded cores, one K = 1 epoch took 12 minutes) only K = 1 and 2 of sentiment
+were run, and no topic branch: that cut was made before any branch variant had finished, and the
+rule was applied to the variants that ran.
+
     python -m benchmarks.select_default                 # every variant
     python -m benchmarks.select_default --only sentiment-no-rt --reuse
 
