@@ -77,8 +77,12 @@ considerations: install data  ## docs/training-considerations.md from real runs 
 
 SEEDS ?= 0 1 2
 default-model: install data  ## retrain the bundled sentence heads, one run per seed in SEEDS (the first ships; NER is kept), then the quality report
-	for seed in $(SEEDS); do $(BIN)/stmt train --config examples/configs/default.yaml -o build/default-model-s$$seed --seed $$seed --set cache_dir=build/train-cache --overwrite --quiet || exit 1; done
-	$(BIN)/python -c "from st_multitask import MultiTaskModel as M; old = M.default(); new = M.load('build/default-model-s$(firstword $(SEEDS))'); new.add_head('ner', old.heads['ner']); new.record(metrics={**new._manifest['metrics'], 'ner': old._manifest['metrics']['ner']}); new.save('st_multitask/default_model', overwrite=True, backbone='reference')"
+	for seed in $(SEEDS); do \
+	  $(BIN)/stmt train --config examples/configs/default.yaml -o build/default-topic-s$$seed --seed $$seed --set cache_dir=build/train-cache --overwrite --quiet || exit 1; \
+	  $(BIN)/stmt train --config examples/configs/default-sentiment.yaml -o build/default-sentiment-s$$seed --seed $$seed --overwrite --quiet || exit 1; \
+	  $(BIN)/python -m benchmarks.default_model assemble --topic build/default-topic-s$$seed --sentiment build/default-sentiment-s$$seed -o build/default-model-s$$seed || exit 1; \
+	done
+	$(BIN)/python -m benchmarks.default_model ship build/default-model-s$(firstword $(SEEDS))
 	$(BIN)/python -m benchmarks.quality --models $(foreach seed,$(SEEDS),build/default-model-s$(seed))
 
 clean:
