@@ -62,10 +62,18 @@ def test_training_configs(config, tmp_path):
     assert (out / "st_multitask.json").is_file() and (out / "metrics.jsonl").is_file()
 
 
-@pytest.mark.parametrize("config", ["joint.yaml", "sequential.yaml", "frozen.yaml", "default.yaml"])
+@pytest.mark.parametrize(
+    "config", ["joint.yaml", "sequential.yaml", "frozen.yaml", "default.yaml", "default-sentiment.yaml"]
+)
 def test_config_settings_are_valid(config):
     from st_multitask import TrainingConfig
 
     settings = TrainingConfig.from_file(EXAMPLES / "configs" / config)
-    if config == "default.yaml":  # the bundled model keeps the backbone frozen
+    if config.startswith("default"):  # the bundled model keeps the backbone frozen (heads may ride a branch)
         assert settings.freeze == ["backbone"] and settings.cache_embeddings == "memory"
+    if config == "default-sentiment.yaml":  # the recipe builds: the head on its own one-layer branch
+        from st_multitask.recipe import load_recipe
+
+        model, tasks, _ = load_recipe(EXAMPLES / "configs" / config)
+        assert model.branch_of == {"sentiment": "sentiment"} and model.branches["sentiment"].depth == 1
+        assert [t.name for t in tasks] == ["sentiment"] and len(tasks[0].train) > 20_000
