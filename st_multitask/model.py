@@ -229,6 +229,7 @@ class MultiTaskModel(torch.nn.Module):
         grad: bool = False,
         embedding: bool = True,
         trunk: Sequence[Mapping[int, Tensor]] | None = None,
+        tasks: Sequence[str] | None = None,
     ) -> tuple[Features, list[str], list[list[tuple[int, int]]]]:
         """One backbone pass over a batch: the features every head reads.
 
@@ -237,10 +238,12 @@ class MultiTaskModel(torch.nn.Module):
         spans. The inputs are those the exported graph reads (:mod:`st_multitask.runtime.feeds`),
         and the pass is :meth:`ModelGraph.features <st_multitask.runtime.torch_graph.ModelGraph.features>`
         (a branch's heads read ``features["branches"][name]``). ``trunk`` holds, per item, the
-        trunk's states the branches read, so a training cache skips the trunk.
+        trunk's states the branches read, so a training cache skips the trunk. ``tasks`` limits
+        the pass to what those heads read (default: every head's).
         """
         texts, spans = texts_and_spans(items)
-        graph = self.graph()
+        heads = self.heads
+        graph = self.graph(None if tasks is None else {task: heads[task] for task in tasks})
         feeds, piece_word = build_feeds(graph.plan, self._text_tokenizer(), texts, spans)
         tensors = graph.tensors(feeds)
         states = None if trunk is None else pad_states(trunk, tensors["attention_mask"].shape[1])
@@ -266,9 +269,10 @@ class MultiTaskModel(torch.nn.Module):
         """
         context = torch.enable_grad() if grad else torch.no_grad()
         with context:
-            features, _, _ = self.features(items, grad=grad, embedding=False, trunk=trunk)
+            features, _, _ = self.features(items, grad=grad, embedding=False, trunk=trunk, tasks=tasks)
             read = torch.from_numpy(words_read(features["piece_word"].cpu().numpy(), features["n_words"]))
-            heads, graph = self.heads, self.graph()
+            heads = self.heads
+            graph = self.graph({task: heads[task] for task in tasks})
             inputs = {task: heads[task].inputs(graph.features_of(task, features)) for task in tasks}
         return inputs, read
 
