@@ -45,6 +45,7 @@ BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
         ["--datasets", "vader", "--sizes", "0,2", "--seeds", "0", "--limit", "20"]
         + ["--max-steps", "3", "--split", "dev", "--systems", "ours,frozen_lr"],
     ),
+    "few_shot_ner": (False, ["--sizes", "10", "--seeds", "0", "--limit", "20", "--steps", "3"]),
     "fuzz_atheris": (True, ["--seconds", "10"]),
     "gpu_speed": (False, ["--n", "256", "--cpu-n", "64", "--repeats", "1", "--batch-sizes", "32"]),
     "head_sweep": (False, []),
