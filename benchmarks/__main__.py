@@ -40,6 +40,12 @@ BENCHMARKS: dict[str, tuple[bool, list[str]]] = {
     "embed_rss": (True, ["--sizes", "200,2000"]),
     "embed_speed": (True, ["--n", "256", "--rounds", "1", "--warmup", "16"]),
     "finetune": (False, ["--limit", "64", "--epochs", "1"]),
+    "few_shot": (
+        False,
+        ["--datasets", "vader", "--sizes", "0,2", "--seeds", "0", "--limit", "20"]
+        + ["--max-steps", "3", "--split", "dev", "--systems", "ours,frozen_lr"],
+    ),
+    "few_shot_ner": (False, ["--sizes", "10", "--seeds", "0", "--limit", "20", "--steps", "3"]),
     "fuzz_atheris": (True, ["--seconds", "10"]),
     "gpu_speed": (False, ["--n", "256", "--cpu-n", "64", "--repeats", "1", "--batch-sizes", "32"]),
     "head_sweep": (False, []),

@@ -5,8 +5,10 @@ format), checks the labels, carves a dev split and picks a recipe from the data'
 
 - ``zero_shot``: no labelled example (a file of texts, and ``labels``): label prototypes, refitted
   on the file's texts by self-training (:mod:`st_multitask.zero_shot`);
-- ``few_shot``: fewer than :data:`FULL_FROM` examples of some label: a linear head on the frozen
-  backbone's embeddings;
+- ``few_shot``: fewer than :data:`FULL_FROM` examples of some label: SetFit-style training on a
+  task branch (contrastive pairs fine-tune a copy of the top layers, then a linear head started
+  from the zero-shot prototypes: :mod:`st_multitask.training.few_shot`); the embeddings stay
+  bit-identical;
 - ``full``: an MLP head on the frozen backbone's embeddings.
 
 :func:`train_from_data` trains it into a base model (the bundled default model or any saved one,
@@ -55,12 +57,8 @@ DEV_FROM = 5  # examples of every label needed to carve a dev split (one at leas
 FULL_FROM = 32  # examples of every label from which the head is an MLP rather than linear
 CALIBRATE_FROM = 20  # dev texts needed to fit a temperature (fewer, all right, would drive it to its floor)
 Mode = Literal["zero_shot", "few_shot", "full"]
-HEADS: dict[str, dict[str, Any]] = {
-    "few_shot": {"kind": "mlp", "hidden": [], "dropout": 0.0},
-    "full": {"kind": "mlp", "hidden": [256]},
-}
+HEADS: dict[str, dict[str, Any]] = {"full": {"kind": "mlp", "hidden": [256]}}
 TRAINING: dict[str, dict[str, Any]] = {
-    "few_shot": {"epochs": 30, "batch_size": 16, "head_learning_rate": 0.01},
     "full": {"epochs": 10, "batch_size": 32, "head_learning_rate": 0.001},
 }
 
@@ -94,6 +92,15 @@ class DataPlan:
         the other heads of a base model are not in it."""
         if self.mode == "zero_shot":
             return {"zero_shot": {"task": self.task, "labels": self.names, "self_training": bool(self.texts)}}
+        if self.mode == "few_shot":
+            from .training.few_shot import FewShotConfig
+
+            settings = {k: v for k, v in FewShotConfig(seed=self.seed).to_dict().items() if v is not None}
+            return {
+                "model": {"backbone": base},
+                "few_shot": {"task": self.task, "train": self.source, "labels": self.names, **settings},
+                "training": {"calibrate": self.calibrates},
+            }
         task: dict[str, Any] = {
             "head": HEADS[self.mode],
             "train": self.source,
@@ -232,6 +239,8 @@ def train_from_data(
     model = MultiTaskModel.default(device) if base is None else MultiTaskModel.load(base, device)
     if plan.mode == "zero_shot":
         return _zero_shot(model, plan, out, overwrite)
+    if plan.mode == "few_shot":
+        return _few_shot(model, plan, out, overwrite)
     from .heads import MLPHead
     from .training import Trainer
     from .training.config import TaskData, TrainingConfig
@@ -246,6 +255,35 @@ def train_from_data(
     trainer = Trainer(model, config, output_dir=out, overwrite=overwrite, progress=progress)
     result = trainer.fit([TaskData(plan.task, plan.train, plan.dev)])
     return model, result.metrics.get(plan.task, {})
+
+
+def _few_shot(
+    model: MultiTaskModel, plan: DataPlan, out: Path, overwrite: bool
+) -> tuple[MultiTaskModel, dict[str, Any]]:
+    from .evaluation import evaluate_task
+    from .training.few_shot import FewShotConfig, train_few_shot
+
+    config = FewShotConfig(seed=plan.seed)
+    result = train_few_shot(model, plan.task, plan.labels, plan.train, config)
+    metrics: dict[str, Any] = dict(result.metrics)
+    if plan.dev is not None:
+        if plan.calibrates:
+            metrics.update(model.calibrate({plan.task: plan.dev})[plan.task])
+        metrics.update(evaluate_task(model, plan.task, plan.dev))
+    model.record(
+        metrics={**getattr(model, "_manifest", {}).get("metrics", {}), plan.task: metrics},
+        training={
+            "config": {"mode": "few_shot", **config.to_dict()},
+            "steps": result.steps,
+            "pairs": result.pairs,
+            "seconds": result.seconds,
+            "data": {plan.task: {"train": plan.source, "dev": plan.dev_note}},
+        },
+    )
+    backbone = "reference" if model.has_packaged_backbone() else "copy"
+    empty = out.is_dir() and not any(out.iterdir())
+    model.save(out, overwrite=overwrite or empty, backbone=backbone)
+    return model, metrics
 
 
 def _zero_shot(

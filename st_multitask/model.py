@@ -240,14 +240,16 @@ class MultiTaskModel(torch.nn.Module):
         grad: bool = False,
         embedding: bool = True,
         trunk: Sequence[Mapping[int, Tensor]] | None = None,
+        tasks: Sequence[str] | None = None,
     ) -> tuple[Features, list[str], list[list[tuple[int, int]]]]:
         """One backbone pass over a batch (raw strings or pre-split word lists): the features every
         head reads (``piece_word`` maps word pieces to words; a branch's heads read
         ``features["branches"][name]``), the texts, and each text's word spans. The inputs are the
         exported graph's (:mod:`st_multitask.runtime.feeds`); ``trunk`` holds, per item, the trunk's
-        states the branches read, so a training cache skips the trunk."""
+        states the branches read, so a training cache skips the trunk; ``tasks`` limits the pass to
+        what those heads read (default: every head's)."""
         texts, spans = texts_and_spans(items)
-        graph = self.graph()
+        graph = self.graph(None if tasks is None else {task: self.heads[task] for task in tasks})
         feeds, piece_word = build_feeds(graph.plan, self._text_tokenizer(), texts, spans)
         tensors = graph.tensors(feeds)
         states = None if trunk is None else pad_states(trunk, tensors["attention_mask"].shape[1])
@@ -270,9 +272,9 @@ class MultiTaskModel(torch.nn.Module):
         ``({task: head.inputs(features)}, read)``; ``read`` (batch, words) marks the words the window read.
         """
         with torch.enable_grad() if grad else torch.no_grad():
-            features, _, _ = self.features(items, grad=grad, embedding=False, trunk=trunk)
+            features, _, _ = self.features(items, grad=grad, embedding=False, trunk=trunk, tasks=tasks)
             read = torch.from_numpy(words_read(features["piece_word"].cpu().numpy(), features["n_words"]))
-            heads, graph = self.heads, self.graph()
+            heads, graph = self.heads, self.graph({task: self.heads[task] for task in tasks})
             inputs = {task: heads[task].inputs(graph.features_of(task, features)) for task in tasks}
         return inputs, read
 

@@ -25,7 +25,8 @@ def test_modes_and_dev_split():
     tiny = plan_from_data(frame({"a": 3, "b": 8}))
     assert tiny.dev is None and "'a' has 3 examples" in tiny.dev_note and len(tiny.train) == 11
     ordered = plan_from_data(frame({"a": 5, "b": 5}), labels="b,a")
-    assert ordered.names == ["b", "a"] and ordered.recipe()["tasks"]["label"]["labels"] == ["b", "a"]
+    assert ordered.names == ["b", "a"] and ordered.recipe()["few_shot"]["labels"] == ["b", "a"]
+    assert few.recipe()["few_shot"]["layers"] == 2 and few.recipe()["few_shot"]["task"] == "t"
 
 
 def test_texts_only_is_zero_shot(write):

@@ -269,6 +269,52 @@ def test_train_from_data_keeps_the_old_heads(run, base_model, tmp_path):
     assert "mood" in (out / "README.md").read_text(encoding="utf-8")
 
 
+def test_train_from_data_few_shot_trains_a_branch(run, base_model, write, tmp_path):
+    import numpy as np
+
+    from st_multitask import MultiTaskModel, load
+
+    happy = [
+        "What a lovely day!",
+        "I adore this.",
+        "Best meal ever.",
+        "So much fun.",
+        "Great news!",
+        "I love it.",
+    ]
+    sad = [
+        "I lost my keys.",
+        "This is awful.",
+        "Worst trip ever.",
+        "I hate Mondays.",
+        "Terrible news.",
+        "So boring.",
+    ]
+    rows = "".join(f"{t},happy\n" for t in happy) + "".join(f"{t},sad\n" for t in sad)
+    out = tmp_path / "out"
+    result = run(
+        "train",
+        "--data",
+        write("mood.csv", "text,label\n" + rows),
+        "--task",
+        "mood",
+        "--model",
+        base_model,
+        "-o",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    assert "few-shot head 'mood' (happy, sad) from 9 training texts" in result.stderr
+    assert "few_shot:\n  task: mood" in result.stdout and "pair_strategy: oversampling" in result.stdout
+    base, after = MultiTaskModel.load(base_model), MultiTaskModel.load(out)
+    assert after.branch_of == {"mood": "mood"} and list(after.heads) == ["old", "mood"]
+    texts = ["A joy from start to finish.", "Dull and far too long."]
+    assert np.array_equal(after.encode(texts), base.encode(texts))  # the embeddings did not move
+    fast = load(out, backend="onnx")  # the exported graph holds the branch and both heads
+    for e, g in zip(after.predict_proba(texts), fast.predict_proba(texts)):
+        assert all(np.abs(e[t] - g[t]).max() <= 1e-4 for t in ("old", "mood"))
+
+
 def test_train_from_data_bad_input(run, base_model, write, tmp_path):
     out = str(tmp_path / "o")
     one = write("one.csv", "text,label\na,pos\nb,pos\n")
