@@ -80,9 +80,9 @@ default-model: install data  ## retrain the bundled sentence heads, one run per 
 	for seed in $(SEEDS); do \
 	  $(BIN)/stmt train --config examples/configs/default.yaml -o build/default-topic-s$$seed --seed $$seed --set cache_dir=build/train-cache --overwrite --quiet || exit 1; \
 	  $(BIN)/stmt train --config examples/configs/default-sentiment.yaml -o build/default-sentiment-s$$seed --seed $$seed --overwrite --quiet || exit 1; \
-	  $(BIN)/python -m benchmarks.default_model assemble --topic build/default-topic-s$$seed --sentiment build/default-sentiment-s$$seed -o build/default-model-s$$seed || exit 1; \
+	  $(BIN)/python -m benchmarks._default_model assemble --topic build/default-topic-s$$seed --sentiment build/default-sentiment-s$$seed -o build/default-model-s$$seed || exit 1; \
 	done
-	$(BIN)/python -m benchmarks.default_model ship build/default-model-s$(firstword $(SEEDS))
+	$(BIN)/python -m benchmarks._default_model ship build/default-model-s$(firstword $(SEEDS))
 	$(BIN)/python -m benchmarks.quality --models $(foreach seed,$(SEEDS),build/default-model-s$(seed))
 
 clean:

@@ -1,10 +1,10 @@
-"""benchmarks/default_model.py: one seed's topic run and sentiment-branch run become one model."""
+"""benchmarks/_default_model.py: one seed's topic run and sentiment-branch run become one model."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.default_model import assemble
+from benchmarks._default_model import assemble
 from st_multitask import MultiTaskModel, fit
 from st_multitask.data import SentenceExamples
 from st_multitask.heads import MLPHead

@@ -6,9 +6,9 @@ replaced) and ``examples/configs/default-sentiment.yaml`` (the sentiment head on
 ``ship`` adds the shipped NER head (not retrained) and writes the first seed's model into the
 package, with the backbone referenced, not copied.
 
-    python -m benchmarks.default_model assemble --topic build/default-topic-s0 \\
+    python -m benchmarks._default_model assemble --topic build/default-topic-s0 \\
         --sentiment build/default-sentiment-s0 -o build/default-model-s0
-    python -m benchmarks.default_model ship build/default-model-s0
+    python -m benchmarks._default_model ship build/default-model-s0
 """
 
 from __future__ import annotations
