@@ -71,9 +71,12 @@ def test_config_settings_are_valid(config):
     settings = TrainingConfig.from_file(EXAMPLES / "configs" / config)
     if config.startswith("default"):  # the bundled model keeps the backbone frozen (heads may ride a branch)
         assert settings.freeze == ["backbone"] and settings.cache_embeddings == "memory"
-    if config == "default-sentiment.yaml":  # the recipe builds: the head on its own one-layer branch
-        from st_multitask.recipe import load_recipe
 
-        model, tasks, _ = load_recipe(EXAMPLES / "configs" / config)
-        assert model.branch_of == {"sentiment": "sentiment"} and model.branches["sentiment"].depth == 1
-        assert [t.name for t in tasks] == ["sentiment"] and len(tasks[0].train) > 20_000
+
+@pytest.mark.data
+def test_the_default_sentiment_recipe_builds_its_one_layer_branch():
+    from st_multitask.recipe import load_recipe
+
+    model, tasks, _ = load_recipe(EXAMPLES / "configs" / "default-sentiment.yaml")
+    assert model.branch_of == {"sentiment": "sentiment"} and model.branches["sentiment"].depth == 1
+    assert [t.name for t in tasks] == ["sentiment"] and len(tasks[0].train) > 20_000
